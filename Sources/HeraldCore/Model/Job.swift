@@ -1,0 +1,58 @@
+public import Foundation
+
+/// A unit of durable work. Jobs live in the `jobs` table until a worker completes them; a worker that claims a job
+/// holds a lease, and a job whose lease expires (its worker crashed) is claimed again. Delivery is therefore
+/// at least once: handlers must tolerate running twice.
+public struct Job: Sendable, Hashable {
+    /// Monotonic id, assigned by the database.
+    public var id: Int64
+    public var environmentId: String?
+    /// What handler runs it (`trigger`, `deliver`, `resume`, …).
+    public var kind: String
+    /// Handler input, JSON.
+    public var payload: String
+    /// The transaction it belongs to, so that cancelling a transaction can remove its pending jobs.
+    public var transactionId: String?
+    /// When it is due (while leased: when the lease expires).
+    public var runAt: Date
+    /// How many times it has been claimed, this claim included.
+    public var attempts: Int
+    /// Proof of the current lease: completing or rescheduling with a stale token does nothing.
+    public var leaseToken: String?
+    public var lastError: String?
+    public var createdAt: Date
+
+    public init(
+        id: Int64, environmentId: String?, kind: String, payload: String, transactionId: String?, runAt: Date, attempts: Int,
+        leaseToken: String?, lastError: String?, createdAt: Date
+    ) {
+        self.id = id
+        self.environmentId = environmentId
+        self.kind = kind
+        self.payload = payload
+        self.transactionId = transactionId
+        self.runAt = runAt
+        self.attempts = attempts
+        self.leaseToken = leaseToken
+        self.lastError = lastError
+        self.createdAt = createdAt
+    }
+}
+
+/// A job to enqueue.
+public struct NewJob: Sendable, Hashable {
+    public var environmentId: String?
+    public var kind: String
+    public var payload: String
+    public var transactionId: String?
+    /// When it becomes due; nil means now.
+    public var runAt: Date?
+
+    public init(environmentId: String? = nil, kind: String, payload: String, transactionId: String? = nil, runAt: Date? = nil) {
+        self.environmentId = environmentId
+        self.kind = kind
+        self.payload = payload
+        self.transactionId = transactionId
+        self.runAt = runAt
+    }
+}

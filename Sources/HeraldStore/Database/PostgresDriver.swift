@@ -1,0 +1,126 @@
+import HeraldCore
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import PostgresKit
+import PostgresNIO
+import SQLKit
+import ServiceLifecycle
+
+/// PostgreSQL through PostgresNIO's connection pool. Any number of Herald processes may share one database:
+/// the queue claims with `FOR UPDATE SKIP LOCKED`, and enqueues `NOTIFY herald_jobs` so that idle workers of every
+/// process wake up at once.
+final class PostgresDriver: DatabaseDriver {
+    let dialect = SQLDialectKind.postgres
+    private let client: PostgresClient
+    private let logger: Logger
+
+    /// The channel of `LISTEN/NOTIFY` wake-ups.
+    static let jobsChannel = "herald_jobs"
+
+    private init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// Checks that the server answers (one clear error if not), then creates the pool. The pool only works while
+    /// ``run(signal:)`` runs.
+    static func open(_ location: DatabaseURL.PostgresLocation, maxConnections: Int, logger: Logger) async throws -> PostgresDriver {
+        let tlsConfiguration = TLSConfiguration.makeClientConfiguration()
+        let (connectionTLS, clientTLS): (PostgresConnection.Configuration.TLS, PostgresClient.Configuration.TLS) =
+            switch location.sslMode {
+            case "disable": (.disable, .disable)
+            case "require": (.require(try NIOSSLContext(configuration: tlsConfiguration)), .require(tlsConfiguration))
+            default: (.prefer(try NIOSSLContext(configuration: tlsConfiguration)), .prefer(tlsConfiguration))
+            }
+        try await probe(location, tls: connectionTLS, logger: logger)
+        var configuration = PostgresClient.Configuration(
+            host: location.host, port: location.port, username: location.username, password: location.password?.revealed,
+            database: location.database, tls: clientTLS
+        )
+        configuration.options.maximumConnections = maxConnections
+        configuration.options.connectTimeout = .seconds(10)
+        return PostgresDriver(client: PostgresClient(configuration: configuration, backgroundLogger: logger), logger: logger)
+    }
+
+    /// Connects once so that an unreachable server, a bad password or a missing database is reported in one line
+    /// instead of surfacing later as a pool time-out.
+    private static func probe(_ location: DatabaseURL.PostgresLocation, tls: PostgresConnection.Configuration.TLS, logger: Logger) async throws {
+        let configuration = PostgresConnection.Configuration(
+            host: location.host, port: location.port, username: location.username, password: location.password?.revealed,
+            database: location.database, tls: tls
+        )
+        do {
+            let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+            try await connection.close()
+        } catch {
+            throw HeraldError(
+                .unavailable,
+                "cannot connect to PostgreSQL at \(location.host):\(location.port)/\(location.database): \(Self.explain(error))"
+            )
+        }
+    }
+
+    /// A one-line, secret-free explanation of a PostgresNIO error.
+    static func explain(_ error: any Error) -> String {
+        guard let error = error as? PSQLError else { return "\(error)" }
+        if let message = error.serverInfo?[.message] {
+            return message
+        }
+        if let underlying = error.underlying {
+            return "\(underlying)"
+        }
+        return "\(error.code)"
+    }
+
+    func withConnection<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await client.withConnection { connection in
+            try await body(connection.sql(queryLogLevel: .trace))
+        }
+    }
+
+    func withTransaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        do {
+            return try await client.withTransaction(logger: logger) { connection in
+                try await body(connection.sql(queryLogLevel: .trace))
+            }
+        } catch let error as PostgresTransactionError {
+            // Surface the caller's own error (a HeraldError, a conflict) rather than the wrapper.
+            if let closureError = error.closureError { throw closureError }
+            throw error
+        }
+    }
+
+    func run(signal: JobSignal) async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.client.run() }
+            group.addTask { await self.listen(signal: signal) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Forwards `NOTIFY herald_jobs` to `signal`, reconnecting after errors until cancelled or shut down.
+    private func listen(signal: JobSignal) async {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    try await self.client.withConnection { connection in
+                        let notifications = try await connection.listen(Self.jobsChannel)
+                        signal.signal()  // jobs may have been enqueued while no one listened
+                        for try await _ in notifications {
+                            signal.signal()
+                        }
+                    }
+                } catch {
+                    if Task.isCancelled { return }
+                    self.logger.warning("job wake-up listener lost its connection; retrying", metadata: ["error": "\(Self.explain(error))"])
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            }
+        }
+    }
+
+    func shutdown() async {}
+}

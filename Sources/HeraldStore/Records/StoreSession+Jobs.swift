@@ -1,0 +1,135 @@
+public import Foundation
+public import HeraldCore
+import PostgresNIO
+import SQLKit
+
+extension StoreSession {
+    private static let jobColumns = "id, environment_id, kind, payload, transaction_id, run_at, attempts, lease_token, last_error, created_at"
+
+    /// Enqueues jobs in the current session — inside a transaction, they commit or vanish with the domain rows
+    /// written beside them (the job row is the outbox). Returns their ids.
+    @discardableResult
+    public func enqueue(_ jobs: [NewJob]) async throws -> [Int64] {
+        guard !jobs.isEmpty else { return [] }
+        let now = nowMilliseconds
+        var ids: [Int64] = []
+        ids.reserveCapacity(jobs.count)
+        // Multi-row INSERTs in chunks keep the statement count (and round trips) low for large fan-outs.
+        for chunk in stride(from: 0, to: jobs.count, by: 200).map({ jobs[$0..<min($0 + 200, jobs.count)] }) {
+            let values = chunk.map { job -> SQLQueryString in
+                "(\(bind: job.environmentId), \(bind: job.kind), \(bind: job.payload), \(bind: job.transactionId), \(bind: job.runAt?.millisecondsSince1970 ?? now), 0, \(bind: now), \(bind: now))"
+            }
+            let rows = try await db.raw(
+                """
+                INSERT INTO jobs (environment_id, kind, payload, transaction_id, run_at, attempts, created_at, updated_at)
+                VALUES \(values.joined(separator: ", ")) RETURNING id
+                """
+            ).all()
+            ids.append(contentsOf: try rows.map { try $0.decode(column: "id", as: Int64.self) })
+        }
+        if dialect == .postgres {
+            try await db.raw("SELECT pg_notify(\(bind: PostgresDriver.jobsChannel), '')").run()
+        }
+        enqueued?.set()
+        return ids.sorted()
+    }
+
+    /// Claims up to `limit` due jobs, oldest due first, leasing each for `lease`: until then no other worker can
+    /// claim it; after that it is due again (its worker is presumed dead). Each claim counts as an attempt.
+    ///
+    /// PostgreSQL skips rows other transactions are claiming (`FOR UPDATE SKIP LOCKED`), so concurrent workers
+    /// never receive the same job; SQLite serialises writers, which gives the same guarantee.
+    public func claimJobs(limit: Int, lease: Duration) async throws -> [Job] {
+        let now = nowMilliseconds
+        let leaseMilliseconds = Int64(lease.components.seconds * 1000 + lease.components.attoseconds / 1_000_000_000_000_000)
+        let token = ids.next()
+        let query: SQLQueryString =
+            switch dialect {
+            case .postgres:
+                """
+                WITH due AS (
+                    SELECT id FROM jobs WHERE run_at <= \(bind: now) ORDER BY run_at, id LIMIT \(bind: limit) FOR UPDATE SKIP LOCKED
+                )
+                UPDATE jobs SET run_at = \(bind: now + leaseMilliseconds), lease_token = \(bind: token), leased_at = \(bind: now),
+                    attempts = jobs.attempts + 1, updated_at = \(bind: now)
+                FROM due WHERE jobs.id = due.id
+                RETURNING jobs.id, jobs.environment_id, jobs.kind, jobs.payload, jobs.transaction_id, jobs.run_at, jobs.attempts,
+                    jobs.lease_token, jobs.last_error, jobs.created_at
+                """
+            case .sqlite:
+                """
+                UPDATE jobs SET run_at = \(bind: now + leaseMilliseconds), lease_token = \(bind: token), leased_at = \(bind: now),
+                    attempts = attempts + 1, updated_at = \(bind: now)
+                WHERE id IN (SELECT id FROM jobs WHERE run_at <= \(bind: now) ORDER BY run_at, id LIMIT \(bind: limit))
+                RETURNING \(unsafeRaw: Self.jobColumns)
+                """
+            }
+        return try await db.raw(query).all().map(Self.job(from:)).sorted { $0.id < $1.id }
+    }
+
+    /// Deletes finished jobs. A job whose lease was lost (claimed again by another worker) is left to that worker.
+    /// Returns how many were deleted.
+    @discardableResult
+    public func completeJobs(_ jobs: [Job]) async throws -> Int {
+        var deleted = 0
+        for job in jobs {
+            deleted += try await db.raw(
+                "DELETE FROM jobs WHERE id = \(bind: job.id) AND lease_token = \(bind: job.leaseToken) RETURNING id"
+            ).all().count
+        }
+        return deleted
+    }
+
+    /// Makes a claimed job due again at `runAt` (a retry, or a release on shutdown with `runAt` = now), recording
+    /// why. Returns false when the lease was lost meanwhile.
+    @discardableResult
+    public func rescheduleJob(_ job: Job, runAt: Date, error: String?) async throws -> Bool {
+        try await !db.raw(
+            """
+            UPDATE jobs SET run_at = \(bind: runAt.millisecondsSince1970), lease_token = NULL, leased_at = NULL,
+                last_error = \(bind: error), updated_at = \(bind: nowMilliseconds)
+            WHERE id = \(bind: job.id) AND lease_token = \(bind: job.leaseToken) RETURNING id
+            """
+        ).all().isEmpty
+    }
+
+    /// Deletes the pending jobs of a transaction (cancelling a trigger). Returns how many were removed.
+    @discardableResult
+    public func cancelJobs(environmentId: String, transactionId: String) async throws -> Int {
+        try await db.raw(
+            "DELETE FROM jobs WHERE environment_id = \(bind: environmentId) AND transaction_id = \(bind: transactionId) RETURNING id"
+        ).all().count
+    }
+
+    /// One job by id.
+    public func job(id: Int64) async throws -> Job? {
+        try await db.raw("SELECT \(unsafeRaw: Self.jobColumns) FROM jobs WHERE id = \(bind: id)").first().map(Self.job(from:))
+    }
+
+    /// Queue depth: jobs due now (ready), leased (running) and scheduled for later.
+    public func jobCounts() async throws -> (ready: Int, running: Int, scheduled: Int) {
+        let now = nowMilliseconds
+        let row = try await db.raw(
+            """
+            SELECT
+                COALESCE(SUM(CASE WHEN run_at <= \(bind: now) THEN 1 ELSE 0 END), 0) AS ready,
+                COALESCE(SUM(CASE WHEN run_at > \(bind: now) AND lease_token IS NOT NULL THEN 1 ELSE 0 END), 0) AS running,
+                COALESCE(SUM(CASE WHEN run_at > \(bind: now) AND lease_token IS NULL THEN 1 ELSE 0 END), 0) AS scheduled
+            FROM jobs
+            """
+        ).first()
+        return (
+            try row?.decode(column: "ready", as: Int.self) ?? 0, try row?.decode(column: "running", as: Int.self) ?? 0,
+            try row?.decode(column: "scheduled", as: Int.self) ?? 0
+        )
+    }
+
+    private static func job(from row: any SQLRow) throws -> Job {
+        Job(
+            id: try row.decode(column: "id", as: Int64.self), environmentId: try row.optional("environment_id"),
+            kind: try row.decode(column: "kind", as: String.self), payload: try row.decode(column: "payload", as: String.self),
+            transactionId: try row.optional("transaction_id"), runAt: try row.date("run_at"), attempts: try row.decode(column: "attempts", as: Int.self),
+            leaseToken: try row.optional("lease_token"), lastError: try row.optional("last_error"), createdAt: try row.date("created_at")
+        )
+    }
+}

@@ -1,0 +1,106 @@
+public import Foundation
+public import HeraldCore
+import SQLKit
+
+extension StoreSession {
+    /// Creates a topic, or returns the existing one with that key (renaming it when `name` is given). Returns the
+    /// topic and whether it was created.
+    public func upsertTopic(environmentId: String, key: String, name: String?) async throws -> (topic: Topic, created: Bool) {
+        guard Topic.isValidKey(key) else {
+            throw HeraldError.invalidInput("topic keys are 1–256 characters of a-z A-Z 0-9 - _ : . @ +", context: ["field": "key"])
+        }
+        let now = nowMilliseconds
+        let id = ids.next()
+        let inserted = try await db.raw(
+            """
+            INSERT INTO topics (id, environment_id, key, name, created_at, updated_at)
+            VALUES (\(bind: id), \(bind: environmentId), \(bind: key), \(bind: name), \(bind: now), \(bind: now))
+            ON CONFLICT (environment_id, key) DO NOTHING RETURNING id
+            """
+        ).all()
+        if inserted.isEmpty, let name {
+            try await db.raw(
+                "UPDATE topics SET name = \(bind: name), updated_at = \(bind: now) WHERE environment_id = \(bind: environmentId) AND key = \(bind: key)"
+            ).run()
+        }
+        guard let topic = try await topic(environmentId: environmentId, key: key) else {
+            throw HeraldError(.conflict, "topic '\(key)' was deleted while it was being created; retry")
+        }
+        return (topic, !inserted.isEmpty)
+    }
+
+    /// A topic by key.
+    public func topic(environmentId: String, key: String) async throws -> Topic? {
+        try await db.raw(
+            "SELECT id, environment_id, key, name, created_at, updated_at FROM topics WHERE environment_id = \(bind: environmentId) AND key = \(bind: key)"
+        ).first().map { row in
+            Topic(
+                id: try row.decode(column: "id", as: String.self), environmentId: try row.decode(column: "environment_id", as: String.self),
+                key: try row.decode(column: "key", as: String.self), name: try row.optional("name"), createdAt: try row.date("created_at"),
+                updatedAt: try row.date("updated_at")
+            )
+        }
+    }
+
+    /// Deletes a topic and its subscriptions; returns whether it existed.
+    @discardableResult
+    public func deleteTopic(environmentId: String, key: String) async throws -> Bool {
+        let rows = try await db.raw("DELETE FROM topics WHERE environment_id = \(bind: environmentId) AND key = \(bind: key) RETURNING id").all()
+        try await db.raw("DELETE FROM topic_subscriptions WHERE environment_id = \(bind: environmentId) AND topic_key = \(bind: key)").run()
+        return !rows.isEmpty
+    }
+
+    /// Subscribes subscribers (by the app's ids) to a topic; existing subscriptions are kept. Returns how many were
+    /// added.
+    @discardableResult
+    public func subscribe(environmentId: String, topicKey: String, subscriberIds: [String]) async throws -> Int {
+        let now = nowMilliseconds
+        var added = 0
+        for subscriberId in Set(subscriberIds) {
+            let rows = try await db.raw(
+                """
+                INSERT INTO topic_subscriptions (id, environment_id, topic_key, subscriber_id, created_at, updated_at)
+                VALUES (\(bind: ids.next()), \(bind: environmentId), \(bind: topicKey), \(bind: subscriberId), \(bind: now), \(bind: now))
+                ON CONFLICT (environment_id, topic_key, subscriber_id) DO NOTHING RETURNING id
+                """
+            ).all()
+            added += rows.count
+        }
+        return added
+    }
+
+    /// Removes subscriptions; returns how many existed.
+    @discardableResult
+    public func unsubscribe(environmentId: String, topicKey: String, subscriberIds: [String]) async throws -> Int {
+        guard !subscriberIds.isEmpty else { return 0 }
+        return try await db.raw(
+            """
+            DELETE FROM topic_subscriptions WHERE environment_id = \(bind: environmentId) AND topic_key = \(bind: topicKey)
+            AND subscriber_id IN (\(binds: subscriberIds)) RETURNING id
+            """
+        ).all().count
+    }
+
+    /// A page of a topic's subscriber ids in id order, after `after` (keyset pagination over the unique index, so
+    /// every page costs the same however large the topic).
+    public func topicMembers(environmentId: String, topicKey: String, after: String? = nil, limit: Int) async throws -> Page<String> {
+        var query = SQLQueryString(
+            "SELECT subscriber_id FROM topic_subscriptions WHERE environment_id = \(bind: environmentId) AND topic_key = \(bind: topicKey)"
+        )
+        if let after { query += " AND subscriber_id > \(bind: after)" }
+        query += " ORDER BY subscriber_id LIMIT \(bind: limit + 1)"
+        let ids = try await db.raw(query).all().map { try $0.decode(column: "subscriber_id", as: String.self) }
+        let items = Array(ids.prefix(limit))
+        return Page(items: items, nextCursor: ids.count > limit ? items.last : nil)
+    }
+
+    /// The topic keys a subscriber belongs to.
+    public func topicKeys(environmentId: String, subscriberId: String) async throws -> [String] {
+        try await db.raw(
+            """
+            SELECT topic_key FROM topic_subscriptions WHERE environment_id = \(bind: environmentId) AND subscriber_id = \(bind: subscriberId)
+            ORDER BY topic_key
+            """
+        ).all().map { try $0.decode(column: "topic_key", as: String.self) }
+    }
+}

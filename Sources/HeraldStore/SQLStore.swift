@@ -1,0 +1,118 @@
+public import HeraldCore
+public import Logging
+public import SQLKit
+public import ServiceLifecycle
+import Synchronization
+
+/// Herald's persistence: one implementation on SQLKit for SQLite and PostgreSQL.
+///
+/// Work happens in sessions: ``read(_:)`` for one connection, ``transaction(_:)`` for atomic writes (domain rows
+/// and the jobs they enqueue commit together). The store is a `Service`: while ``run()`` runs, PostgreSQL's pool
+/// and its `LISTEN` loop are alive; put it first in the `ServiceGroup` so that it stops last.
+public struct SQLStore: Sendable, Service {
+    let driver: any DatabaseDriver
+    /// Which SQL dialect the database speaks.
+    public let dialect: SQLDialectKind
+    /// Seals and opens integration credentials.
+    public let cipher: CredentialCipher
+    /// Source of every timestamp the store writes.
+    public let clock: any WallClock
+    /// Source of record ids.
+    public let ids: any IDGenerator
+    /// Wakes workers when jobs are enqueued.
+    public let jobSignal: JobSignal
+    let logger: Logger
+
+    /// Opens the database at `url`. Does not migrate: call ``migrator`` (or ``open(_:cipher:clock:ids:logger:maxConnections:)``
+    /// then `migrator.migrate()`).
+    ///
+    /// - Parameter maxConnections: PostgreSQL pool size (default 10); SQLite always uses one connection.
+    public static func open(
+        _ url: DatabaseURL, cipher: CredentialCipher, clock: any WallClock = SystemWallClock(), ids: any IDGenerator = ObjectIDGenerator(),
+        logger: Logger, maxConnections: Int = 10
+    ) async throws -> SQLStore {
+        let driver: any DatabaseDriver
+        switch url {
+        case .sqlite(let path, let synchronous):
+            driver = try await SQLiteDriver.open(path: path, synchronous: synchronous, logger: logger)
+        case .sqliteMemory:
+            driver = try await SQLiteDriver.open(path: nil, synchronous: .full, logger: logger)
+        case .postgres(let location):
+            driver = try await PostgresDriver.open(location, maxConnections: maxConnections, logger: logger)
+        }
+        return SQLStore(
+            driver: driver, dialect: driver.dialect, cipher: cipher, clock: clock, ids: ids, jobSignal: JobSignal(), logger: logger
+        )
+    }
+
+    /// The migration runner for this database with the migrations shipped in this binary.
+    public func migrator() throws -> Migrator {
+        Migrator(store: self, migrations: try Migration.bundled(for: dialect), logger: logger)
+    }
+
+    /// Runs `body` on one connection, outside a transaction.
+    public func read<T: Sendable>(_ body: @escaping @Sendable (StoreSession) async throws -> T) async throws -> T {
+        let session = makeSession
+        return try await driver.withConnection { db in try await body(session(db)) }
+    }
+
+    /// Runs `body` in a transaction: everything it writes commits together when it returns, or not at all when it
+    /// throws. Workers are woken after the commit if `body` enqueued jobs.
+    public func transaction<T: Sendable>(_ body: @escaping @Sendable (StoreSession) async throws -> T) async throws -> T {
+        let enqueued = EnqueueFlag()
+        let session = makeSession
+        let result = try await driver.withTransaction { db in try await body(session(db).flagging(enqueued)) }
+        if enqueued.isSet { jobSignal.signal() }
+        return result
+    }
+
+    private var makeSession: @Sendable (any SQLDatabase) -> StoreSession {
+        let dialect = self.dialect
+        let cipher = self.cipher
+        let clock = self.clock
+        let ids = self.ids
+        return { db in StoreSession(db: db, dialect: dialect, cipher: cipher, clock: clock, ids: ids, enqueued: nil) }
+    }
+
+    /// Keeps the connection pool and the job wake-up listener alive until graceful shutdown or cancellation.
+    public func run() async throws {
+        do {
+            try await driver.run(signal: jobSignal)
+        } catch is CancellationError {}
+        await driver.shutdown()
+    }
+
+    /// Closes the connections (when not running as a service).
+    public func shutdown() async {
+        await driver.shutdown()
+    }
+
+    /// Runs `body` with this store's background work running beside it — for commands and tests that use the store
+    /// outside a `ServiceGroup`. Shuts the store down afterwards.
+    public func withRunning<T: Sendable>(_ body: @escaping @Sendable (SQLStore) async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                try await self.run()
+                return nil
+            }
+            let result: T
+            do {
+                result = try await body(self)
+            } catch {
+                group.cancelAll()
+                await self.shutdown()
+                throw error
+            }
+            group.cancelAll()
+            await self.shutdown()
+            return result
+        }
+    }
+}
+
+/// Set when a transaction enqueues jobs, so that the store wakes workers after it commits.
+final class EnqueueFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
+}

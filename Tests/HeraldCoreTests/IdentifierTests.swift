@@ -1,0 +1,5 @@
+import HeraldCore
+import Testing
+
+@Test("placeholder core")
+func placeholderCore() { #expect(ObjectIDGenerator.isValid(ObjectIDGenerator().next())) }
