@@ -1,7 +1,7 @@
 public import Foundation
 public import HeraldCore
-public import SQLKit
 import PostgresNIO
+public import SQLKit
 import SQLiteNIO
 
 /// One connection's (or one transaction's) view of the store. Every domain operation is an extension of this type

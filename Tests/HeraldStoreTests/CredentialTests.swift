@@ -1,6 +1,7 @@
 import Foundation
 import HeraldCore
 import HeraldStore
+import HeraldTestSupport
 import SQLKit
 import Testing
 
@@ -45,7 +46,9 @@ struct CredentialTests {
             let environment = try await makeEnvironment(store)
             let created = try await makeIntegration(store, environmentId: environment.id, identifier: "apns-main")
             let raw = try #require(
-                try await store.read { try await $0.db.raw("SELECT credentials FROM integrations").first()?.decode(column: "credentials", as: String.self) }
+                try await store.read {
+                    try await $0.db.raw("SELECT credentials FROM integrations").first()?.decode(column: "credentials", as: String.self)
+                }
             )
             var object = try #require(try JSONValue.parse(raw).objectValue)
             var sealed = Array(try #require(object["secretKey"]?.stringValue))
@@ -95,7 +98,8 @@ struct CredentialTests {
                 #expect(error?.code == .configuration)
             }
             // The old key listed as previous during a rotation is accepted.
-            let rotating = try await SQLStore.open(url, cipher: CredentialCipher(current: .random(), previous: [store.cipher.current]), logger: testLogger)
+            let rotating = try await SQLStore.open(
+                url, cipher: CredentialCipher(current: .random(), previous: [store.cipher.current]), logger: testLogger)
             try await rotating.withRunning { try await $0.read { try await $0.verifyEncryptionKey() } }
         }
     }
@@ -119,7 +123,9 @@ struct CredentialTests {
         #expect(fromEnvironment.current.id == key.id)
 
         let postgres = try DatabaseURL(parsing: "postgres://u:p@localhost/db")
-        let missing = #expect(throws: HeraldError.self) { try EncryptionKeyLoader.load(for: postgres, environment: [:], logger: testLogger) }
+        let missing = #expect(throws: HeraldError.self) {
+            try EncryptionKeyLoader.load(for: postgres, environment: [:], logger: testLogger)
+        }
         #expect(missing?.message.contains("HERALD_ENCRYPTION_KEY is required") == true)
         let short = #expect(throws: HeraldError.self) {
             try EncryptionKeyLoader.load(for: postgres, environment: ["HERALD_ENCRYPTION_KEY": "c2hvcnQ="], logger: testLogger)

@@ -1,6 +1,7 @@
 import Foundation
 import HeraldCore
 import HeraldStore
+import HeraldTestSupport
 import SQLKit
 import Testing
 
@@ -61,7 +62,8 @@ struct EnvironmentTests {
             _ = try await store.transaction { try await $0.upsertSubscriber(environmentId: a.id, subscriberId: "u1", patch: .init()) }
             _ = try await store.transaction { try await $0.upsertTopic(environmentId: a.id, key: "news", name: nil) }
             let device = try await store.transaction {
-                try await $0.registerDevice(environmentId: a.id, DeviceRegistration(provider: "fcm", token: Secret("tok-1"), subscriberId: "u1"))
+                try await $0.registerDevice(
+                    environmentId: a.id, DeviceRegistration(provider: "fcm", token: Secret("tok-1"), subscriberId: "u1"))
             }
             try await store.read { session async throws in
                 #expect(try await session.subscriber(environmentId: b.id, subscriberId: "u1") == nil)

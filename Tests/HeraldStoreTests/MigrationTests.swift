@@ -1,6 +1,7 @@
 import Foundation
 import HeraldCore
 import HeraldStore
+import HeraldTestSupport
 import SQLKit
 import Testing
 
@@ -23,11 +24,14 @@ struct MigrationTests {
             #expect(try await store.readiness().ready)
             // Every table of the model exists and is empty.
             for table in [
-                "environments", "api_keys", "integrations", "subscribers", "subscriber_channels", "devices", "topics", "topic_subscriptions",
+                "environments", "api_keys", "integrations", "subscribers", "subscriber_channels", "devices", "topics",
+                "topic_subscriptions",
                 "device_topics", "events", "notifications", "messages", "pushes", "deliveries", "execution_details", "digests", "jobs",
                 "idempotency_keys",
             ] {
-                let count = try await store.read { try await $0.db.raw("SELECT COUNT(*) AS n FROM \(ident: table)").first()?.decode(column: "n", as: Int.self) }
+                let count = try await store.read {
+                    try await $0.db.raw("SELECT COUNT(*) AS n FROM \(ident: table)").first()?.decode(column: "n", as: Int.self)
+                }
                 #expect(count == 0, "table \(table)")
             }
         }
@@ -36,7 +40,10 @@ struct MigrationTests {
     @Test("a database newer than the binary is refused", arguments: Backend.available)
     func newerDatabaseRefused(backend: Backend) async throws {
         try await withStore(backend) { store, _ in
-            try await store.read { try await $0.db.raw("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (999, 'future', 'x', 0)").run() }
+            try await store.read {
+                try await $0.db.raw("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (999, 'future', 'x', 0)")
+                    .run()
+            }
             let error = await #expect(throws: HeraldError.self) { try await store.migrator().migrate() }
             #expect(error?.code == .schema)
             #expect(error?.message.contains("999") == true)

@@ -1,6 +1,7 @@
 import Foundation
 import HeraldCore
 import HeraldStore
+import HeraldTestSupport
 import SQLKit
 import Synchronization
 import Testing
@@ -23,7 +24,9 @@ struct QueueTests {
                 #expect(try await session.subscriber(environmentId: env.id, subscriberId: "ghost") == nil)
                 #expect(try await session.jobCounts().ready == 0)
             }
-            let ids = try await store.transaction { try await $0.enqueue([NewJob(kind: "deliver", payload: "{\"n\":1}"), NewJob(kind: "deliver", payload: "{\"n\":2}")]) }
+            let ids = try await store.transaction {
+                try await $0.enqueue([NewJob(kind: "deliver", payload: "{\"n\":1}"), NewJob(kind: "deliver", payload: "{\"n\":2}")])
+            }
             #expect(ids.count == 2)
             #expect(try await store.read { try await $0.jobCounts().ready } == 2)
         }
@@ -92,7 +95,9 @@ struct QueueTests {
         try await withStore(backend, clock: clock) { store, _ in
             try await store.transaction { try await $0.enqueue([NewJob(kind: "deliver", payload: "{}")]) }
             let job = try #require(try await store.transaction { try await $0.claimJobs(limit: 1, lease: .seconds(30)) }.first)
-            let rescheduled = try await store.transaction { try await $0.rescheduleJob(job, runAt: clock.now().addingTimeInterval(120), error: "HTTP 503") }
+            let rescheduled = try await store.transaction {
+                try await $0.rescheduleJob(job, runAt: clock.now().addingTimeInterval(120), error: "HTTP 503")
+            }
             #expect(rescheduled)
             clock.advance(by: .seconds(119))
             #expect(try await store.transaction { try await $0.claimJobs(limit: 1, lease: .seconds(30)) }.isEmpty)
@@ -112,7 +117,8 @@ struct QueueTests {
             let env = try await makeEnvironment(store)
             try await store.transaction { session async throws in
                 try await session.enqueue([
-                    NewJob(environmentId: env.id, kind: "resume", payload: "{}", transactionId: "tx-a", runAt: Date().addingTimeInterval(3600)),
+                    NewJob(
+                        environmentId: env.id, kind: "resume", payload: "{}", transactionId: "tx-a", runAt: Date().addingTimeInterval(3600)),
                     NewJob(environmentId: env.id, kind: "resume", payload: "{}", transactionId: "tx-a"),
                     NewJob(environmentId: env.id, kind: "resume", payload: "{}", transactionId: "tx-b"),
                 ])

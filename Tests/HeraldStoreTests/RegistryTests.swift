@@ -1,6 +1,7 @@
 import Foundation
 import HeraldCore
 import HeraldStore
+import HeraldTestSupport
 import SQLKit
 import Testing
 
@@ -13,7 +14,8 @@ struct RegistryTests {
             let (created, isNew) = try await store.transaction {
                 try await $0.upsertSubscriber(
                     environmentId: env.id, subscriberId: "user-1",
-                    patch: SubscriberProfilePatch(setting: SubscriberProfile(firstName: "Ann", lastName: "Lee", email: "ann@example.com", data: ["tier": "gold"]))
+                    patch: SubscriberProfilePatch(
+                        setting: SubscriberProfile(firstName: "Ann", lastName: "Lee", email: "ann@example.com", data: ["tier": "gold"]))
                 )
             }
             #expect(isNew)
@@ -21,18 +23,24 @@ struct RegistryTests {
             var patch = SubscriberProfilePatch()
             patch.lastName = .clear
             patch.phone = .set("+15550001")
-            let patched = try await store.transaction { [patch] in try await $0.patchSubscriber(environmentId: env.id, subscriberId: "user-1", patch: patch) }
+            let patched = try await store.transaction { [patch] in
+                try await $0.patchSubscriber(environmentId: env.id, subscriberId: "user-1", patch: patch)
+            }
             #expect(patched.profile.firstName == "Ann")
             #expect(patched.profile.lastName == nil)
             #expect(patched.profile.phone == "+15550001")
             let loaded = try await store.read { try await $0.subscriber(environmentId: env.id, subscriberId: "user-1") }
             #expect(loaded?.profile == patched.profile)
             #expect(loaded?.profile.data == ["tier": "gold"])
-            let again = try await store.transaction { try await $0.upsertSubscriber(environmentId: env.id, subscriberId: "user-1", patch: .init()) }
+            let again = try await store.transaction {
+                try await $0.upsertSubscriber(environmentId: env.id, subscriberId: "user-1", patch: .init())
+            }
             #expect(again.created == false)
             #expect(again.subscriber.id == created.id)
             let conflict = await #expect(throws: HeraldError.self) {
-                try await store.transaction { try await $0.upsertSubscriber(environmentId: env.id, subscriberId: "user-1", patch: .init(), failIfExists: true) }
+                try await store.transaction {
+                    try await $0.upsertSubscriber(environmentId: env.id, subscriberId: "user-1", patch: .init(), failIfExists: true)
+                }
             }
             #expect(conflict?.code == .conflict)
         }
@@ -43,7 +51,9 @@ struct RegistryTests {
         try await withStore(backend) { store, _ in
             let env = try await makeEnvironment(store)
             try await store.transaction { session async throws in
-                for index in 0..<25 { _ = try await session.upsertSubscriber(environmentId: env.id, subscriberId: "s\(index)", patch: .init()) }
+                for index in 0..<25 {
+                    _ = try await session.upsertSubscriber(environmentId: env.id, subscriberId: "s\(index)", patch: .init())
+                }
             }
             var seen: [String] = []
             var cursor: String? = nil
@@ -64,20 +74,24 @@ struct RegistryTests {
             let first = try await store.transaction {
                 try await $0.registerDevice(
                     environmentId: env.id,
-                    DeviceRegistration(provider: "fcm", token: Secret("shared-phone-token"), platform: "android", subscriberId: "alice", topics: ["alice-news"], meta: ["v": "1"])
+                    DeviceRegistration(
+                        provider: "fcm", token: Secret("shared-phone-token"), platform: "android", subscriberId: "alice",
+                        topics: ["alice-news"], meta: ["v": "1"])
                 )
             }
             #expect(first.topics == ["alice-news"])
             // Same subscriber again without topics: kept.
             let same = try await store.transaction {
-                try await $0.registerDevice(environmentId: env.id, DeviceRegistration(provider: "fcm", token: Secret("shared-phone-token"), subscriberId: "alice"))
+                try await $0.registerDevice(
+                    environmentId: env.id, DeviceRegistration(provider: "fcm", token: Secret("shared-phone-token"), subscriberId: "alice"))
             }
             #expect(same.id == first.id)
             #expect(same.topics == ["alice-news"])
             #expect(same.meta == ["v": "1"])
             // Another subscriber: moved, previous owner's attachments cleared.
             let moved = try await store.transaction {
-                try await $0.registerDevice(environmentId: env.id, DeviceRegistration(provider: "fcm", token: Secret("shared-phone-token"), subscriberId: "bob"))
+                try await $0.registerDevice(
+                    environmentId: env.id, DeviceRegistration(provider: "fcm", token: Secret("shared-phone-token"), subscriberId: "bob"))
             }
             #expect(moved.id == first.id)
             #expect(moved.subscriberId == "bob")
@@ -91,10 +105,13 @@ struct RegistryTests {
             }
             // The same token under another provider is a different device.
             let apns = try await store.transaction {
-                try await $0.registerDevice(environmentId: env.id, DeviceRegistration(provider: "apns", token: Secret("shared-phone-token"), subscriberId: "bob"))
+                try await $0.registerDevice(
+                    environmentId: env.id, DeviceRegistration(provider: "apns", token: Secret("shared-phone-token"), subscriberId: "bob"))
             }
             #expect(apns.id != first.id)
-            let count = try await store.read { try await $0.db.raw("SELECT COUNT(*) AS n FROM devices").first()?.decode(column: "n", as: Int.self) }
+            let count = try await store.read {
+                try await $0.db.raw("SELECT COUNT(*) AS n FROM devices").first()?.decode(column: "n", as: Int.self)
+            }
             #expect(count == 2)
         }
     }
@@ -105,7 +122,8 @@ struct RegistryTests {
             let env = try await makeEnvironment(store)
             try await store.transaction { session async throws in
                 _ = try await session.upsertSubscriber(environmentId: env.id, subscriberId: "carol", patch: .init())
-                _ = try await session.registerDevice(environmentId: env.id, DeviceRegistration(provider: "fcm", token: Secret("t-carol"), subscriberId: "carol"))
+                _ = try await session.registerDevice(
+                    environmentId: env.id, DeviceRegistration(provider: "fcm", token: Secret("t-carol"), subscriberId: "carol"))
                 _ = try await session.upsertTopic(environmentId: env.id, key: "news", name: "News")
                 try await session.subscribe(environmentId: env.id, topicKey: "news", subscriberIds: ["carol"])
             }
@@ -131,14 +149,19 @@ struct RegistryTests {
             var cursor: String? = nil
             var pages = 0
             repeat {
-                let page = try await store.read { [cursor] in try await $0.topicMembers(environmentId: env.id, topicKey: "all-users", after: cursor, limit: 100) }
+                let page = try await store.read { [cursor] in
+                    try await $0.topicMembers(environmentId: env.id, topicKey: "all-users", after: cursor, limit: 100)
+                }
                 seen += page.items
                 cursor = page.nextCursor
                 pages += 1
             } while cursor != nil
             #expect(seen == members)
             #expect(pages == 3)
-            #expect(try await store.transaction { try await $0.unsubscribe(environmentId: env.id, topicKey: "all-users", subscriberIds: ["member-0000", "nobody"]) } == 1)
+            #expect(
+                try await store.transaction {
+                    try await $0.unsubscribe(environmentId: env.id, topicKey: "all-users", subscriberIds: ["member-0000", "nobody"])
+                } == 1)
             #expect(try await store.read { try await $0.topicKeys(environmentId: env.id, subscriberId: "member-0001") } == ["all-users"])
         }
     }

@@ -1,4 +1,5 @@
 public import Foundation
+import Synchronization
 
 /// Where time comes from. Injected everywhere a timestamp is written or a deadline computed, so that tests can
 /// move time by hand instead of sleeping.
@@ -28,8 +29,6 @@ extension Date {
         self.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
     }
 }
-
-import Synchronization
 
 /// A clock that moves only when told to: for tests and simulations.
 public final class ManualWallClock: WallClock {

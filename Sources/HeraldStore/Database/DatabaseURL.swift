@@ -54,7 +54,8 @@ public enum DatabaseURL: Sendable, Hashable, CustomStringConvertible {
                     let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
                     guard parts.count == 2, parts[0] == "synchronous", let value = SQLiteSynchronous(rawValue: parts[1].lowercased())
                     else {
-                        throw HeraldError(.configuration, "unsupported SQLite URL option '\(parts[0])' (supported: synchronous=full|normal)")
+                        throw HeraldError(
+                            .configuration, "unsupported SQLite URL option '\(parts[0])' (supported: synchronous=full|normal)")
                     }
                     synchronous = value
                 }
@@ -79,7 +80,8 @@ public enum DatabaseURL: Sendable, Hashable, CustomStringConvertible {
             var sslMode = "prefer"
             for item in components.queryItems ?? [] {
                 guard item.name == "sslmode", let value = item.value, ["disable", "prefer", "require"].contains(value) else {
-                    throw HeraldError(.configuration, "unsupported PostgreSQL URL option '\(item.name)' (supported: sslmode=disable|prefer|require)")
+                    throw HeraldError(
+                        .configuration, "unsupported PostgreSQL URL option '\(item.name)' (supported: sslmode=disable|prefer|require)")
                 }
                 sslMode = value
             }
@@ -91,7 +93,8 @@ public enum DatabaseURL: Sendable, Hashable, CustomStringConvertible {
             )
             return
         }
-        throw HeraldError(.configuration, "unsupported database URL scheme; use sqlite://PATH, sqlite::memory: or postgres://user:pass@host:port/db")
+        throw HeraldError(
+            .configuration, "unsupported database URL scheme; use sqlite://PATH, sqlite::memory: or postgres://user:pass@host:port/db")
     }
 
     public var description: String {

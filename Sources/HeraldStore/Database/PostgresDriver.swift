@@ -14,13 +14,15 @@ import ServiceLifecycle
 final class PostgresDriver: DatabaseDriver {
     let dialect = SQLDialectKind.postgres
     private let client: PostgresClient
+    private let listenerConfiguration: PostgresConnection.Configuration
     private let logger: Logger
 
     /// The channel of `LISTEN/NOTIFY` wake-ups.
     static let jobsChannel = "herald_jobs"
 
-    private init(client: PostgresClient, logger: Logger) {
+    private init(client: PostgresClient, listenerConfiguration: PostgresConnection.Configuration, logger: Logger) {
         self.client = client
+        self.listenerConfiguration = listenerConfiguration
         self.logger = logger
     }
 
@@ -34,23 +36,28 @@ final class PostgresDriver: DatabaseDriver {
             case "require": (.require(try NIOSSLContext(configuration: tlsConfiguration)), .require(tlsConfiguration))
             default: (.prefer(try NIOSSLContext(configuration: tlsConfiguration)), .prefer(tlsConfiguration))
             }
-        try await probe(location, tls: connectionTLS, logger: logger)
+        let connectionConfiguration = PostgresConnection.Configuration(
+            host: location.host, port: location.port, username: location.username, password: location.password?.revealed,
+            database: location.database, tls: connectionTLS
+        )
+        try await probe(connectionConfiguration, location: location, logger: logger)
         var configuration = PostgresClient.Configuration(
             host: location.host, port: location.port, username: location.username, password: location.password?.revealed,
             database: location.database, tls: clientTLS
         )
         configuration.options.maximumConnections = maxConnections
         configuration.options.connectTimeout = .seconds(10)
-        return PostgresDriver(client: PostgresClient(configuration: configuration, backgroundLogger: logger), logger: logger)
+        return PostgresDriver(
+            client: PostgresClient(configuration: configuration, backgroundLogger: logger), listenerConfiguration: connectionConfiguration,
+            logger: logger
+        )
     }
 
     /// Connects once so that an unreachable server, a bad password or a missing database is reported in one line
     /// instead of surfacing later as a pool time-out.
-    private static func probe(_ location: DatabaseURL.PostgresLocation, tls: PostgresConnection.Configuration.TLS, logger: Logger) async throws {
-        let configuration = PostgresConnection.Configuration(
-            host: location.host, port: location.port, username: location.username, password: location.password?.revealed,
-            database: location.database, tls: tls
-        )
+    private static func probe(
+        _ configuration: PostgresConnection.Configuration, location: DatabaseURL.PostgresLocation, logger: Logger
+    ) async throws {
         do {
             let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
             try await connection.close()
@@ -101,18 +108,24 @@ final class PostgresDriver: DatabaseDriver {
         }
     }
 
-    /// Forwards `NOTIFY herald_jobs` to `signal`, reconnecting after errors until cancelled or shut down.
+    /// Forwards `NOTIFY herald_jobs` to `signal` over a dedicated connection (outside the pool, so it never takes
+    /// capacity from queries), reconnecting after errors until cancelled or shut down.
     private func listen(signal: JobSignal) async {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {
-                    try await self.client.withConnection { connection in
+                    let connection = try await PostgresConnection.connect(
+                        configuration: self.listenerConfiguration, id: 1, logger: self.logger)
+                    try await withTaskCancellationHandler {
                         let notifications = try await connection.listen(Self.jobsChannel)
                         signal.signal()  // jobs may have been enqueued while no one listened
                         for try await _ in notifications {
                             signal.signal()
                         }
+                    } onCancel: {
+                        connection.close()
                     }
+                    try? await connection.close()
                 } catch {
                     if Task.isCancelled { return }
                     self.logger.warning("job wake-up listener lost its connection; retrying", metadata: ["error": "\(Self.explain(error))"])

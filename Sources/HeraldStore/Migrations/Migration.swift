@@ -1,5 +1,5 @@
-public import Foundation
 import Crypto
+public import Foundation
 import HeraldCore
 import HeraldMigrations
 
@@ -44,7 +44,8 @@ public struct Migration: Sendable, Hashable {
         }
         migrations.sort { $0.version < $1.version }
         for (index, migration) in migrations.enumerated() where migration.version != index + 1 {
-            throw HeraldError(.schema, "migrations must be numbered 1, 2, 3, … without gaps; found \(migration.version) at position \(index + 1)")
+            throw HeraldError(
+                .schema, "migrations must be numbered 1, 2, 3, … without gaps; found \(migration.version) at position \(index + 1)")
         }
         return migrations
     }

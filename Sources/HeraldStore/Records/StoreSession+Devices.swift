@@ -12,7 +12,8 @@ extension StoreSession {
     public func registerDevice(environmentId: String, _ registration: DeviceRegistration) async throws -> Device {
         let token = registration.token.revealed
         guard !token.isEmpty, token.utf8.count <= DeviceRegistration.maxTokenLength else {
-            throw HeraldError.invalidInput("device tokens must be 1–\(DeviceRegistration.maxTokenLength) bytes", context: ["field": "token"])
+            throw HeraldError.invalidInput(
+                "device tokens must be 1–\(DeviceRegistration.maxTokenLength) bytes", context: ["field": "token"])
         }
         let now = nowMilliseconds
         let newId = ids.next()
@@ -132,8 +133,11 @@ extension StoreSession {
     private func deviceTopics(deviceIds: [String]) async throws -> [String: [String]] {
         guard !deviceIds.isEmpty else { return [:] }
         var result: [String: [String]] = [:]
-        for row in try await db.raw("SELECT device_id, topic FROM device_topics WHERE device_id IN (\(binds: deviceIds)) ORDER BY topic").all() {
-            result[try row.decode(column: "device_id", as: String.self), default: []].append(try row.decode(column: "topic", as: String.self))
+        for row in try await db.raw("SELECT device_id, topic FROM device_topics WHERE device_id IN (\(binds: deviceIds)) ORDER BY topic")
+            .all()
+        {
+            result[try row.decode(column: "device_id", as: String.self), default: []].append(
+                try row.decode(column: "topic", as: String.self))
         }
         return result
     }

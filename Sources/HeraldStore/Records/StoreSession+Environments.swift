@@ -16,7 +16,7 @@ extension StoreSession {
             try await db.raw(
                 "INSERT INTO environments (id, name, created_at) VALUES (\(bind: environment.id), \(bind: name), \(bind: nowMilliseconds))"
             ).run()
-        } catch where isUniqueViolation(error) {
+        } catch  where isUniqueViolation(error) {
             throw HeraldError.conflict("environment '\(name)' already exists", context: ["name": name])
         }
         return environment
@@ -33,7 +33,9 @@ extension StoreSession {
     }
 
     private static func environment(from row: any SQLRow) throws -> Environment {
-        Environment(id: try row.decode(column: "id", as: String.self), name: try row.decode(column: "name", as: String.self), createdAt: try row.date("created_at"))
+        Environment(
+            id: try row.decode(column: "id", as: String.self), name: try row.decode(column: "name", as: String.self),
+            createdAt: try row.date("created_at"))
     }
 
     /// On an empty database, creates the `development` environment with one API key: `providedKey` if given
@@ -70,7 +72,7 @@ extension StoreSession {
                 VALUES (\(bind: key.id), \(bind: environmentId), \(bind: APIKeyFormat.hash(secret)), \(bind: key.prefix), \(bind: nowMilliseconds))
                 """
             ).run()
-        } catch where isUniqueViolation(error) {
+        } catch  where isUniqueViolation(error) {
             throw HeraldError.conflict("this API key is already in use")
         }
         return (key, Secret(secret))
@@ -89,7 +91,9 @@ extension StoreSession {
     /// Revokes the key of `environmentId` whose id or prefix is `reference`. Throws `notFound`, or `conflict` when a
     /// prefix matches several keys.
     public func revokeAPIKey(environmentId: String, reference: String) async throws -> APIKey {
-        let matches = try await apiKeys(environmentId: environmentId).filter { ($0.id == reference || $0.prefix.hasPrefix(reference)) && $0.revokedAt == nil }
+        let matches = try await apiKeys(environmentId: environmentId).filter {
+            ($0.id == reference || $0.prefix.hasPrefix(reference)) && $0.revokedAt == nil
+        }
         guard !reference.isEmpty, let key = matches.first else {
             throw HeraldError.notFound("no active API key matches '\(reference)' in this environment")
         }

@@ -20,7 +20,7 @@ extension StoreSession {
                         \(bind: integration.updatedAt.millisecondsSince1970))
                 """
             ).run()
-        } catch where isUniqueViolation(error) {
+        } catch  where isUniqueViolation(error) {
             throw HeraldError.conflict(
                 "an integration with identifier '\(integration.identifier)' already exists", context: ["identifier": integration.identifier]
             )
@@ -56,7 +56,8 @@ extension StoreSession {
 
     /// The integrations of an environment, oldest first, optionally of one channel and only active ones.
     public func integrations(environmentId: String, channel: Channel? = nil, activeOnly: Bool = false) async throws -> [Integration] {
-        var query = SQLQueryString("SELECT \(unsafeRaw: Self.integrationColumns) FROM integrations WHERE environment_id = \(bind: environmentId)")
+        var query = SQLQueryString(
+            "SELECT \(unsafeRaw: Self.integrationColumns) FROM integrations WHERE environment_id = \(bind: environmentId)")
         if let channel { query += " AND channel = \(bind: channel.rawValue)" }
         if activeOnly { query += " AND active = \(bind: true)" }
         query += " ORDER BY id"
@@ -83,7 +84,8 @@ extension StoreSession {
             id: id, environmentId: environmentId, providerId: try row.decode(column: "provider_id", as: String.self), channel: channel,
             name: try row.decode(column: "name", as: String.self), identifier: try row.decode(column: "identifier", as: String.self),
             active: try row.decode(column: "active", as: Bool.self), primary: try row.decode(column: "is_primary", as: Bool.self),
-            credentials: try cipher.openAll(try row.decode(column: "credentials", as: String.self), environmentId: environmentId, integrationId: id),
+            credentials: try cipher.openAll(
+                try row.decode(column: "credentials", as: String.self), environmentId: environmentId, integrationId: id),
             conditions: try row.decode(column: "conditions", as: String.self),
             configurations: try row.decode(column: "configurations", as: String.self), createdAt: try row.date("created_at"),
             updatedAt: try row.date("updated_at")

@@ -4,7 +4,8 @@ import PostgresNIO
 import SQLKit
 
 extension StoreSession {
-    private static let jobColumns = "id, environment_id, kind, payload, transaction_id, run_at, attempts, lease_token, last_error, created_at"
+    private static let jobColumns =
+        "id, environment_id, kind, payload, transaction_id, run_at, attempts, lease_token, last_error, created_at"
 
     /// Enqueues jobs in the current session — inside a transaction, they commit or vanish with the domain rows
     /// written beside them (the job row is the outbox). Returns their ids.
@@ -128,7 +129,8 @@ extension StoreSession {
         Job(
             id: try row.decode(column: "id", as: Int64.self), environmentId: try row.optional("environment_id"),
             kind: try row.decode(column: "kind", as: String.self), payload: try row.decode(column: "payload", as: String.self),
-            transactionId: try row.optional("transaction_id"), runAt: try row.date("run_at"), attempts: try row.decode(column: "attempts", as: Int.self),
+            transactionId: try row.optional("transaction_id"), runAt: try row.date("run_at"),
+            attempts: try row.decode(column: "attempts", as: Int.self),
             leaseToken: try row.optional("lease_token"), lastError: try row.optional("last_error"), createdAt: try row.date("created_at")
         )
     }

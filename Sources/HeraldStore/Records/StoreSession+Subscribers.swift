@@ -15,7 +15,8 @@ extension StoreSession {
         environmentId: String, subscriberId: String, patch: SubscriberProfilePatch, failIfExists: Bool = false
     ) async throws -> (subscriber: Subscriber, created: Bool) {
         guard !subscriberId.isEmpty, subscriberId.utf8.count <= Self.maxSubscriberIdLength else {
-            throw HeraldError.invalidInput("subscriberId must be 1–\(Self.maxSubscriberIdLength) characters", context: ["field": "subscriberId"])
+            throw HeraldError.invalidInput(
+                "subscriberId must be 1–\(Self.maxSubscriberIdLength) characters", context: ["field": "subscriberId"])
         }
         if let existing = try await subscriber(environmentId: environmentId, subscriberId: subscriberId) {
             if failIfExists {
@@ -39,7 +40,7 @@ extension StoreSession {
                     \(bind: p.data?.jsonString()), \(bind: now), \(bind: now))
                 """
             ).run()
-        } catch where isUniqueViolation(error) {
+        } catch  where isUniqueViolation(error) {
             // A concurrent request created it first: apply this one as an update.
             guard !failIfExists, let existing = try await self.subscriber(environmentId: environmentId, subscriberId: subscriberId) else {
                 throw HeraldError.conflict("Subscriber: \(subscriberId) already exists", context: ["subscriberId": subscriberId])
@@ -86,7 +87,8 @@ extension StoreSession {
 
     /// A page of subscribers in creation order, after the subscriber whose record id is `after`.
     public func subscribers(environmentId: String, after: String? = nil, limit: Int) async throws -> Page<Subscriber> {
-        var query = SQLQueryString("SELECT \(unsafeRaw: Self.subscriberColumns) FROM subscribers WHERE environment_id = \(bind: environmentId)")
+        var query = SQLQueryString(
+            "SELECT \(unsafeRaw: Self.subscriberColumns) FROM subscribers WHERE environment_id = \(bind: environmentId)")
         if let after { query += " AND id > \(bind: after)" }
         query += " ORDER BY id LIMIT \(bind: limit + 1)"
         let rows = try await db.raw(query).all().map(Self.subscriber(from:))
@@ -118,7 +120,8 @@ extension StoreSession {
                 phone: try row.optional("phone"), avatar: try row.optional("avatar"), locale: try row.optional("locale"),
                 timezone: try row.optional("timezone"), data: try row.optional("data", as: String.self).map { try JSONValue.parse($0) }
             ),
-            isOnline: try row.optional("is_online"), lastOnlineAt: try row.optionalDate("last_online_at"), createdAt: try row.date("created_at"),
+            isOnline: try row.optional("is_online"), lastOnlineAt: try row.optionalDate("last_online_at"),
+            createdAt: try row.date("created_at"),
             updatedAt: try row.date("updated_at")
         )
     }

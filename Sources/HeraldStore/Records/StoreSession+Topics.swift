@@ -45,7 +45,8 @@ extension StoreSession {
     /// Deletes a topic and its subscriptions; returns whether it existed.
     @discardableResult
     public func deleteTopic(environmentId: String, key: String) async throws -> Bool {
-        let rows = try await db.raw("DELETE FROM topics WHERE environment_id = \(bind: environmentId) AND key = \(bind: key) RETURNING id").all()
+        let rows = try await db.raw("DELETE FROM topics WHERE environment_id = \(bind: environmentId) AND key = \(bind: key) RETURNING id")
+            .all()
         try await db.raw("DELETE FROM topic_subscriptions WHERE environment_id = \(bind: environmentId) AND topic_key = \(bind: key)").run()
         return !rows.isEmpty
     }

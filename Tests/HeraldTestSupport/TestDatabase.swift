@@ -1,32 +1,32 @@
 import Foundation
 import HeraldCore
 import HeraldStore
-import SQLKit
 import Logging
+import SQLKit
 import Testing
 
 /// The databases store tests run on: SQLite always, PostgreSQL when `HERALD_TEST_POSTGRES_URL` names a server
 /// (`scripts/test` starts one). Each test gets a fresh, empty database.
-enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
+public enum Backend: String, CaseIterable, CustomStringConvertible, Sendable {
     case sqlite
     case postgres
 
-    var testDescription: String { rawValue }
+    public var description: String { rawValue }
 
-    static let postgresURL = ProcessInfo.processInfo.environment["HERALD_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    public static let postgresURL = ProcessInfo.processInfo.environment["HERALD_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
 
     /// The backends available in this run.
-    static var available: [Backend] { postgresURL == nil ? [.sqlite] : [.sqlite, .postgres] }
+    public static var available: [Backend] { postgresURL == nil ? [.sqlite] : [.sqlite, .postgres] }
 }
 
-let testLogger: Logger = {
+public let testLogger: Logger = {
     var logger = Logger(label: "herald.test")
     logger.logLevel = .warning
     return logger
 }()
 
 /// A fresh empty database of `backend`: its URL, and a clean-up to call afterwards.
-func makeTestDatabase(_ backend: Backend) async throws -> (url: DatabaseURL, cleanUp: @Sendable () async throws -> Void) {
+public func makeTestDatabase(_ backend: Backend) async throws -> (url: DatabaseURL, cleanUp: @Sendable () async throws -> Void) {
     let name = "herald_test_\(UInt64.random(in: 0...UInt64.max))"
     switch backend {
     case .sqlite:
@@ -38,7 +38,8 @@ func makeTestDatabase(_ backend: Backend) async throws -> (url: DatabaseURL, cle
             }
         )
     case .postgres:
-        let adminURL = try DatabaseURL(parsing: try #require(Backend.postgresURL))
+        guard let postgresURL = Backend.postgresURL else { throw HeraldError(.configuration, "HERALD_TEST_POSTGRES_URL is not set") }
+        let adminURL = try DatabaseURL(parsing: postgresURL)
         guard case .postgres(var location) = adminURL else { throw HeraldError(.configuration, "not a PostgreSQL URL") }
         let admin = try await SQLStore.open(adminURL, cipher: CredentialCipher(current: .random()), logger: testLogger, maxConnections: 1)
         try await admin.withRunning { admin in
@@ -48,7 +49,8 @@ func makeTestDatabase(_ backend: Backend) async throws -> (url: DatabaseURL, cle
         return (
             .postgres(location),
             {
-                let admin = try await SQLStore.open(adminURL, cipher: CredentialCipher(current: .random()), logger: testLogger, maxConnections: 1)
+                let admin = try await SQLStore.open(
+                    adminURL, cipher: CredentialCipher(current: .random()), logger: testLogger, maxConnections: 1)
                 try await admin.withRunning { admin in
                     try await admin.read { try await $0.db.raw("DROP DATABASE IF EXISTS \(unsafeRaw: name) WITH (FORCE)").run() }
                 }
@@ -58,7 +60,7 @@ func makeTestDatabase(_ backend: Backend) async throws -> (url: DatabaseURL, cle
 }
 
 /// Runs `body` with a migrated store on a fresh database of `backend`.
-func withStore<T: Sendable>(
+public func withStore<T: Sendable>(
     _ backend: Backend, clock: any WallClock = SystemWallClock(), cipher: CredentialCipher = CredentialCipher(current: .random()),
     _ body: @escaping @Sendable (SQLStore, DatabaseURL) async throws -> T
 ) async throws -> T {
@@ -78,6 +80,6 @@ func withStore<T: Sendable>(
 }
 
 /// Creates an environment for a test.
-func makeEnvironment(_ store: SQLStore, _ name: String = "development") async throws -> Environment {
+public func makeEnvironment(_ store: SQLStore, _ name: String = "development") async throws -> Environment {
     try await store.transaction { try await $0.createEnvironment(named: name) }
 }

@@ -1,0 +1,87 @@
+public import HeraldCore
+public import HeraldStore
+public import Hummingbird
+public import Logging
+import NIOCore
+
+/// How `herald serve` runs (DESIGN §4). Every field has the documented default.
+public struct ServerConfiguration: Sendable {
+    /// Bind address (default `127.0.0.1`).
+    public var host: String = "127.0.0.1"
+    /// HTTP port (default 3000, Novu's); 0 picks a free port.
+    public var port: Int = 3000
+    /// Directory of workflow files (default `./workflows`).
+    public var workflowsDirectory: String = "./workflows"
+    /// Delivery concurrency (default: the CPU count).
+    public var workers: Int = System.coreCount
+    /// Which parts run in this process.
+    public var role: Role = .all
+    /// Hosts and CIDRs outbound calls may reach although private or loopback.
+    public var allowPrivateNetwork: [String] = []
+    /// Apply pending migrations on start-up (default true).
+    public var migrate: Bool = true
+    /// The development key to create on an empty database (`HERALD_API_KEY`); nil generates one.
+    public var initialAPIKey: String? = nil
+    /// HTTP API settings.
+    public var api: APIConfiguration = .init()
+
+    public init() {}
+
+    /// Which parts of Herald a process runs.
+    public enum Role: String, Sendable, CaseIterable {
+        /// HTTP intake only.
+        case api
+        /// Queue workers only.
+        case worker
+        /// Both (the default).
+        case all
+    }
+}
+
+/// What ``buildApplication(configuration:store:logger:onBootstrap:onServerRunning:)`` reports when the first start
+/// created the development environment.
+public struct BootstrapResult: Sendable {
+    public var environment: HeraldCore.Environment
+    /// The generated key, or nil when it came from `HERALD_API_KEY` (the operator knows it already).
+    public var generatedKey: Secret?
+}
+
+/// The composition root: the store first (so it stops last), then the HTTP server. Before the server accepts
+/// connections it migrates (unless disabled), checks the encryption key, and on an empty database creates the
+/// `development` environment and its key.
+public func buildApplication(
+    configuration: ServerConfiguration, store: SQLStore, logger: Logger,
+    onBootstrap: @escaping @Sendable (BootstrapResult) -> Void = { _ in },
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) -> some ApplicationProtocol {
+    let router = buildRouter(store: store, configuration: configuration.api)
+    var application = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Herald"),
+        services: [store],
+        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
+        logger: logger
+    )
+    application.beforeServerStarts {
+        let migrator = try store.migrator()
+        if configuration.migrate {
+            let report = try await migrator.migrate()
+            if !report.applied.isEmpty {
+                logger.info("database migrated", metadata: ["version": "\(report.version)", "applied": "\(report.applied)"])
+            }
+        } else {
+            let version = try await migrator.currentVersion()
+            guard version == migrator.latestVersion else {
+                throw HeraldError(
+                    .schema,
+                    "the database schema is at version \(version) but this binary needs \(migrator.latestVersion); run `herald migrate` or start without --no-migrate"
+                )
+            }
+        }
+        try await store.read { try await $0.verifyEncryptionKey() }
+        if let (environment, key) = try await store.transaction({ try await $0.bootstrap(providedKey: configuration.initialAPIKey) }) {
+            onBootstrap(BootstrapResult(environment: environment, generatedKey: configuration.initialAPIKey == nil ? key : nil))
+        }
+    }
+    return application
+}

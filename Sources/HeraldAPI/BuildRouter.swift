@@ -1,0 +1,16 @@
+public import HeraldCore
+public import HeraldStore
+public import Hummingbird
+
+/// Builds the router of the whole HTTP API: public health routes, and the Novu (`/v1`, `/v2`) and Centrifugo (`/api`)
+/// surfaces behind ``AuthMiddleware``. Errors everywhere render in the called API's format.
+public func buildRouter(store: SQLStore, configuration: APIConfiguration = .init()) -> Router<HeraldRequestContext> {
+    let router = Router(context: HeraldRequestContext.self)
+    router.add(middleware: RequestLogMiddleware())
+    router.add(middleware: APIErrorMiddleware(clock: store.clock))
+    router.add(middleware: AuthMiddleware(store: store))
+    router.add(middleware: BodyLimitMiddleware(maxBytes: configuration.maxBodyBytes))
+    HealthRoutes(store: store).register(on: router)
+    SubscriberRoutes(store: store).register(on: router.group())
+    return router
+}

@@ -1,0 +1,48 @@
+import Foundation
+import HeraldCore
+import Hummingbird
+import NIOCore
+
+extension Request {
+    /// Decodes the JSON body, enforcing the context's size limit; decoding failures become ``APIError``s that name
+    /// the field or the parser's position.
+    func decodeJSON<T: Decodable>(_ type: T.Type, context: HeraldRequestContext) async throws -> T {
+        var body = self.body
+        let buffer = try await body.collect(upTo: context.maxUploadSize)
+        guard buffer.readableBytes > 0 else {
+            throw APIError(.badRequest, "Request body is empty; expected a JSON object")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        } catch let error as DecodingError {
+            if case .dataCorrupted(let decodingContext) = error, decodingContext.codingPath.isEmpty,
+                let problem = JSONSyntax.firstProblem(in: buffer.readableBytesView)
+            {
+                throw APIError(.badRequest, "Request body is not valid JSON: \(problem)")
+            }
+            throw APIError(decoding: error)
+        }
+    }
+}
+
+/// JSON responses with `Content-Type: application/json` (the Novu SDK rejects any other type).
+enum JSONResponse {
+    /// `value` as the response body with `status`.
+    static func make(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        APIErrorMiddleware<HeraldRequestContext>.json(value, status: status)
+    }
+
+    /// Novu's envelope for single objects and arrays: `{"data": value}`.
+    static func data(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        make(["data": value], status: status)
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// Decodes a PATCH field: absent → `.keep`, `null` → `.clear`, a value → `.set`.
+    func decodeUpdate<T: Decodable & Sendable & Hashable>(_ type: T.Type, forKey key: Key) throws -> FieldUpdate<T> {
+        guard contains(key) else { return .keep }
+        if try decodeNil(forKey: key) { return .clear }
+        return .set(try decode(T.self, forKey: key))
+    }
+}

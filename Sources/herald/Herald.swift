@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import HeraldCore
+import Logging
+
+@main
+struct Herald: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "herald",
+        abstract: "Self-hosted notification orchestration: workflows, device tokens and providers behind Novu- and Centrifugo-compatible APIs.",
+        discussion: """
+            Flags override environment variables, which override defaults. Every command that touches the database takes
+            --database (HERALD_DATABASE_URL, default sqlite://./herald.sqlite).
+            """,
+        subcommands: [Serve.self, Migrate.self, EnvCommand.self, KeysCommand.self]
+    )
+}
+
+/// Runs a command body and turns Herald's own errors into one line on stderr and exit status 1 (no stack trace).
+func reportingErrors(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as HeraldError {
+        FileHandle.standardError.write(Data("herald: \(error.message)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+/// Sets up logging once: human-readable lines on stderr at `HERALD_LOG_LEVEL` (default `info`).
+func makeLogger(level: String?) throws -> Logger {
+    let levelName = level ?? ProcessInfo.processInfo.environment["HERALD_LOG_LEVEL"] ?? "info"
+    guard let logLevel = Logger.Level(rawValue: levelName.lowercased()) else {
+        throw HeraldError(.configuration, "unknown log level '\(levelName)' (trace, debug, info, notice, warning, error, critical)")
+    }
+    LoggingBootstrap.once(level: logLevel)
+    var logger = Logger(label: "herald")
+    logger.logLevel = logLevel
+    return logger
+}
+
+enum LoggingBootstrap {
+    nonisolated(unsafe) private static var done = false
+    private static let lock = NSLock()
+
+    static func once(level: Logger.Level) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !done else { return }
+        done = true
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}

@@ -1,0 +1,118 @@
+import ArgumentParser
+import Foundation
+import HeraldAPI
+import HeraldCore
+import HeraldStore
+import Hummingbird
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the Herald server.",
+        discussion: """
+            On first start with an empty database it creates the `development` environment; its secret key is
+            HERALD_API_KEY if set, otherwise a generated key printed once to stdout.
+
+            Environment variables without flags:
+              HERALD_API_KEY                  development key on first start [default: generated and printed once]
+              HERALD_ENCRYPTION_KEY           32 bytes, base64, AES-GCM key for integration credentials
+                                              [default: SQLite: generated into <database>.key (mode 0600); PostgreSQL: required]
+              HERALD_ENCRYPTION_KEY_PREVIOUS  comma-separated older keys still accepted for decryption while rotating
+            Stops gracefully on SIGTERM or SIGINT.
+            """
+    )
+
+    @Option(help: ArgumentHelp("Bind address. [env: HERALD_HOST] [default: 127.0.0.1]", valueName: "host"))
+    var host: String?
+
+    @Option(help: ArgumentHelp("HTTP port; 0 picks a free one. [env: HERALD_PORT] [default: 3000]", valueName: "port"))
+    var port: Int?
+
+    @Option(help: ArgumentHelp("Directory of workflow files (*.yaml, *.yml). [env: HERALD_WORKFLOWS] [default: ./workflows]", valueName: "dir"))
+    var workflows: String?
+
+    @Option(help: ArgumentHelp("Delivery concurrency. [env: HERALD_WORKERS] [default: CPU count]", valueName: "n"))
+    var workers: Int?
+
+    @Option(help: ArgumentHelp("What this process runs: api, worker or all. [env: HERALD_ROLE] [default: all]", valueName: "role"))
+    var role: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Comma-separated hosts/CIDRs that outbound calls may reach although private or loopback. [env: HERALD_ALLOW_PRIVATE_NETWORK] [default: none]",
+            valueName: "list"
+        )
+    )
+    var allowPrivateNetwork: String?
+
+    @Option(help: ArgumentHelp("Largest request body in bytes. [env: HERALD_MAX_BODY_BYTES] [default: 524288]", valueName: "bytes"))
+    var maxBodyBytes: Int?
+
+    @Flag(help: "Do not apply pending migrations on start-up; refuse to start if any are pending.")
+    var noMigrate = false
+
+    @OptionGroup var options: DatabaseOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let configuration = try resolve(environment: ProcessInfo.processInfo.environment)
+            let logger = try makeLogger(level: options.logLevel)
+            let store = try await options.openStore(logger: logger)
+            let application = buildApplication(
+                configuration: configuration, store: store, logger: logger,
+                onBootstrap: { result in
+                    // Written straight to stdout (unbuffered), so it shows at once even when stdout is a pipe.
+                    if let key = result.generatedKey {
+                        writeLine("Created environment '\(result.environment.name)'. Its secret API key (shown once, store it safely):")
+                        writeLine(key.revealed)
+                    } else {
+                        writeLine("Created environment '\(result.environment.name)' with the key from HERALD_API_KEY.")
+                    }
+                },
+                onServerRunning: { port in
+                    logger.info("herald is listening", metadata: ["address": "http://\(configuration.host):\(port)", "database": "\(try! options.databaseURL())"])
+                }
+            )
+            do {
+                try await application.runService()
+            } catch let error as HeraldError {
+                throw error
+            } catch {
+                throw HeraldError(.internal, "server stopped: \(error)")
+            }
+        }
+    }
+
+    /// Flags over environment variables over defaults.
+    func resolve(environment: [String: String]) throws -> ServerConfiguration {
+        var configuration = ServerConfiguration()
+        configuration.host = host ?? environment["HERALD_HOST"] ?? configuration.host
+        configuration.port = try port ?? environment["HERALD_PORT"].map { try Self.integer($0, name: "HERALD_PORT") } ?? configuration.port
+        guard (0...65535).contains(configuration.port) else { throw HeraldError(.configuration, "port must be 0–65535") }
+        configuration.workflowsDirectory = workflows ?? environment["HERALD_WORKFLOWS"] ?? configuration.workflowsDirectory
+        configuration.workers = try workers ?? environment["HERALD_WORKERS"].map { try Self.integer($0, name: "HERALD_WORKERS") } ?? configuration.workers
+        guard configuration.workers > 0 else { throw HeraldError(.configuration, "workers must be at least 1") }
+        let roleName = role ?? environment["HERALD_ROLE"] ?? "all"
+        guard let parsedRole = ServerConfiguration.Role(rawValue: roleName) else {
+            throw HeraldError(.configuration, "unknown role '\(roleName)' (api, worker or all)")
+        }
+        configuration.role = parsedRole
+        configuration.allowPrivateNetwork = (allowPrivateNetwork ?? environment["HERALD_ALLOW_PRIVATE_NETWORK"] ?? "")
+            .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        configuration.api.maxBodyBytes =
+            try maxBodyBytes ?? environment["HERALD_MAX_BODY_BYTES"].map { try Self.integer($0, name: "HERALD_MAX_BODY_BYTES") }
+            ?? configuration.api.maxBodyBytes
+        guard configuration.api.maxBodyBytes >= 1024 else { throw HeraldError(.configuration, "the body limit must be at least 1024 bytes") }
+        configuration.migrate = !noMigrate
+        configuration.initialAPIKey = environment["HERALD_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        return configuration
+    }
+
+    private func writeLine(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    }
+
+    private static func integer(_ text: String, name: String) throws -> Int {
+        guard let value = Int(text) else { throw HeraldError(.configuration, "\(name) must be a whole number, not '\(text)'") }
+        return value
+    }
+}
