@@ -3,7 +3,7 @@ import PackageDescription
 
 /// One set of compiler settings for every target (STYLE.md: Swift 6 language mode, strict concurrency).
 let swiftSettings: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("ExistentialAny")
 ]
 
 let package = Package(

@@ -7,7 +7,8 @@ import Logging
 struct Herald: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herald",
-        abstract: "Self-hosted notification orchestration: workflows, device tokens and providers behind Novu- and Centrifugo-compatible APIs.",
+        abstract:
+            "Self-hosted notification orchestration: workflows, device tokens and providers behind Novu- and Centrifugo-compatible APIs.",
         discussion: """
             Flags override environment variables, which override defaults. Every command that touches the database takes
             --database (HERALD_DATABASE_URL, default sqlite://./herald.sqlite).

@@ -4,7 +4,8 @@ import HeraldStore
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Apply pending schema migrations and exit.",
-        discussion: "Idempotent. Refuses a database whose schema is newer than this binary. `serve` does the same on start-up unless --no-migrate."
+        discussion:
+            "Idempotent. Refuses a database whose schema is newer than this binary. `serve` does the same on start-up unless --no-migrate."
     )
 
     @OptionGroup var options: DatabaseOptions

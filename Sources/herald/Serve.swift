@@ -27,7 +27,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("HTTP port; 0 picks a free one. [env: HERALD_PORT] [default: 3000]", valueName: "port"))
     var port: Int?
 
-    @Option(help: ArgumentHelp("Directory of workflow files (*.yaml, *.yml). [env: HERALD_WORKFLOWS] [default: ./workflows]", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp("Directory of workflow files (*.yaml, *.yml). [env: HERALD_WORKFLOWS] [default: ./workflows]", valueName: "dir"))
     var workflows: String?
 
     @Option(help: ArgumentHelp("Delivery concurrency. [env: HERALD_WORKERS] [default: CPU count]", valueName: "n"))
@@ -69,7 +70,9 @@ struct Serve: AsyncParsableCommand {
                     }
                 },
                 onServerRunning: { port in
-                    logger.info("herald is listening", metadata: ["address": "http://\(configuration.host):\(port)", "database": "\(try! options.databaseURL())"])
+                    logger.info(
+                        "herald is listening",
+                        metadata: ["address": "http://\(configuration.host):\(port)", "database": "\(try! options.databaseURL())"])
                 }
             )
             do {
@@ -89,7 +92,8 @@ struct Serve: AsyncParsableCommand {
         configuration.port = try port ?? environment["HERALD_PORT"].map { try Self.integer($0, name: "HERALD_PORT") } ?? configuration.port
         guard (0...65535).contains(configuration.port) else { throw HeraldError(.configuration, "port must be 0–65535") }
         configuration.workflowsDirectory = workflows ?? environment["HERALD_WORKFLOWS"] ?? configuration.workflowsDirectory
-        configuration.workers = try workers ?? environment["HERALD_WORKERS"].map { try Self.integer($0, name: "HERALD_WORKERS") } ?? configuration.workers
+        configuration.workers =
+            try workers ?? environment["HERALD_WORKERS"].map { try Self.integer($0, name: "HERALD_WORKERS") } ?? configuration.workers
         guard configuration.workers > 0 else { throw HeraldError(.configuration, "workers must be at least 1") }
         let roleName = role ?? environment["HERALD_ROLE"] ?? "all"
         guard let parsedRole = ServerConfiguration.Role(rawValue: roleName) else {
@@ -101,7 +105,9 @@ struct Serve: AsyncParsableCommand {
         configuration.api.maxBodyBytes =
             try maxBodyBytes ?? environment["HERALD_MAX_BODY_BYTES"].map { try Self.integer($0, name: "HERALD_MAX_BODY_BYTES") }
             ?? configuration.api.maxBodyBytes
-        guard configuration.api.maxBodyBytes >= 1024 else { throw HeraldError(.configuration, "the body limit must be at least 1024 bytes") }
+        guard configuration.api.maxBodyBytes >= 1024 else {
+            throw HeraldError(.configuration, "the body limit must be at least 1024 bytes")
+        }
         configuration.migrate = !noMigrate
         configuration.initialAPIKey = environment["HERALD_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         return configuration

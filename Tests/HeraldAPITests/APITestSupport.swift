@@ -28,7 +28,9 @@ func withAPI(
             let (_, developmentKey) = try await session.createAPIKey(environmentId: development.id)
             let production = try await session.createEnvironment(named: "production")
             let (_, productionKey) = try await session.createAPIKey(environmentId: production.id)
-            return TestTenants(development: development, developmentKey: developmentKey.revealed, production: production, productionKey: productionKey.revealed)
+            return TestTenants(
+                development: development, developmentKey: developmentKey.revealed, production: production,
+                productionKey: productionKey.revealed)
         }
         let application = Application(router: buildRouter(store: store, configuration: configuration))
         try await application.test(.router) { client in

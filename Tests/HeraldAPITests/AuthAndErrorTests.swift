@@ -103,14 +103,17 @@ struct AuthAndErrorTests {
                 #expect(data["subscriberId"] == "user-1")
                 #expect(data["_environmentId"]?.stringValue == tenants.development.id)
             }
-            try await client.execute(uri: "/v2/subscribers/user-1", method: .get, headers: novuHeaders(tenants.productionKey)) { response async throws in
+            try await client.execute(uri: "/v2/subscribers/user-1", method: .get, headers: novuHeaders(tenants.productionKey)) {
+                response async throws in
                 #expect(response.status == .notFound)
                 #expect(!String(buffer: response.body).contains("ann@example.com"))
             }
-            try await client.execute(uri: "/v2/subscribers/user-1", method: .delete, headers: novuHeaders(tenants.productionKey)) { response async throws in
+            try await client.execute(uri: "/v2/subscribers/user-1", method: .delete, headers: novuHeaders(tenants.productionKey)) {
+                response async throws in
                 #expect(response.status == .notFound)
             }
-            try await client.execute(uri: "/v2/subscribers/user-1", method: .get, headers: novuHeaders(tenants.developmentKey)) { response async throws in
+            try await client.execute(uri: "/v2/subscribers/user-1", method: .get, headers: novuHeaders(tenants.developmentKey)) {
+                response async throws in
                 #expect(response.status == .ok)
                 #expect(try response.field("data")?.objectValue?["email"] == "ann@example.com")
             }
@@ -121,17 +124,21 @@ struct AuthAndErrorTests {
     func badBodies(backend: Backend) async throws {
         try await withAPI(backend, configuration: APIConfiguration(maxBodyBytes: 4096)) { client, store, tenants in
             let headers = novuHeaders(tenants.developmentKey)
-            try await client.execute(uri: "/v2/subscribers", method: .post, headers: headers, body: body("{\"subscriberId\": \"x\",\n \"firstName\": tru}")) { response async throws in
+            try await client.execute(
+                uri: "/v2/subscribers", method: .post, headers: headers, body: body("{\"subscriberId\": \"x\",\n \"firstName\": tru}")
+            ) { response async throws in
                 #expect(response.status == .badRequest)
                 let message = try #require(try response.field("message")?.stringValue)
                 #expect(message.contains("line 2, column 15"), "\(message)")
             }
-            try await client.execute(uri: "/v2/subscribers", method: .post, headers: headers, body: body(#"{"subscriberId": 42}"#)) { response async throws in
+            try await client.execute(uri: "/v2/subscribers", method: .post, headers: headers, body: body(#"{"subscriberId": 42}"#)) {
+                response async throws in
                 #expect(response.status == .unprocessableContent)
                 #expect(try response.field("errors")?.objectValue?["subscriberId"] != nil)
                 #expect(try response.field("statusCode") == 422)
             }
-            try await client.execute(uri: "/v2/subscribers", method: .post, headers: headers, body: body(#"{"firstName": "no id"}"#)) { response async throws in
+            try await client.execute(uri: "/v2/subscribers", method: .post, headers: headers, body: body(#"{"firstName": "no id"}"#)) {
+                response async throws in
                 #expect(response.status == .unprocessableContent)
                 #expect(try response.field("errors")?.objectValue?["subscriberId"] != nil)
             }

@@ -129,17 +129,23 @@ extension APIError {
             self.init(.badRequest, "Request body is not valid JSON: \(detail)")
         case .dataCorrupted(let context):
             let field = path(context.codingPath)
-            self.init(.unprocessableContent, "\(field): \(context.debugDescription)", fieldErrors: [field: .init(messages: [context.debugDescription])])
+            self.init(
+                .unprocessableContent, "\(field): \(context.debugDescription)",
+                fieldErrors: [field: .init(messages: [context.debugDescription])])
         case .keyNotFound(let key, let context):
             let field = path(context.codingPath + [key])
-            self.init(.unprocessableContent, "\(field) is required", fieldErrors: [field: .init(messages: ["\(field) should not be empty"])])
+            self.init(
+                .unprocessableContent, "\(field) is required", fieldErrors: [field: .init(messages: ["\(field) should not be empty"])])
         case .valueNotFound(_, let context):
             let field = path(context.codingPath)
-            self.init(.unprocessableContent, "\(field) must not be null", fieldErrors: [field: .init(messages: ["\(field) must not be null"])])
+            self.init(
+                .unprocessableContent, "\(field) must not be null", fieldErrors: [field: .init(messages: ["\(field) must not be null"])])
         case .typeMismatch(let type, let context):
             let field = path(context.codingPath)
             let expected = Self.jsonTypeName(type)
-            self.init(.unprocessableContent, "\(field) must be \(expected)", fieldErrors: [field: .init(messages: ["\(field) must be \(expected)"])])
+            self.init(
+                .unprocessableContent, "\(field) must be \(expected)",
+                fieldErrors: [field: .init(messages: ["\(field) must be \(expected)"])])
         @unknown default:
             self.init(.badRequest, "Request body could not be decoded")
         }

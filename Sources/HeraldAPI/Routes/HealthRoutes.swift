@@ -14,7 +14,9 @@ struct HealthRoutes {
         router.get("/readyz") { _, context in
             do {
                 let (ready, detail) = try await store.readiness()
-                return JSONResponse.make(["status": .string(ready ? "ready" : "not_ready"), "detail": .string(detail)], status: ready ? .ok : .serviceUnavailable)
+                return JSONResponse.make(
+                    ["status": .string(ready ? "ready" : "not_ready"), "detail": .string(detail)], status: ready ? .ok : .serviceUnavailable
+                )
             } catch {
                 context.logger.warning("readiness check failed", metadata: ["error": "\(error)"])
                 return JSONResponse.make(["status": "not_ready", "detail": "database unavailable"], status: .serviceUnavailable)

@@ -12,7 +12,8 @@ struct SubscriberRoutes {
             let body = try await request.decodeJSON(NovuSubscriberBody.self, context: context)
             guard let subscriberId = body.subscriberId, !subscriberId.isEmpty else {
                 throw APIError(
-                    .unprocessableContent, "subscriberId should not be empty", fieldErrors: ["subscriberId": .init(messages: ["subscriberId should not be empty"])]
+                    .unprocessableContent, "subscriberId should not be empty",
+                    fieldErrors: ["subscriberId": .init(messages: ["subscriberId should not be empty"])]
                 )
             }
             let failIfExists = request.uri.queryParameters["failIfExists"] == "true"
@@ -26,7 +27,10 @@ struct SubscriberRoutes {
         group.get("/v2/subscribers/{subscriberId}") { _, context in
             let environment = try context.requireEnvironment()
             let subscriberId = try context.parameters.require("subscriberId")
-            guard let subscriber = try await store.read({ try await $0.subscriber(environmentId: environment.id, subscriberId: subscriberId) }) else {
+            guard
+                let subscriber = try await store.read({ try await $0.subscriber(environmentId: environment.id, subscriberId: subscriberId) }
+                )
+            else {
                 throw APIError(.notFound, "Subscriber: \(subscriberId) was not found")
             }
             return JSONResponse.data(subscriber.novuJSON)
@@ -34,7 +38,9 @@ struct SubscriberRoutes {
         group.delete("/v2/subscribers/{subscriberId}") { _, context in
             let environment = try context.requireEnvironment()
             let subscriberId = try context.parameters.require("subscriberId")
-            let existed = try await store.transaction { try await $0.deleteSubscriber(environmentId: environment.id, subscriberId: subscriberId) }
+            let existed = try await store.transaction {
+                try await $0.deleteSubscriber(environmentId: environment.id, subscriberId: subscriberId)
+            }
             guard existed else { throw APIError(.notFound, "Subscriber: \(subscriberId) was not found") }
             return JSONResponse.data(["acknowledged": true, "status": "deleted"])
         }

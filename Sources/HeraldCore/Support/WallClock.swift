@@ -17,7 +17,7 @@ public struct SystemWallClock: WallClock {
 extension Date {
     /// Milliseconds since the Unix epoch: the representation of every timestamp column in the schema, identical on
     /// SQLite and PostgreSQL and cheap to compare and index.
-    public var millisecondsSince1970: Int64 { Int64((timeIntervalSince1970 * 1000).rounded(.down)) }
+    public var millisecondsSince1970: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
 
     /// The instant `milliseconds` after the Unix epoch.
     public init(millisecondsSince1970 milliseconds: Int64) {
@@ -26,7 +26,14 @@ extension Date {
 
     /// ISO 8601 with milliseconds and `Z`, as Novu writes timestamps (`2025-01-01T00:00:00.000Z`).
     public var iso8601Milliseconds: String {
-        self.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        // Formatted from the whole milliseconds so that binary floating point never turns .123 into .122.
+        let milliseconds = millisecondsSince1970
+        let (seconds, fraction) = milliseconds.quotientAndRemainder(dividingBy: 1000)
+        let whole = Date(timeIntervalSince1970: TimeInterval(fraction < 0 ? seconds - 1 : seconds))
+        let base = whole.formatted(Date.ISO8601FormatStyle())  // 2025-01-01T00:00:00Z
+        let millis = fraction < 0 ? fraction + 1000 : fraction
+        let padding = millis < 10 ? "00" : millis < 100 ? "0" : ""
+        return "\(base.dropLast()).\(padding)\(millis)Z"
     }
 }
 

@@ -76,7 +76,16 @@ final class PostgresDriver: DatabaseDriver {
             return message
         }
         if let underlying = error.underlying {
-            return "\(underlying)"
+            let text = "\(underlying)"
+            for (phrase, summary) in [
+                ("Connection refused", "connection refused"), ("timed out", "connection timed out"),
+                ("ConnectTimeout", "connection timed out"),
+                ("No address", "host name not found"), ("getaddrinfo", "host name not found"),
+                ("Network is unreachable", "network unreachable"),
+            ] where text.contains(phrase) {
+                return summary
+            }
+            return text
         }
         return "\(error.code)"
     }
@@ -116,16 +125,25 @@ final class PostgresDriver: DatabaseDriver {
                 do {
                     let connection = try await PostgresConnection.connect(
                         configuration: self.listenerConfiguration, id: 1, logger: self.logger)
-                    try await withTaskCancellationHandler {
-                        let notifications = try await connection.listen(Self.jobsChannel)
-                        signal.signal()  // jobs may have been enqueued while no one listened
-                        for try await _ in notifications {
-                            signal.signal()
+                    let outcome: Result<Void, any Error>
+                    do {
+                        try await withTaskCancellationHandler {
+                            let notifications = try await connection.listen(Self.jobsChannel)
+                            signal.signal()  // jobs may have been enqueued while no one listened
+                            for try await _ in notifications {
+                                signal.signal()
+                            }
+                        } onCancel: {
+                            connection.close()
                         }
-                    } onCancel: {
-                        connection.close()
+                        outcome = .success(())
+                    } catch {
+                        outcome = .failure(error)
                     }
+                    // A connection must be fully closed before it is released.
                     try? await connection.close()
+                    try? await connection.closeFuture.get()
+                    try outcome.get()
                 } catch {
                     if Task.isCancelled { return }
                     self.logger.warning("job wake-up listener lost its connection; retrying", metadata: ["error": "\(Self.explain(error))"])
