@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .executable(name: "herald", targets: ["herald"]),
         .library(name: "HeraldCore", targets: ["HeraldCore"]),
+        .library(name: "HeraldWorkflow", targets: ["HeraldWorkflow"]),
         .library(name: "HeraldStore", targets: ["HeraldStore"]),
         .library(name: "HeraldAPI", targets: ["HeraldAPI"]),
     ],
@@ -28,12 +29,23 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         .target(
             name: "HeraldCore",
             dependencies: [
                 .product(name: "Logging", package: "swift-log")
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "HeraldWorkflow",
+            dependencies: [
+                "HeraldCore",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Mustache", package: "swift-mustache"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -76,6 +88,7 @@ let package = Package(
             name: "herald",
             dependencies: [
                 "HeraldCore",
+                "HeraldWorkflow",
                 "HeraldStore",
                 "HeraldAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -99,6 +112,12 @@ let package = Package(
         .testTarget(
             name: "HeraldCoreTests",
             dependencies: ["HeraldCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "HeraldWorkflowTests",
+            dependencies: ["HeraldCore", "HeraldWorkflow"],
+            resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,137 @@
+import Foundation
+import HeraldCore
+import Mustache
+
+/// A Mustache template compiled at load time (`{{payload.orderId}}`, sections, inverted sections).
+///
+/// Text channels (push, chat, SMS, subjects) render values verbatim; email bodies HTML-escape them, so payload
+/// text can never inject markup. Payload values are data: a `{{…}}` inside a value is printed, never evaluated.
+public struct Template: Sendable {
+    public let source: String
+    public let location: SourceLocation
+    /// Whether values are HTML-escaped.
+    public let escapesHTML: Bool
+    let compiled: MustacheTemplate
+    /// The variables the template reads, with their positions, outside sections only (inside a section, names
+    /// resolve against the section's item first).
+    let variables: [(path: [String], location: SourceLocation)]
+
+    /// The pragma that switches swift-mustache to plain-text output.
+    private static let textPragma = "{{% CONTENT_TYPE: TEXT }}"
+
+    /// Compiles `source`, or explains where its syntax is wrong.
+    static func compile(
+        _ source: String, escapesHTML: Bool, at location: SourceLocation, contentStart: SourceLocation
+    ) -> Result<Template, TemplateSyntaxError> {
+        let text = escapesHTML ? source : textPragma + source
+        do {
+            let compiled = try MustacheTemplate(string: text)
+            return .success(
+                Template(
+                    source: source, location: location, escapesHTML: escapesHTML, compiled: compiled,
+                    variables: scanVariables(source, contentStart: contentStart)
+                )
+            )
+        } catch let error as MustacheTemplate.ParserError {
+            let line = error.context.lineNumber
+            var column = error.context.columnNumber
+            if !escapesHTML, line == 1 { column = max(1, column - textPragma.count) }
+            let position = SourceLocation(
+                line: contentStart.line + line - 1, column: line == 1 ? contentStart.column + column - 1 : column
+            )
+            return .failure(TemplateSyntaxError(message: "template syntax: \(describe(error.error))", location: position))
+        } catch {
+            return .failure(TemplateSyntaxError(message: "template syntax: \(error)", location: contentStart))
+        }
+    }
+
+    /// Renders with the context object (`payload`, `subscriber`, `steps`, `tenant`, `workflow`).
+    public func render(_ context: JSONValue) -> String {
+        compiled.render(Self.mustacheValue(context) ?? [String: Any]())
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        switch error as? MustacheTemplate.Error {
+        case .sectionCloseNameIncorrect?: "a section is closed with the wrong name"
+        case .unfinishedName?: "a tag is not closed with }}"
+        case .expectedSectionEnd?: "a section is never closed ({{/name}} missing)"
+        case .invalidSetDelimiter?: "invalid set-delimiter tag"
+        case .invalidConfigVariableSyntax?, .unrecognisedConfigVariable?: "invalid {{% … }} pragma"
+        default: "\(error)"
+        }
+    }
+
+    /// Converts JSON into the values swift-mustache walks: dictionaries, arrays, strings, numbers, booleans.
+    static func mustacheValue(_ value: JSONValue) -> Any? {
+        switch value {
+        case .null: nil
+        case .bool(let bool): bool
+        case .number(let number): number.rounded() == number && abs(number) < 9.0e15 ? Int64(number) as Any : number
+        case .string(let string): string
+        case .array(let items): items.map { mustacheValue($0) ?? "" }
+        case .object(let object): object.compactMapValues { mustacheValue($0) }
+        }
+    }
+
+    /// Finds `{{name}}`, `{{{name}}}`, `{{&name}}` and section openers with their positions, tracking section depth.
+    static func scanVariables(_ source: String, contentStart: SourceLocation) -> [(path: [String], location: SourceLocation)] {
+        var result: [(path: [String], location: SourceLocation)] = []
+        let characters = Array(source)
+        var index = 0
+        var line = 0
+        var lineStart = 0
+        var sectionDepth = 0
+        func position(_ offset: Int) -> SourceLocation {
+            line == 0
+                ? SourceLocation(line: contentStart.line, column: contentStart.column + offset)
+                : SourceLocation(line: contentStart.line + line, column: offset - lineStart + 1 + (contentStart.column - 1))
+        }
+        while index < characters.count {
+            if characters[index] == "\n" {
+                line += 1
+                lineStart = index + 1
+                index += 1
+                continue
+            }
+            guard characters[index] == "{", index + 1 < characters.count, characters[index + 1] == "{" else {
+                index += 1
+                continue
+            }
+            let tagStart = index
+            index += 2
+            var sigil: Character? = nil
+            if index < characters.count, "{&#^/!>%=".contains(characters[index]) {
+                sigil = characters[index]
+                index += 1
+            }
+            if sigil == "=" { return result }  // custom delimiters: stop checking rather than guess
+            var name = ""
+            while index < characters.count, characters[index] != "}" {
+                name.append(characters[index])
+                index += 1
+            }
+            while index < characters.count, characters[index] == "}" { index += 1 }
+            let trimmed = name.trimmingCharacters(in: .whitespaces)
+            switch sigil {
+            case "!", ">", "%": continue
+            case "/": sectionDepth = max(0, sectionDepth - 1)
+            case "#", "^":
+                if sectionDepth == 0, !trimmed.isEmpty, trimmed != "." {
+                    result.append((trimmed.split(separator: ".").map(String.init), position(tagStart)))
+                }
+                sectionDepth += 1
+            default:
+                if sectionDepth == 0, !trimmed.isEmpty, trimmed != "." {
+                    result.append((trimmed.split(separator: ".").map(String.init), position(tagStart)))
+                }
+            }
+        }
+        return result
+    }
+}
+
+/// Why a template did not compile, and where.
+struct TemplateSyntaxError: Error {
+    var message: String
+    var location: SourceLocation
+}

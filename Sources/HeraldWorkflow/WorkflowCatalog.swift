@@ -1,0 +1,111 @@
+import Foundation
+
+/// The workflows of a directory, by trigger identifier, with the findings of every file.
+///
+/// Reloading re-parses the files that changed. A file that no longer validates is reported and its last good
+/// version stays active, so a typo saved in production never takes a workflow down. Two files that define the
+/// same identifier are an error; the file that sorts first keeps the identifier.
+public struct WorkflowCatalog: Sendable {
+    struct FileState: Sendable {
+        var contents: String
+        var lastGood: Workflow?
+        var diagnostics: [Diagnostic]
+    }
+
+    private var files: [String: FileState] = [:]
+    /// Active workflows by trigger identifier.
+    public private(set) var workflows: [String: Workflow] = [:]
+    private var duplicateFindings: [Diagnostic] = []
+
+    public init() {}
+
+    /// The active workflow for a trigger identifier.
+    public func workflow(_ id: String) -> Workflow? { workflows[id] }
+
+    /// Every current finding, sorted by file and position.
+    public var diagnostics: [Diagnostic] {
+        (files.values.flatMap(\.diagnostics) + duplicateFindings).sorted()
+    }
+
+    /// Replaces the catalog's files with `sources` (path → contents): new and changed files are parsed, missing
+    /// ones removed. Returns the findings of the files that changed.
+    @discardableResult
+    public mutating func update(_ sources: [(path: String, contents: String)]) -> [Diagnostic] {
+        var changed: [Diagnostic] = []
+        let paths = Set(sources.map(\.path))
+        for path in files.keys where !paths.contains(path) { files[path] = nil }
+        for (path, contents) in sources {
+            if let existing = files[path], existing.contents == contents { continue }
+            let (workflow, diagnostics) = WorkflowParser.parse(contents, file: path)
+            files[path] = FileState(contents: contents, lastGood: workflow ?? files[path]?.lastGood, diagnostics: diagnostics)
+            changed += diagnostics
+        }
+        rebuild()
+        return changed.sorted() + duplicateFindings
+    }
+
+    private mutating func rebuild() {
+        workflows = [:]
+        duplicateFindings = []
+        for path in files.keys.sorted() {
+            guard let workflow = files[path]?.lastGood else { continue }
+            if let first = workflows[workflow.id] {
+                duplicateFindings.append(
+                    Diagnostic(
+                        file: path, location: workflow.steps.first.map { _ in SourceLocation(line: 1, column: 1) } ?? .start,
+                        severity: .error,
+                        rule: .duplicateWorkflow,
+                        message: "workflow '\(workflow.id)' is already defined in \(first.file); this file is ignored"
+                    )
+                )
+                continue
+            }
+            workflows[workflow.id] = workflow
+        }
+    }
+}
+
+/// Finds workflow files on disk: the only place the workflow module reads files.
+public enum WorkflowFiles {
+    /// Every `*.yaml` / `*.yml` under `path` (recursively) or `path` itself if it is a file, sorted.
+    public static func find(at path: String) throws -> [String] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw WorkflowFileError(message: "\(path): no such file or directory")
+        }
+        guard isDirectory.boolValue else { return [path] }
+        guard let enumerator = FileManager.default.enumerator(atPath: path) else {
+            throw WorkflowFileError(message: "\(path): cannot list the directory")
+        }
+        var result: [String] = []
+        while let entry = enumerator.nextObject() as? String {
+            if entry.hasSuffix(".yaml") || entry.hasSuffix(".yml") {
+                result.append(path.hasSuffix("/") ? path + entry : path + "/" + entry)
+            }
+        }
+        return result.sorted()
+    }
+
+    /// Reads the files under `paths` (files or directories) as (path, contents). Files over the size limit are
+    /// read only up to it plus one byte, so the parser reports them without loading a huge file.
+    public static func read(_ paths: [String]) throws -> [(path: String, contents: String)] {
+        var sources: [(path: String, contents: String)] = []
+        for path in paths {
+            for file in try find(at: path) {
+                guard let handle = FileHandle(forReadingAtPath: file) else {
+                    throw WorkflowFileError(message: "\(file): cannot read the file")
+                }
+                defer { try? handle.close() }
+                let data = (try? handle.read(upToCount: YAMLTree.maxBytes + 1)) ?? Data()
+                sources.append((file, String(decoding: data ?? Data(), as: UTF8.self)))
+            }
+        }
+        return sources
+    }
+}
+
+/// A workflow file that cannot be found or read.
+public struct WorkflowFileError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
