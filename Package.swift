@@ -78,7 +78,9 @@ let package = Package(
             name: "HeraldAPI",
             dependencies: [
                 "HeraldCore",
+                "HeraldWorkflow",
                 "HeraldStore",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],

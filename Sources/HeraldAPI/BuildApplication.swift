@@ -1,5 +1,6 @@
 public import HeraldCore
 public import HeraldStore
+public import HeraldWorkflow
 public import Hummingbird
 public import Logging
 import NIOCore
@@ -46,19 +47,22 @@ public struct BootstrapResult: Sendable {
     public var generatedKey: Secret?
 }
 
-/// The composition root: the store first (so it stops last), then the HTTP server. Before the server accepts
+/// The composition root: the store first (so it stops last), the workflow directory (loaded now, re-read every
+/// 2 s), then the HTTP server. Before the server accepts
 /// connections it migrates (unless disabled), checks the encryption key, and on an empty database creates the
 /// `development` environment and its key.
 public func buildApplication(
-    configuration: ServerConfiguration, store: SQLStore, logger: Logger,
+    configuration: ServerConfiguration, store: SQLStore, workflows: WorkflowRegistry = WorkflowRegistry(), logger: Logger,
     onBootstrap: @escaping @Sendable (BootstrapResult) -> Void = { _ in },
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let router = buildRouter(store: store, configuration: configuration.api)
+    let workflowService = WorkflowDirectoryService(directory: configuration.workflowsDirectory, registry: workflows, logger: logger)
+    workflowService.load()
     var application = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Herald"),
-        services: [store],
+        services: [store, workflowService],
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger
     )

@@ -160,6 +160,51 @@ struct CLITests {
             #expect(help.stdout.contains(documented), "serve --help documents \(documented)")
         }
     }
+
+    @Test("validate reports findings with exit codes 0, 1 and 2, as text or JSON, and graph prints the step graph")
+    func validateAndGraph() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let good =
+            "workflow: good\nsteps:\n  - id: a\n    type: sms\n    body: \"Hi {{subscriber.firstName}}\"\n  - id: b\n    type: push\n    needs: []\n    title: hi\n"
+        try good.write(to: directory.appendingPathComponent("good.yaml"), atomically: true, encoding: .utf8)
+        let clean = try Self.run(["validate", "good.yaml"], in: directory)
+        #expect(clean.status == 0)
+        #expect(clean.stdout == "1 file checked: 0 errors, 0 warnings\n")
+
+        let warning = "workflow: other-name\nsteps:\n  - id: a\n    type: sms\n    body: hi\n"
+        try warning.write(to: directory.appendingPathComponent("warn.yaml"), atomically: true, encoding: .utf8)
+        #expect(try Self.run(["validate", "warn.yaml"], in: directory).status == 0)
+        let strict = try Self.run(["validate", "--strict", "warn.yaml"], in: directory)
+        #expect(strict.status == 1)
+        #expect(
+            strict.stdout.hasPrefix(
+                "warn.yaml:1:11: warning: workflow id 'other-name' differs from the file name 'warn' [identifier-mismatch]\n"))
+
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("nested"), withIntermediateDirectories: true)
+        try "workflow: bad\nsteps:\n  - id: a\n    type: sms\n".write(
+            to: directory.appendingPathComponent("nested/bad.yml"), atomically: true, encoding: .utf8)
+        let json = try Self.run(["validate", "--format", "json", "."], in: directory)
+        #expect(json.status == 1)
+        let findings = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+        #expect(findings.count == 2)
+        #expect(findings.first?["file"] as? String == "./nested/bad.yml")
+        #expect(findings.first?["rule"] as? String == "missing-content")
+        #expect(findings.first?["line"] as? Int == 3)
+
+        let missing = try Self.run(["validate", "nope/"], in: directory)
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("no such file or directory"))
+
+        let graph = try Self.run(["graph", "good.yaml"], in: directory)
+        #expect(graph.status == 0)
+        #expect(
+            graph.stdout
+                == "flowchart TD\n    trigger((\"good\"))\n    s0[\"a · sms\"]\n    s1[\"b · push\"]\n    trigger --> s0\n    trigger --> s1\n"
+        )
+        let dot = try Self.run(["graph", "--format", "dot", "good.yaml"], in: directory)
+        #expect(dot.stdout.hasPrefix("digraph \"good\" {"))
+    }
 }
 
 /// Collects a child process's output lines as they arrive.
