@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// The SQL migrations under `migrations/sqlite` and `migrations/postgres`, shipped as resources of this target
 /// so that the files in the repository stay the single source of truth for the schema.

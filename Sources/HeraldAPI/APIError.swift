@@ -1,5 +1,5 @@
-public import HTTPTypes
-public import HeraldCore
+import HTTPTypes
+import HeraldCore
 import Hummingbird
 
 /// An error with an HTTP status, thrown by route handlers and middleware. ``APIErrorMiddleware`` renders it in the
@@ -12,6 +12,9 @@ public struct APIError: Error, Sendable {
     public var fieldErrors: [String: FieldError]
     /// Headers to add to the error response (e.g. `Retry-After`).
     public var headers: HTTPFields
+    /// Extra fields merged into a Novu error body (Novu spreads an exception's object into the body; the SDK types
+    /// the 409 of subscriber creation as a `SubscriberResponseDto`).
+    public var extraFields: [String: JSONValue] = [:]
 
     /// One field's validation failure.
     public struct FieldError: Sendable, Equatable {

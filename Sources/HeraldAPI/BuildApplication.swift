@@ -1,8 +1,8 @@
-public import HeraldCore
-public import HeraldStore
-public import HeraldWorkflow
-public import Hummingbird
-public import Logging
+import HeraldCore
+import HeraldStore
+import HeraldWorkflow
+import Hummingbird
+import Logging
 import NIOCore
 
 /// How `herald serve` runs (DESIGN §4). Every field has the documented default.

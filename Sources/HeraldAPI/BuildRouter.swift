@@ -1,6 +1,6 @@
-public import HeraldCore
-public import HeraldStore
-public import Hummingbird
+import HeraldCore
+import HeraldStore
+import Hummingbird
 
 /// Builds the router of the whole HTTP API: public health routes, and the Novu (`/v1`, `/v2`) and Centrifugo (`/api`)
 /// surfaces behind ``AuthMiddleware``. Errors everywhere render in the called API's format.
@@ -10,7 +10,11 @@ public func buildRouter(store: SQLStore, configuration: APIConfiguration = .init
     router.add(middleware: APIErrorMiddleware(clock: store.clock))
     router.add(middleware: AuthMiddleware(store: store))
     router.add(middleware: BodyLimitMiddleware(maxBytes: configuration.maxBodyBytes))
+    router.add(middleware: IdempotencyMiddleware(store: store))
     HealthRoutes(store: store).register(on: router)
-    SubscriberRoutes(store: store).register(on: router.group())
+    let api = router.group()
+    SubscriberRoutes(store: store).register(on: api)
+    IntegrationRoutes(store: store).register(on: api)
+    TopicRoutes(store: store).register(on: api)
     return router
 }

@@ -1,6 +1,6 @@
-public import HeraldCore
-public import Hummingbird
-public import Logging
+import HeraldCore
+import Hummingbird
+import Logging
 
 /// Per-request state: Hummingbird's core context plus the environment the API key resolved to.
 public struct HeraldRequestContext: RequestContext {

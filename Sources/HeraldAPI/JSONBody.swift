@@ -7,7 +7,6 @@ extension Request {
     /// Decodes the JSON body, enforcing the context's size limit; decoding failures become ``APIError``s that name
     /// the field or the parser's position.
     func decodeJSON<T: Decodable>(_ type: T.Type, context: HeraldRequestContext) async throws -> T {
-        var body = self.body
         let buffer = try await body.collect(upTo: context.maxUploadSize)
         guard buffer.readableBytes > 0 else {
             throw APIError(.badRequest, "Request body is empty; expected a JSON object")

@@ -1,7 +1,7 @@
 import Foundation
-public import HeraldWorkflow
-public import Logging
-public import ServiceLifecycle
+import HeraldWorkflow
+import Logging
+import ServiceLifecycle
 
 /// Loads the workflow directory into a ``WorkflowRegistry`` at start-up and re-reads it every `interval`, so saved
 /// edits go live without a restart. A file that stops validating is reported and its last good version stays active.

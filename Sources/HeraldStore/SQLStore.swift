@@ -1,7 +1,7 @@
-public import HeraldCore
-public import Logging
-public import SQLKit
-public import ServiceLifecycle
+import HeraldCore
+import Logging
+import SQLKit
+import ServiceLifecycle
 import Synchronization
 
 /// Herald's persistence: one implementation on SQLKit for SQLite and PostgreSQL.

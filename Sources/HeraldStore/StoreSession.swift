@@ -1,7 +1,7 @@
-public import Foundation
-public import HeraldCore
+import Foundation
+import HeraldCore
 import PostgresNIO
-public import SQLKit
+import SQLKit
 import SQLiteNIO
 
 /// One connection's (or one transaction's) view of the store. Every domain operation is an extension of this type
@@ -18,6 +18,9 @@ public struct StoreSession: Sendable {
     func flagging(_ flag: EnqueueFlag) -> StoreSession {
         StoreSession(db: db, dialect: dialect, cipher: cipher, clock: clock, ids: ids, enqueued: flag)
     }
+
+    /// A new record id.
+    public func newId() -> String { ids.next() }
 
     /// The current time in the schema's representation (milliseconds since the epoch).
     var nowMilliseconds: Int64 { clock.now().millisecondsSince1970 }

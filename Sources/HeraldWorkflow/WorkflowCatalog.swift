@@ -97,7 +97,7 @@ public enum WorkflowFiles {
                 }
                 defer { try? handle.close() }
                 let data = (try? handle.read(upToCount: YAMLTree.maxBytes + 1)) ?? Data()
-                sources.append((file, String(decoding: data ?? Data(), as: UTF8.self)))
+                sources.append((file, String(decoding: data, as: UTF8.self)))
             }
         }
         return sources

@@ -73,6 +73,7 @@ public struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             )
         }
         if let errorId { body["errorId"] = .string(errorId) }
+        for (key, value) in error.extraFields where body[key] == nil { body[key] = value }
         return Self.json(.object(body), status: error.status, extraHeaders: error.headers)
     }
 

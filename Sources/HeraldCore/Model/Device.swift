@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// One push token in the device registry. Novu subscriber credentials (`deviceTokens`) and Centrifugo devices are
 /// two views of these records. A token is unique per (environment, provider, token): registering it again for

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// An isolated tenant of one Herald installation (`development`, `production`, …). Every other record belongs to
 /// exactly one environment, and an API key sees only its own environment's records.

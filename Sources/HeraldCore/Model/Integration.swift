@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A configured instance of a provider in an environment.
 public struct Integration: Sendable, Hashable {

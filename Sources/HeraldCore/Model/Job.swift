@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A unit of durable work. Jobs live in the `jobs` table until a worker completes them; a worker that claims a job
 /// holds a lease, and a job whose lease expires (its worker crashed) is claimed again. Delivery is therefore

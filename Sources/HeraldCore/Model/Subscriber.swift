@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A recipient: the app's user, identified by the app's own ``subscriberId``.
 public struct Subscriber: Sendable, Hashable {

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A named audience. Subscribers subscribe to topics (Novu topics, which are also Centrifugo user topics);
 /// devices subscribe directly (Centrifugo device topics).

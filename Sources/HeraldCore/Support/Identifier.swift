@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Makes record ids: 24 lowercase hex characters laid out like a MongoDB ObjectId (4 bytes of seconds since
 /// the epoch, then 8 random bytes), because Novu clients see and sometimes validate `_id` values of that shape.

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Any JSON value. Used for free-form fields (subscriber `data`, payloads, credentials, overrides) that Herald
 /// stores and passes through without a fixed schema.

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import Synchronization
 
 /// Where time comes from. Injected everywhere a timestamp is written or a deadline computed, so that tests can

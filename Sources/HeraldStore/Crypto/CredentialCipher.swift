@@ -1,6 +1,6 @@
-public import Crypto
-public import Foundation
-public import HeraldCore
+import Crypto
+import Foundation
+import HeraldCore
 
 /// Encrypts integration credentials at rest with AES-256-GCM.
 ///

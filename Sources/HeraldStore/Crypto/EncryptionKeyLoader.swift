@@ -1,6 +1,6 @@
-public import Foundation
-public import HeraldCore
-public import Logging
+import Foundation
+import HeraldCore
+import Logging
 
 /// Finds the credential encryption key (DESIGN §4):
 ///

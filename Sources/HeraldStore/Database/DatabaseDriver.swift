@@ -1,4 +1,4 @@
-public import SQLKit
+import SQLKit
 
 /// The SQL dialects the store speaks. Most statements are shared; these name the places that differ.
 public enum SQLDialectKind: String, Sendable {

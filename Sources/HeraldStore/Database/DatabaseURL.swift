@@ -1,5 +1,5 @@
-public import Foundation
-public import HeraldCore
+import Foundation
+import HeraldCore
 
 /// Where the data lives: `sqlite://PATH`, `sqlite::memory:` or `postgres://user:pass@host:port/db`.
 ///

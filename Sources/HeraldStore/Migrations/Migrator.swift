@@ -1,6 +1,6 @@
 import Foundation
-public import HeraldCore
-public import Logging
+import HeraldCore
+import Logging
 import SQLKit
 
 /// Applies migrations in order, each inside its own transaction together with its `schema_migrations` row, so a

@@ -1,6 +1,6 @@
 import Crypto
-public import Foundation
-public import HeraldCore
+import Foundation
+import HeraldCore
 import SQLKit
 
 extension StoreSession {

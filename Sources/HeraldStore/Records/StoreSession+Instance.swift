@@ -1,4 +1,4 @@
-public import HeraldCore
+import HeraldCore
 import SQLKit
 
 extension StoreSession {

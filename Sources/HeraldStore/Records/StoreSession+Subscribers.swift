@@ -1,9 +1,9 @@
-public import Foundation
-public import HeraldCore
+import Foundation
+import HeraldCore
 import SQLKit
 
 extension StoreSession {
-    private static let subscriberColumns =
+    static let subscriberColumns =
         "id, environment_id, subscriber_id, first_name, last_name, email, phone, avatar, locale, timezone, data, is_online, last_online_at, created_at, updated_at"
 
     /// Longest subscriber id accepted.
@@ -85,6 +85,51 @@ extension StoreSession {
         ).first().map(Self.subscriber(from:))
     }
 
+    /// Novu v2 subscriber search: optional exact `email`, `phone` and `subscriberId`, and `name` matching the first
+    /// or last name (case-insensitive substring), cursor-paginated.
+    public func searchSubscribers(
+        environmentId: String, email: String? = nil, phone: String? = nil, subscriberId: String? = nil, name: String? = nil,
+        page: CursorRequest
+    ) async throws -> CursorPage<Subscriber> {
+        var filter = SQLQueryString("environment_id = \(bind: environmentId)")
+        if let email { filter += " AND email = \(bind: email)" }
+        if let phone { filter += " AND phone = \(bind: phone)" }
+        if let subscriberId { filter += " AND subscriber_id = \(bind: subscriberId)" }
+        if let name {
+            let pattern = "%" + name.lowercased().replacingOccurrences(of: "%", with: "").replacingOccurrences(of: "_", with: "") + "%"
+            filter += " AND (LOWER(first_name) LIKE \(bind: pattern) OR LOWER(last_name) LIKE \(bind: pattern)"
+            filter += " OR LOWER(COALESCE(first_name, '') || ' ' || COALESCE(last_name, '')) LIKE \(bind: pattern))"
+        }
+        return try await cursorPage(
+            table: "subscribers", columns: Self.subscriberColumns, filter: filter, request: page, decode: Self.subscriber(from:), id: \.id
+        )
+    }
+
+    /// Novu v1 offset pagination: page `page` (0-based) of `limit` subscribers, oldest first.
+    public func subscribers(environmentId: String, page: Int, limit: Int) async throws -> [Subscriber] {
+        try await db.raw(
+            """
+            SELECT \(unsafeRaw: Self.subscriberColumns) FROM subscribers WHERE environment_id = \(bind: environmentId)
+            ORDER BY id LIMIT \(bind: limit) OFFSET \(bind: page * limit)
+            """
+        ).all().map(Self.subscriber(from:))
+    }
+
+    /// Sets the online flag (Novu `online-status`).
+    public func setSubscriberOnline(environmentId: String, subscriberId: String, isOnline: Bool) async throws -> Subscriber {
+        let now = nowMilliseconds
+        let rows = try await db.raw(
+            """
+            UPDATE subscribers SET is_online = \(bind: isOnline), last_online_at = \(bind: now), updated_at = \(bind: now)
+            WHERE environment_id = \(bind: environmentId) AND subscriber_id = \(bind: subscriberId) RETURNING id
+            """
+        ).all()
+        guard !rows.isEmpty, let subscriber = try await subscriber(environmentId: environmentId, subscriberId: subscriberId) else {
+            throw HeraldError.notFound("Subscriber: \(subscriberId) was not found", context: ["subscriberId": subscriberId])
+        }
+        return subscriber
+    }
+
     /// A page of subscribers in creation order, after the subscriber whose record id is `after`.
     public func subscribers(environmentId: String, after: String? = nil, limit: Int) async throws -> Page<Subscriber> {
         var query = SQLQueryString(
@@ -111,7 +156,7 @@ extension StoreSession {
         return !rows.isEmpty
     }
 
-    private static func subscriber(from row: any SQLRow) throws -> Subscriber {
+    static func subscriber(from row: any SQLRow) throws -> Subscriber {
         Subscriber(
             id: try row.decode(column: "id", as: String.self), environmentId: try row.decode(column: "environment_id", as: String.self),
             subscriberId: try row.decode(column: "subscriber_id", as: String.self),

@@ -1,5 +1,5 @@
-public import Foundation
-public import HeraldCore
+import Foundation
+import HeraldCore
 import SQLKit
 
 extension StoreSession {
@@ -32,14 +32,99 @@ extension StoreSession {
     /// A topic by key.
     public func topic(environmentId: String, key: String) async throws -> Topic? {
         try await db.raw(
-            "SELECT id, environment_id, key, name, created_at, updated_at FROM topics WHERE environment_id = \(bind: environmentId) AND key = \(bind: key)"
-        ).first().map { row in
-            Topic(
-                id: try row.decode(column: "id", as: String.self), environmentId: try row.decode(column: "environment_id", as: String.self),
-                key: try row.decode(column: "key", as: String.self), name: try row.optional("name"), createdAt: try row.date("created_at"),
-                updatedAt: try row.date("updated_at")
-            )
+            "SELECT \(unsafeRaw: Self.topicColumns) FROM topics WHERE environment_id = \(bind: environmentId) AND key = \(bind: key)"
+        ).first().map(Self.topic(from:))
+    }
+
+    static let topicColumns = "id, environment_id, key, name, created_at, updated_at"
+
+    static func topic(from row: any SQLRow) throws -> Topic {
+        Topic(
+            id: try row.decode(column: "id", as: String.self), environmentId: try row.decode(column: "environment_id", as: String.self),
+            key: try row.decode(column: "key", as: String.self), name: try row.optional("name"), createdAt: try row.date("created_at"),
+            updatedAt: try row.date("updated_at")
+        )
+    }
+
+    /// Novu v2 topic listing: optional exact `key` and case-insensitive `name` substring, cursor-paginated.
+    public func searchTopics(
+        environmentId: String, key: String? = nil, name: String? = nil, page: CursorRequest
+    ) async throws -> CursorPage<Topic> {
+        var filter = SQLQueryString("environment_id = \(bind: environmentId)")
+        if let key { filter += " AND key = \(bind: key)" }
+        if let name {
+            filter += " AND LOWER(name) LIKE \(bind: "%" + name.lowercased().replacingOccurrences(of: "%", with: "") + "%")"
         }
+        return try await cursorPage(
+            table: "topics", columns: Self.topicColumns, filter: filter, request: page, decode: Self.topic(from:), id: \.id)
+    }
+
+    /// Novu v1 topic listing: page `page` (0-based) of `pageSize`, oldest first, and the total.
+    public func topics(environmentId: String, key: String?, page: Int, pageSize: Int) async throws -> (topics: [Topic], total: Int) {
+        var filter = SQLQueryString("environment_id = \(bind: environmentId)")
+        if let key { filter += " AND key = \(bind: key)" }
+        let rows = try await db.raw(
+            SQLQueryString("SELECT \(unsafeRaw: Self.topicColumns) FROM topics WHERE ") + filter
+                + " ORDER BY id LIMIT \(bind: pageSize) OFFSET \(bind: page * pageSize)"
+        ).all().map(Self.topic(from:))
+        let total =
+            try await db.raw(SQLQueryString("SELECT COUNT(*) AS n FROM topics WHERE ") + filter).first()?.decode(column: "n", as: Int.self)
+            ?? 0
+        return (rows, total)
+    }
+
+    /// Renames a topic; throws `notFound` when it does not exist.
+    public func renameTopic(environmentId: String, key: String, name: String) async throws -> Topic {
+        let rows = try await db.raw(
+            """
+            UPDATE topics SET name = \(bind: name), updated_at = \(bind: nowMilliseconds)
+            WHERE environment_id = \(bind: environmentId) AND key = \(bind: key) RETURNING id
+            """
+        ).all()
+        guard !rows.isEmpty, let topic = try await topic(environmentId: environmentId, key: key) else {
+            throw HeraldError.notFound("Topic \(key) was not found", context: ["key": key])
+        }
+        return topic
+    }
+
+    /// A topic's subscriptions, cursor-paginated by subscription id, optionally for one subscriber.
+    public func topicSubscriptions(
+        environmentId: String, topicKey: String, subscriberId: String? = nil, page: CursorRequest
+    ) async throws -> CursorPage<TopicSubscription> {
+        var filter = SQLQueryString("environment_id = \(bind: environmentId) AND topic_key = \(bind: topicKey)")
+        if let subscriberId { filter += " AND subscriber_id = \(bind: subscriberId)" }
+        return try await cursorPage(
+            table: "topic_subscriptions", columns: "id, environment_id, topic_key, subscriber_id, created_at", filter: filter,
+            request: page,
+            decode: { row in
+                TopicSubscription(
+                    id: try row.decode(column: "id", as: String.self),
+                    environmentId: try row.decode(column: "environment_id", as: String.self),
+                    topicKey: try row.decode(column: "topic_key", as: String.self),
+                    subscriberId: try row.decode(column: "subscriber_id", as: String.self), createdAt: try row.date("created_at")
+                )
+            }, id: \.id
+        )
+    }
+
+    /// The subscription of one subscriber to a topic.
+    public func topicSubscription(environmentId: String, topicKey: String, subscriberId: String) async throws -> TopicSubscription? {
+        try await topicSubscriptions(
+            environmentId: environmentId, topicKey: topicKey, subscriberId: subscriberId, page: CursorRequest(limit: 1)
+        )
+        .items.first
+    }
+
+    /// Subscribers by the app's ids (those that exist).
+    public func subscribers(environmentId: String, subscriberIds: [String]) async throws -> [String: Subscriber] {
+        guard !subscriberIds.isEmpty else { return [:] }
+        let rows = try await db.raw(
+            """
+            SELECT \(unsafeRaw: Self.subscriberColumns) FROM subscribers
+            WHERE environment_id = \(bind: environmentId) AND subscriber_id IN (\(binds: subscriberIds))
+            """
+        ).all().map(Self.subscriber(from:))
+        return Dictionary(rows.map { ($0.subscriberId, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// Deletes a topic and its subscriptions; returns whether it existed.

@@ -1,0 +1,140 @@
+import Crypto
+import Foundation
+import HeraldCore
+import _CryptoExtras
+
+/// What each provider needs in its credentials, and which credential fields are secrets (DESIGN §5,
+/// `reference/providers.md`). Secrets are never returned in clear; formats are checked when an integration is saved so
+/// that a broken key fails at the API, not at the first delivery.
+enum IntegrationRules {
+    /// Required credential fields per provider id.
+    static let required: [String: [String]] = [
+        "fcm": ["serviceAccount"],
+        "apns": ["secretKey", "apiKey", "projectName", "applicationId"],
+        "one-signal": ["applicationId", "apiKey"],
+        "pusher-beams": ["instanceId", "secretKey"],
+        "pushpad": ["apiKey", "applicationId"],
+        "push-webhook": ["webhookUrl"],
+        "web-push": ["vapidPublicKey", "vapidPrivateKey", "vapidSubject"],
+        "hms": ["clientId", "secretKey"],
+        "chat-webhook": [],
+        "telegram": ["apiToken"],
+        "sendgrid": ["apiKey", "from"],
+        "mailgun": ["apiKey", "domain", "from"],
+        "postmark": ["apiKey", "from"],
+        "resend": ["apiKey", "from"],
+        "nodemailer": ["host", "port", "from"],
+        "email-webhook": ["webhookUrl"],
+        "twilio": ["accountSid", "token", "from"],
+        "nexmo": ["apiKey", "secretKey", "from"],
+        "generic-sms": ["baseUrl"],
+    ]
+
+    /// Credential fields whose values are secrets.
+    static let secretFields: Set<String> = [
+        "apiKey", "secretKey", "password", "token", "serviceAccount", "vapidPrivateKey", "apiToken", "authenticationTokenKey",
+        "signingSecret",
+        "accessKey", "webhookUrl", "inboundWebhookSigningKey",
+    ]
+
+    /// The masked form of a secret: bullets and its last four characters.
+    static func mask(_ value: String) -> String {
+        value.count <= 8 ? "••••••••" : "••••" + value.suffix(4)
+    }
+
+    /// Whether a value sent back by a client is a masked placeholder (keep the stored secret).
+    static func isMasked(_ value: JSONValue) -> Bool {
+        value.stringValue?.hasPrefix("••••") == true
+    }
+
+    /// Credentials with every secret masked.
+    static func masked(_ credentials: IntegrationCredentials) -> JSONValue {
+        .object(
+            credentials.fields.reduce(into: [:]) { result, entry in
+                result[entry.key] =
+                    secretFields.contains(entry.key) ? .string(mask(entry.value.stringValue ?? entry.value.jsonString())) : entry.value
+            }
+        )
+    }
+
+    /// Checks credentials for a provider; returns field → message for every problem.
+    static func problems(providerId: String, credentials: IntegrationCredentials, active: Bool) -> [String: String] {
+        var problems: [String: String] = [:]
+        if active {
+            for field in required[providerId] ?? [] where credentials[field] == nil || credentials.string(field)?.isEmpty == true {
+                problems["credentials.\(field)"] = "credentials.\(field) is required for \(providerId)"
+            }
+        }
+        for (field, value) in credentials.fields {
+            if let message = formatProblem(providerId: providerId, field: field, value: value, all: credentials) {
+                problems["credentials.\(field)"] = message
+            }
+        }
+        return problems
+    }
+
+    private static func formatProblem(providerId: String, field: String, value: JSONValue, all: IntegrationCredentials) -> String? {
+        switch (providerId, field) {
+        case (_, "baseUrl"), (_, "webhookUrl"):
+            guard let text = value.stringValue, let url = URL(string: text), ["http", "https"].contains(url.scheme ?? ""), url.host != nil
+            else {
+                return "credentials.\(field) must be an http(s) URL"
+            }
+        case ("fcm", "serviceAccount"):
+            guard let text = value.stringValue, case .object(let account)? = try? JSONValue.parse(text) else {
+                return "credentials.serviceAccount must be the service account JSON as a string"
+            }
+            for key in ["project_id", "client_email", "private_key"] where account[key]?.stringValue?.isEmpty != false {
+                return "credentials.serviceAccount has no \(key)"
+            }
+            guard let pem = account["private_key"]?.stringValue, (try? _RSA.Signing.PrivateKey(pemRepresentation: pem)) != nil else {
+                return "credentials.serviceAccount private_key is not an RSA private key in PEM form"
+            }
+            if let uri = account["token_uri"]?.stringValue, URL(string: uri)?.scheme == nil {
+                return "credentials.serviceAccount token_uri is not a URL"
+            }
+        case ("apns", "secretKey"):
+            guard let pem = value.stringValue, (try? P256.Signing.PrivateKey(pemRepresentation: pem)) != nil else {
+                return "credentials.secretKey must be the .p8 key (a P-256 private key in PEM form)"
+            }
+        case ("apns", "apiKey"), ("apns", "projectName"):
+            guard let text = value.stringValue, text.count == 10, text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else {
+                return "credentials.\(field) must be the 10-character Apple \(field == "apiKey" ? "key id" : "team id")"
+            }
+        case ("apns", "secure"):
+            guard case .bool = value else { return "credentials.secure must be true (production) or false (sandbox)" }
+        case ("web-push", "vapidPublicKey"):
+            guard let text = value.stringValue, let bytes = Base64URL.decode(text), bytes.count == 65, bytes.first == 0x04 else {
+                return "credentials.vapidPublicKey must be an uncompressed P-256 public key in base64url (65 bytes)"
+            }
+        case ("web-push", "vapidPrivateKey"):
+            guard let text = value.stringValue, let bytes = Base64URL.decode(text), bytes.count == 32,
+                let key = try? P256.Signing.PrivateKey(rawRepresentation: bytes)
+            else {
+                return "credentials.vapidPrivateKey must be a P-256 private key in base64url (32 bytes)"
+            }
+            if let publicText = all.string("vapidPublicKey"), let publicBytes = Base64URL.decode(publicText),
+                key.publicKey.x963Representation != publicBytes
+            {
+                return "credentials.vapidPrivateKey does not belong to credentials.vapidPublicKey"
+            }
+        case ("web-push", "vapidSubject"):
+            guard let text = value.stringValue, text.hasPrefix("mailto:") || text.hasPrefix("https://") else {
+                return "credentials.vapidSubject must be a mailto: or https: URL"
+            }
+        case ("nodemailer", "port"):
+            let port: Int? =
+                switch value {
+                case .number(let number): Int(exactly: number)
+                case .string(let text): Int(text)
+                default: nil
+                }
+            guard let port, (1...65535).contains(port) else { return "credentials.port must be a port number" }
+        case (_, "from") where ProviderCatalog.channel(of: providerId) == .email:
+            guard let text = value.stringValue, text.contains("@") else { return "credentials.from must be an e-mail address" }
+        default:
+            break
+        }
+        return nil
+    }
+}
