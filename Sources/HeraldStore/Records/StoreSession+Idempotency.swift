@@ -47,10 +47,11 @@ extension StoreSession {
                 """
             ).first()
         else { return .inProgress }
-        guard try row.decode(column: "request_hash", as: String.self) == requestHash else { return .mismatch }
+        // While the first request runs, nothing can be said about the body yet: ask the client to retry.
         guard try row.decode(column: "state", as: String.self) == "done", let status = try row.optional("status_code", as: Int.self) else {
             return .inProgress
         }
+        guard try row.decode(column: "request_hash", as: String.self) == requestHash else { return .mismatch }
         return .replay(status: status, contentType: try row.optional("response_headers"), body: try row.optional("response_body") ?? "")
     }
 
