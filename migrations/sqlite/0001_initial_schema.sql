@@ -116,6 +116,7 @@ CREATE TABLE topics (
     updated_at INTEGER NOT NULL,
     UNIQUE (environment_id, key)
 );
+CREATE INDEX topics_page ON topics (environment_id, id);
 
 -- Subscriber-level topic membership (Novu topic subscriptions = Centrifugo user topics). The unique index serves
 -- the fan-out: members of a topic in subscriber_id order, keyset-paginated.
@@ -131,6 +132,8 @@ CREATE TABLE topic_subscriptions (
     UNIQUE (environment_id, topic_key, subscriber_id)
 );
 CREATE INDEX topic_subscriptions_subscriber ON topic_subscriptions (environment_id, subscriber_id, topic_key);
+-- Novu v2 subscription listings page by subscription id within a topic.
+CREATE INDEX topic_subscriptions_page ON topic_subscriptions (environment_id, topic_key, id);
 
 -- Device-level topic membership (Centrifugo device topics).
 CREATE TABLE device_topics (
