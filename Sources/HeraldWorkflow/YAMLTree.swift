@@ -52,12 +52,60 @@ struct YScalar {
     /// Whether the scalar was a block (`|` or `>`): its content starts on the next line.
     var block: Bool
 
+    /// Types a plain (unquoted) scalar by the YAML 1.2 core schema: `null`/`~`/empty, `true`/`false`, integers
+    /// (decimal, `0x`, `0o`) and floats (including `.inf` and `.nan`); everything else is a string.
+    static func classify(_ text: String) -> Kind {
+        switch text {
+        case "", "~", "null", "Null", "NULL": return .null
+        case "true", "True", "TRUE", "false", "False", "FALSE": return .bool
+        case ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF", ".nan", ".NaN", ".NAN": return .float
+        default: break
+        }
+        var bytes = Substring(text).utf8[...]
+        if bytes.first == UInt8(ascii: "-") || bytes.first == UInt8(ascii: "+") { bytes = bytes.dropFirst() }
+        guard let first = bytes.first else { return .string }
+        func isDigit(_ byte: UInt8) -> Bool { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) }
+        if bytes.starts(with: "0x".utf8), bytes.count > 2, bytes.dropFirst(2).allSatisfy({ Hex.value(of: $0) != nil }) { return .integer }
+        if bytes.starts(with: "0o".utf8), bytes.count > 2, bytes.dropFirst(2).allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "7")).contains($0) }) {
+            return .integer
+        }
+        guard isDigit(first) || first == UInt8(ascii: ".") else { return .string }
+        var sawDigit = false
+        var sawDot = false
+        var sawExponent = false
+        var previous: UInt8 = 0
+        for byte in bytes {
+            if isDigit(byte) {
+                sawDigit = true
+            } else if byte == UInt8(ascii: "."), !sawDot, !sawExponent {
+                sawDot = true
+            } else if byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E"), sawDigit, !sawExponent {
+                sawExponent = true
+            } else if byte == UInt8(ascii: "-") || byte == UInt8(ascii: "+"), previous == UInt8(ascii: "e") || previous == UInt8(ascii: "E") {
+            } else {
+                return .string
+            }
+            previous = byte
+        }
+        guard sawDigit, isDigit(previous) || (sawDot && !sawExponent) else { return .string }
+        return sawDot || sawExponent ? .float : .integer
+    }
+
     var json: JSONValue {
         switch kind {
-        case .null: .null
-        case .bool: .bool(["true", "yes", "on"].contains(text.lowercased()))
-        case .integer, .float: Double(text.replacingOccurrences(of: "_", with: "")).map(JSONValue.number) ?? .string(text)
-        case .string: .string(text)
+        case .null: return .null
+        case .bool: return .bool(text.lowercased() == "true")
+        case .integer:
+            if text.hasPrefix("0x") || text.hasPrefix("0o") {
+                return Int(text.dropFirst(2), radix: text.hasPrefix("0x") ? 16 : 8).map { .number(Double($0)) } ?? .string(text)
+            }
+            return Double(text).map(JSONValue.number) ?? .string(text)
+        case .float:
+            let lowered = text.lowercased()
+            if lowered.hasSuffix(".inf") { return .number(lowered.hasPrefix("-") ? -.infinity : .infinity) }
+            if lowered == ".nan" { return .string(text) }  // JSON has no NaN
+            return Double(text).map(JSONValue.number) ?? .string(text)
+        case .string: return .string(text)
         }
     }
 }
@@ -84,7 +132,9 @@ enum YAMLTree {
         }
         let node: Node?
         do {
-            let parser = try Parser(yaml: text)
+            // Resolver.basic tags every scalar as a string without running Yams' regular expressions (the
+            // costliest part of composing); `ScalarKind.classify` types plain scalars by hand instead.
+            let parser = try Parser(yaml: text, resolver: .basic)
             node = try parser.singleRoot()
         } catch YamlError.duplicatedKeysInMapping(let duplicates, let context) {
             // Yams refuses duplicate keys while composing; point at each repeated occurrence, not at the first one.
@@ -190,14 +240,8 @@ enum YAMLTree {
             case .scalar(let scalar):
                 if let anchor = scalar.anchor { return rejectAnchor(anchor, at: scalar.mark) }
                 guard firstVisit(location(scalar.mark), \.seenScalars) else { return nil }
-                let kind: YScalar.Kind =
-                    switch Resolver.default.resolveTag(of: node).rawValue {
-                    case Tag.Name.null.rawValue: .null
-                    case Tag.Name.bool.rawValue: .bool
-                    case Tag.Name.int.rawValue: .integer
-                    case Tag.Name.float.rawValue: .float
-                    default: .string
-                    }
+                let plain = scalar.style == .plain || scalar.style == .any
+                let kind: YScalar.Kind = plain ? YScalar.classify(scalar.string) : .string
                 return .scalar(
                     YScalar(
                         text: scalar.string, kind: kind, location: location(scalar.mark),
