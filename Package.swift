@@ -120,7 +120,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HeraldWorkflowTests",
-            dependencies: ["HeraldCore", "HeraldWorkflow"],
+            dependencies: ["HeraldCore", "HeraldWorkflow", .product(name: "Mustache", package: "swift-mustache")],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),

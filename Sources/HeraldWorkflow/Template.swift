@@ -11,7 +11,22 @@ public struct Template: Sendable {
     public let location: SourceLocation
     /// Whether values are HTML-escaped.
     public let escapesHTML: Bool
-    let compiled: MustacheTemplate
+    let body: Body
+
+    /// How a template renders: templates made only of text and plain variables (the vast majority) are split into
+    /// segments at load time and render without Mustache's machinery; anything else (sections, partials, lambdas,
+    /// custom delimiters) goes through swift-mustache.
+    enum Body: Sendable {
+        case segments([Segment])
+        case mustache(MustacheTemplate)
+    }
+
+    /// A piece of a simple template.
+    enum Segment: Sendable, Equatable {
+        case text(String)
+        /// A variable; `escaped` is false for `{{{…}}}` and `{{&…}}`.
+        case variable([String], escaped: Bool)
+    }
     /// The variables the template reads, with their positions, outside sections only (inside a section, names
     /// resolve against the section's item first).
     let variables: [(path: [String], location: SourceLocation)]
@@ -23,12 +38,20 @@ public struct Template: Sendable {
     static func compile(
         _ source: String, escapesHTML: Bool, at location: SourceLocation, contentStart: SourceLocation
     ) -> Result<Template, TemplateSyntaxError> {
+        if let segments = simpleSegments(source) {
+            return .success(
+                Template(
+                    source: source, location: location, escapesHTML: escapesHTML, body: .segments(segments),
+                    variables: scanVariables(source, contentStart: contentStart)
+                )
+            )
+        }
         let text = escapesHTML ? source : textPragma + source
         do {
             let compiled = try MustacheTemplate(string: text)
             return .success(
                 Template(
-                    source: source, location: location, escapesHTML: escapesHTML, compiled: compiled,
+                    source: source, location: location, escapesHTML: escapesHTML, body: .mustache(compiled),
                     variables: scanVariables(source, contentStart: contentStart)
                 )
             )
@@ -47,7 +70,80 @@ public struct Template: Sendable {
 
     /// Renders with the context object (`payload`, `subscriber`, `steps`, `tenant`, `workflow`).
     public func render(_ context: JSONValue) -> String {
-        compiled.render(Self.mustacheValue(context) ?? [String: Any]())
+        switch body {
+        case .mustache(let compiled):
+            return compiled.render(Self.mustacheValue(context) ?? [String: Any]())
+        case .segments(let segments):
+            var output = ""
+            for segment in segments {
+                switch segment {
+                case .text(let text): output += text
+                case .variable(let path, let escaped):
+                    let text = Self.text(of: context.value(at: path))
+                    output += escaped && escapesHTML ? Self.escapeHTML(text) : text
+                }
+            }
+            return output
+        }
+    }
+
+    /// How a value prints inside text: strings as they are, whole numbers without a fraction, missing as nothing,
+    /// lists and objects as compact JSON.
+    static func text(of value: JSONValue) -> String {
+        switch value {
+        case .null: ""
+        case .string(let text): text
+        case .bool(let bool): bool ? "true" : "false"
+        case .number(let number): number.rounded() == number && abs(number) < 9.0e15 ? String(Int64(number)) : String(number)
+        case .array, .object: value.jsonString()
+        }
+    }
+
+    /// The escaping swift-mustache applies to HTML: `< > & " '`.
+    static func escapeHTML(_ text: String) -> String {
+        guard text.utf8.contains(where: { $0 == 0x3C || $0 == 0x3E || $0 == 0x26 || $0 == 0x22 || $0 == 0x27 }) else { return text }
+        var output = ""
+        output.reserveCapacity(text.utf8.count + 16)
+        for character in text.unicodeScalars {
+            switch character {
+            case "<": output += "&lt;"
+            case ">": output += "&gt;"
+            case "&": output += "&amp;"
+            case "\"": output += "&quot;"
+            case "'": output += "&#39;"
+            default: output.unicodeScalars.append(character)
+            }
+        }
+        return output
+    }
+
+    /// Splits a template made only of text and `{{name}}`, `{{{name}}}` or `{{&name}}` tags; nil for anything else.
+    static func simpleSegments(_ source: String) -> [Segment]? {
+        var segments: [Segment] = []
+        var rest = Substring(source)
+        while let open = rest.range(of: "{{") {
+            if open.lowerBound > rest.startIndex { segments.append(.text(String(rest[..<open.lowerBound]))) }
+            var tag = rest[open.upperBound...]
+            var escaped = true
+            var closing = "}}"
+            if tag.first == "{" {
+                escaped = false
+                closing = "}}}"
+                tag = tag.dropFirst()
+            } else if tag.first == "&" {
+                escaped = false
+                tag = tag.dropFirst()
+            }
+            guard let close = tag.range(of: closing) else { return nil }
+            let name = tag[..<close.lowerBound].trimmingASCIIWhitespace()
+            guard !name.isEmpty, name != ".", name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == "." }),
+                !name.hasPrefix("."), !name.hasSuffix("."), !name.contains("..")
+            else { return nil }
+            segments.append(.variable(name.split(separator: ".").map(String.init), escaped: escaped))
+            rest = tag[close.upperBound...]
+        }
+        if !rest.isEmpty { segments.append(.text(String(rest))) }
+        return segments
     }
 
     private static func describe(_ error: any Error) -> String {
@@ -111,7 +207,7 @@ public struct Template: Sendable {
                 index += 1
             }
             while index < characters.count, characters[index] == "}" { index += 1 }
-            let trimmed = name.trimmingCharacters(in: .whitespaces)
+            let trimmed = String(Substring(name).trimmingASCIIWhitespace())
             switch sigil {
             case "!", ">", "%": continue
             case "/": sectionDepth = max(0, sectionDepth - 1)
@@ -134,4 +230,14 @@ public struct Template: Sendable {
 struct TemplateSyntaxError: Error {
     var message: String
     var location: SourceLocation
+}
+
+extension Substring {
+    /// Without leading and trailing spaces and tabs (cheaper than Foundation's `trimmingCharacters`).
+    func trimmingASCIIWhitespace() -> Substring {
+        var result = self
+        while let first = result.first, first == " " || first == "\t" { result = result.dropFirst() }
+        while let last = result.last, last == " " || last == "\t" { result = result.dropLast() }
+        return result
+    }
 }

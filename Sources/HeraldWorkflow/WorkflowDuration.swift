@@ -15,7 +15,7 @@ public struct WorkflowDuration: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses a duration, or explains what is wrong with it.
     public static func parse(_ text: String) -> Result<WorkflowDuration, DurationError> {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let trimmed = Substring(text).trimmingASCIIWhitespace()
         guard !trimmed.isEmpty else { return .failure(DurationError(message: "duration is empty; write e.g. 30s, 10m, 2h or 1d")) }
         var total = 0
         var number = ""

@@ -66,7 +66,9 @@ struct YScalar {
         guard let first = bytes.first else { return .string }
         func isDigit(_ byte: UInt8) -> Bool { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) }
         if bytes.starts(with: "0x".utf8), bytes.count > 2, bytes.dropFirst(2).allSatisfy({ Hex.value(of: $0) != nil }) { return .integer }
-        if bytes.starts(with: "0o".utf8), bytes.count > 2, bytes.dropFirst(2).allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "7")).contains($0) }) {
+        if bytes.starts(with: "0o".utf8), bytes.count > 2,
+            bytes.dropFirst(2).allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "7")).contains($0) })
+        {
             return .integer
         }
         guard isDigit(first) || first == UInt8(ascii: ".") else { return .string }
@@ -81,7 +83,8 @@ struct YScalar {
                 sawDot = true
             } else if byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E"), sawDigit, !sawExponent {
                 sawExponent = true
-            } else if byte == UInt8(ascii: "-") || byte == UInt8(ascii: "+"), previous == UInt8(ascii: "e") || previous == UInt8(ascii: "E") {
+            } else if byte == UInt8(ascii: "-") || byte == UInt8(ascii: "+"), previous == UInt8(ascii: "e") || previous == UInt8(ascii: "E")
+            {
             } else {
                 return .string
             }
@@ -134,7 +137,7 @@ enum YAMLTree {
         do {
             // Resolver.basic tags every scalar as a string without running Yams' regular expressions (the
             // costliest part of composing); `ScalarKind.classify` types plain scalars by hand instead.
-            let parser = try Parser(yaml: text, resolver: .basic)
+            let parser = try Parser(yaml: text, resolver: .basic, encoding: .utf8)
             node = try parser.singleRoot()
         } catch YamlError.duplicatedKeysInMapping(let duplicates, let context) {
             // Yams refuses duplicate keys while composing; point at each repeated occurrence, not at the first one.

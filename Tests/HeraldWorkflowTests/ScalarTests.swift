@@ -1,4 +1,5 @@
 import HeraldCore
+import Mustache
 import Testing
 
 @testable import HeraldWorkflow
@@ -32,5 +33,38 @@ struct ScalarTests {
         #expect(diagnostics.map(\.rule) == [.wrongType])
         #expect(YScalar(text: "0x1F", kind: .integer, location: .start, quoted: false, block: false).json == 31)
         #expect(YScalar(text: "-.inf", kind: .float, location: .start, quoted: false, block: false).json == .number(-.infinity))
+    }
+}
+
+@Suite("Template fast path")
+struct TemplateFastPathTests {
+    static let context: JSONValue = [
+        "payload": ["name": "Tom & <Jerry> \"q\" 'a'", "count": 3, "price": 2.5, "flag": true, "nested": ["deep": "x"]],
+        "subscriber": ["firstName": "Ann"],
+    ]
+
+    @Test(
+        "plain-variable templates render exactly as swift-mustache does",
+        arguments: [
+            "Hello {{subscriber.firstName}}", "{{payload.name}}", "{{{payload.name}}}", "{{&payload.name}}", "{{ payload.count }} items",
+            "{{payload.price}}", "{{payload.flag}}", "{{payload.missing}}|", "{{payload.nested.deep}}", "no tags at all",
+            "a {{payload.count}}{{payload.count}} b",
+        ]
+    )
+    func parity(source: String) throws {
+        #expect(Template.simpleSegments(source) != nil)
+        for html in [true, false] {
+            let fast = try Template.compile(source, escapesHTML: html, at: .start, contentStart: .start).get()
+            let text = html ? source : "{{% CONTENT_TYPE: TEXT }}" + source
+            let mustache = try MustacheTemplate(string: text).render(Template.mustacheValue(Self.context) ?? [:])
+            #expect(fast.render(Self.context) == mustache, "\(source) html=\(html)")
+        }
+    }
+
+    @Test(
+        "sections, comments and partials take the Mustache path",
+        arguments: ["{{#payload.flag}}yes{{/payload.flag}}", "{{! note }}x", "{{> part}}", "{{=<% %>=}}"])
+    func fallback(source: String) {
+        #expect(Template.simpleSegments(source) == nil)
     }
 }

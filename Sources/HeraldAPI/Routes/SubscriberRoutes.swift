@@ -50,14 +50,7 @@ struct SubscriberRoutes {
             try await respondWithSubscriber(context)
         }
         group.patch("/v2/subscribers/{subscriberId}") { request, context in
-            let environment = try context.requireEnvironment()
-            let subscriberId = try context.parameters.require("subscriberId")
-            let body = try await request.decodeJSON(NovuSubscriberBody.self, context: context)
-            let patch = try body.validatedPatch()
-            _ = try await store.transaction {
-                try await $0.patchSubscriber(environmentId: environment.id, subscriberId: subscriberId, patch: patch)
-            }
-            return try await respondWithSubscriber(context)
+            try await updateSubscriber(request, context)
         }
         group.delete("/v2/subscribers/{subscriberId}") { _, context in
             try await deleteSubscriber(context)
@@ -93,14 +86,7 @@ struct SubscriberRoutes {
             try await respondWithSubscriber(context)
         }
         group.put("/v1/subscribers/{subscriberId}") { request, context in
-            let environment = try context.requireEnvironment()
-            let subscriberId = try context.parameters.require("subscriberId")
-            let body = try await request.decodeJSON(NovuSubscriberBody.self, context: context)
-            let patch = try body.validatedPatch()
-            _ = try await store.transaction {
-                try await $0.patchSubscriber(environmentId: environment.id, subscriberId: subscriberId, patch: patch)
-            }
-            return try await respondWithSubscriber(context)
+            try await updateSubscriber(request, context)
         }
         group.delete("/v1/subscribers/{subscriberId}") { _, context in
             try await deleteSubscriber(context)
@@ -230,6 +216,18 @@ struct SubscriberRoutes {
         }
         guard let subscriber else { throw APIError(.notFound, "Subscriber: \(subscriberId) was not found") }
         return JSONResponse.data(subscriber.novuJSON(channels: channels), status: status)
+    }
+
+    /// v2 PATCH and v1 PUT: profile fields with PATCH semantics (`null` clears, absent keeps).
+    func updateSubscriber(_ request: Request, _ context: HeraldRequestContext) async throws -> Response {
+        let environment = try context.requireEnvironment()
+        let subscriberId = try context.parameters.require("subscriberId")
+        let body = try await request.decodeJSON(NovuSubscriberBody.self, context: context)
+        let patch = try body.validatedPatch()
+        _ = try await store.transaction {
+            try await $0.patchSubscriber(environmentId: environment.id, subscriberId: subscriberId, patch: patch)
+        }
+        return try await respondWithSubscriber(context)
     }
 
     func deleteSubscriber(_ context: HeraldRequestContext) async throws -> Response {
