@@ -118,31 +118,56 @@ public struct Template: Sendable {
     }
 
     /// Splits a template made only of text and `{{name}}`, `{{{name}}}` or `{{&name}}` tags; nil for anything else.
+    /// Works on UTF-8 bytes: the braces and name characters it looks for are all ASCII.
     static func simpleSegments(_ source: String) -> [Segment]? {
+        let bytes = Array(source.utf8)
+        let open = UInt8(ascii: "{")
+        let close = UInt8(ascii: "}")
         var segments: [Segment] = []
-        var rest = Substring(source)
-        while let open = rest.range(of: "{{") {
-            if open.lowerBound > rest.startIndex { segments.append(.text(String(rest[..<open.lowerBound]))) }
-            var tag = rest[open.upperBound...]
-            var escaped = true
-            var closing = "}}"
-            if tag.first == "{" {
-                escaped = false
-                closing = "}}}"
-                tag = tag.dropFirst()
-            } else if tag.first == "&" {
-                escaped = false
-                tag = tag.dropFirst()
-            }
-            guard let close = tag.range(of: closing) else { return nil }
-            let name = tag[..<close.lowerBound].trimmingASCIIWhitespace()
-            guard !name.isEmpty, name != ".", name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == "." }),
-                !name.hasPrefix("."), !name.hasSuffix("."), !name.contains("..")
-            else { return nil }
-            segments.append(.variable(name.split(separator: ".").map(String.init), escaped: escaped))
-            rest = tag[close.upperBound...]
+        var textStart = 0
+        var index = 0
+        func isNameByte(_ byte: UInt8) -> Bool {
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+                || byte == UInt8(ascii: ".")
         }
-        if !rest.isEmpty { segments.append(.text(String(rest))) }
+        while index + 1 < bytes.count {
+            guard bytes[index] == open, bytes[index + 1] == open else {
+                index += 1
+                continue
+            }
+            if index > textStart { segments.append(.text(String(decoding: bytes[textStart..<index], as: UTF8.self))) }
+            var cursor = index + 2
+            var escaped = true
+            var closing = 2
+            if cursor < bytes.count, bytes[cursor] == open {
+                escaped = false
+                closing = 3
+                cursor += 1
+            } else if cursor < bytes.count, bytes[cursor] == UInt8(ascii: "&") {
+                escaped = false
+                cursor += 1
+            }
+            while cursor < bytes.count, bytes[cursor] == UInt8(ascii: " ") { cursor += 1 }
+            let nameStart = cursor
+            while cursor < bytes.count, isNameByte(bytes[cursor]) { cursor += 1 }
+            let nameEnd = cursor
+            while cursor < bytes.count, bytes[cursor] == UInt8(ascii: " ") { cursor += 1 }
+            guard nameEnd > nameStart, cursor + closing <= bytes.count, bytes[cursor..<(cursor + closing)].allSatisfy({ $0 == close })
+            else {
+                return nil
+            }
+            let name = bytes[nameStart..<nameEnd]
+            guard name.first != UInt8(ascii: "."), name.last != UInt8(ascii: ".") else { return nil }
+            let path = name.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).map {
+                String(decoding: $0, as: UTF8.self)
+            }
+            guard !path.contains(where: \.isEmpty) else { return nil }
+            segments.append(.variable(path, escaped: escaped))
+            index = cursor + closing
+            textStart = index
+        }
+        if textStart < bytes.count { segments.append(.text(String(decoding: bytes[textStart...], as: UTF8.self))) }
         return segments
     }
 
