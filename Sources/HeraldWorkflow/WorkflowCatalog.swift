@@ -1,4 +1,6 @@
+import Dispatch
 import Foundation
+import Synchronization
 
 /// The workflows of a directory, by trigger identifier, with the findings of every file.
 ///
@@ -34,14 +36,24 @@ public struct WorkflowCatalog: Sendable {
         var changed: [Diagnostic] = []
         let paths = Set(sources.map(\.path))
         for path in files.keys where !paths.contains(path) { files[path] = nil }
-        for (path, contents) in sources {
-            if let existing = files[path], existing.contents == contents { continue }
-            let (workflow, diagnostics) = WorkflowParser.parse(contents, file: path)
+        let pending = sources.filter { files[$0.path]?.contents != $0.contents }
+        for ((path, contents), (workflow, diagnostics)) in zip(pending, Self.parseConcurrently(pending)) {
             files[path] = FileState(contents: contents, lastGood: workflow ?? files[path]?.lastGood, diagnostics: diagnostics)
             changed += diagnostics
         }
         rebuild()
         return changed.sorted() + duplicateFindings
+    }
+
+    /// Parses files on every core: parsing is pure, and a directory of workflows is embarrassingly parallel.
+    static func parseConcurrently(_ sources: [(path: String, contents: String)]) -> [(workflow: Workflow?, diagnostics: [Diagnostic])] {
+        guard sources.count > 1 else { return sources.map { WorkflowParser.parse($0.contents, file: $0.path) } }
+        let results = Mutex([(workflow: Workflow?, diagnostics: [Diagnostic])?](repeating: nil, count: sources.count))
+        DispatchQueue.concurrentPerform(iterations: sources.count) { index in
+            let result = WorkflowParser.parse(sources[index].contents, file: sources[index].path)
+            results.withLock { $0[index] = result }
+        }
+        return results.withLock { $0.map { $0! } }
     }
 
     private mutating func rebuild() {
