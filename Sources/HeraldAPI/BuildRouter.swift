@@ -16,5 +16,6 @@ public func buildRouter(store: SQLStore, configuration: APIConfiguration = .init
     SubscriberRoutes(store: store).register(on: api)
     IntegrationRoutes(store: store).register(on: api)
     TopicRoutes(store: store).register(on: api)
+    CentrifugoRoutes(store: store).register(on: api)
     return router
 }

@@ -81,14 +81,8 @@ public struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         if error.status == .unauthorized {
             return Response(status: .unauthorized)
         }
-        let (code, message): (Int, String) =
-            switch error.status {
-            case .notFound: (104, error.message)
-            case .conflict: (113, error.message)
-            case .internalServerError, .serviceUnavailable: (100, "internal server error")
-            default: (107, error.message)
-            }
-        let object: JSONValue = ["code": .number(Double(code)), "message": .string(message)]
+        let object = CentrifugoError.body(error)
+        let code = CentrifugoError.code(error)
         if transportMode {
             let status: HTTPResponse.Status =
                 switch code {

@@ -62,12 +62,15 @@ public struct DeviceRegistration: Sendable, Hashable {
     public var meta: [String: String]?
     public var timezone: String?
     public var locale: String?
+    /// Full-state registration (Centrifugo `device_register`): nil fields clear what is stored instead of keeping it.
+    public var replacesAll: Bool
 
     public init(
         provider: String, token: Secret, integrationId: String? = nil, platform: String? = nil, subscriberId: String? = nil,
         topics: [String]? = nil, tags: [String: String]? = nil, meta: [String: String]? = nil, timezone: String? = nil,
-        locale: String? = nil
+        locale: String? = nil, replacesAll: Bool = false
     ) {
+        self.replacesAll = replacesAll
         self.provider = provider
         self.token = token
         self.integrationId = integrationId

@@ -6,6 +6,29 @@ extension StoreSession {
     private static let deviceColumns =
         "id, environment_id, provider, token, integration_id, platform, subscriber_id, tags, meta, timezone, locale, created_at, updated_at, last_success_at"
 
+    /// Centrifugo re-registration with a stored device id: the device keeps its id and takes the (possibly rotated)
+    /// token; another device that holds the new token gives it up. Throws `notFound` for an unknown id.
+    public func reregisterDevice(environmentId: String, id: String, _ registration: DeviceRegistration) async throws -> Device {
+        guard let current = try await device(environmentId: environmentId, id: id) else {
+            throw HeraldError.notFound("device \(id) not found")
+        }
+        if current.provider != registration.provider || current.token != registration.token {
+            try await db.raw(
+                """
+                DELETE FROM devices WHERE environment_id = \(bind: environmentId) AND provider = \(bind: registration.provider)
+                AND token = \(bind: registration.token.revealed) AND id <> \(bind: id)
+                """
+            ).run()
+            try await db.raw(
+                """
+                UPDATE devices SET provider = \(bind: registration.provider), token = \(bind: registration.token.revealed),
+                    updated_at = \(bind: nowMilliseconds) WHERE id = \(bind: id)
+                """
+            ).run()
+        }
+        return try await registerDevice(environmentId: environmentId, registration)
+    }
+
     /// Registers a push token, or updates the device that already has it (tokens are unique per environment and
     /// provider). Registering a token for another subscriber moves the device to that subscriber and clears what
     /// the previous owner attached to it (see ``DeviceRegistration``). Run it inside a transaction.
@@ -42,7 +65,7 @@ extension StoreSession {
         else {
             throw HeraldError(.conflict, "the device was removed while it was being registered; retry")
         }
-        let moved = existing.subscriberId != registration.subscriberId
+        let moved = existing.subscriberId != registration.subscriberId || registration.replacesAll
         let tags = registration.tags ?? (moved ? [:] : existing.tags)
         let meta = registration.meta ?? (moved ? [:] : existing.meta)
         try await db.raw(

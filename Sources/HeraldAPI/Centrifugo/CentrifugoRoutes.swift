@@ -1,0 +1,378 @@
+import Foundation
+import HeraldCore
+import HeraldStore
+import Hummingbird
+import NIOCore
+
+/// Centrifugo PRO's push API (`reference/centrifugo-push-api.md`): `POST /api/<method>` with a JSON body, results as
+/// `{"result": …}`, errors as `{"error": {"code", "message"}}` (HTTP 200, or mapped statuses with
+/// `X-Centrifugo-Error-Mode: transport`), and `POST /api/batch`. This file holds the device registry and topic
+/// methods; they work on the same devices and topic subscriptions as the Novu API.
+struct CentrifugoRoutes {
+    let store: SQLStore
+
+    typealias Method = @Sendable (JSONValue, HeraldCore.Environment) async throws -> JSONValue
+
+    var methods: [String: Method] {
+        [
+            "device_register": deviceRegister, "device_update": deviceUpdate, "device_remove": deviceRemove, "device_list": deviceList,
+            "device_topic_update": deviceTopicUpdate, "device_topic_list": deviceTopicList, "user_topic_update": userTopicUpdate,
+            "user_topic_list": userTopicList,
+        ]
+    }
+
+    func register(on group: RouterGroup<HeraldRequestContext>) {
+        group.post("/api/{method}") { request, context in
+            let environment = try context.requireEnvironment()
+            let name = try context.parameters.require("method")
+            let body = try await Self.body(request, context: context)
+            if name == "batch" {
+                return try await batch(body, environment: environment)
+            }
+            guard let method = methods[name] else { throw APIError(.notFound, "method not found") }
+            return JSONResponse.make(["result": try await method(body, environment)])
+        }
+    }
+
+    /// `{"commands": [{"<method>": {params}}, …], "parallel": bool}` → `{"replies": [{"<method>": result} | {"error": …}]}`.
+    func batch(_ body: JSONValue, environment: HeraldCore.Environment) async throws -> Response {
+        guard case .array(let commands)? = body.objectValue?["commands"] else {
+            throw APIError(.badRequest, "bad request: commands required")
+        }
+        var replies: [JSONValue] = []
+        for command in commands {
+            guard case .object(let object) = command, object.count == 1, let (name, params) = object.first else {
+                replies.append(["error": ["code": 107, "message": "bad request"]])
+                continue
+            }
+            guard let method = methods[name] else {
+                replies.append(["error": ["code": 104, "message": "method not found"]])
+                continue
+            }
+            do {
+                replies.append([name: try await method(params, environment)])
+            } catch {
+                let apiError = APIErrorMiddleware<HeraldRequestContext>.apiError(for: error)
+                replies.append(["error": CentrifugoError.body(apiError)])
+            }
+        }
+        return JSONResponse.make(["replies": .array(replies)])
+    }
+
+    static func body(_ request: Request, context: HeraldRequestContext) async throws -> JSONValue {
+        let buffer = try await request.body.collect(upTo: context.maxUploadSize)
+        guard buffer.readableBytes > 0 else { return [:] }
+        do {
+            let value = try JSONDecoder().decode(JSONValue.self, from: Data(buffer.readableBytesView))
+            guard case .object = value else { throw APIError(.badRequest, "bad request: the body must be a JSON object") }
+            return value
+        } catch let error as DecodingError {
+            let problem = JSONSyntax.firstProblem(in: buffer.readableBytesView).map { ": \($0)" } ?? ""
+            throw APIError(.badRequest, "bad request: invalid JSON\(problem)", fieldErrors: [:]).with(underlying: error)
+        }
+    }
+
+    // MARK: Devices
+
+    /// Centrifugo provider names ↔ Herald provider ids.
+    static func herald(provider: String) throws -> String {
+        switch provider {
+        case "fcm", "apns", "hms": return provider
+        case "webpush": return "web-push"
+        default: throw APIError(.badRequest, "bad request: unknown provider '\(provider)' (fcm, hms, apns or webpush)")
+        }
+    }
+
+    static func centrifugo(provider: String) -> String { provider == "web-push" ? "webpush" : provider }
+
+    func deviceRegister(_ params: JSONValue, environment: HeraldCore.Environment) async throws -> JSONValue {
+        let p = CentrifugoParams(params)
+        let provider = try Self.herald(provider: try p.requiredString("provider"))
+        let token = try p.requiredString("token")
+        let platform = try p.requiredString("platform")
+        guard ["ios", "android", "web"].contains(platform) else {
+            throw APIError(.badRequest, "bad request: unknown platform '\(platform)' (ios, android or web)")
+        }
+        if let problem = DeviceTokenRules.problem(provider: provider, token: token) {
+            throw APIError(.badRequest, "bad request: \(problem)")
+        }
+        let registration = DeviceRegistration(
+            provider: provider, token: Secret(token), platform: platform, subscriberId: p.string("user").flatMap { $0.isEmpty ? nil : $0 },
+            topics: try p.strings("topics"), meta: try p.stringMap("meta"), timezone: p.string("timezone"), locale: p.string("locale"),
+            replacesAll: true
+        )
+        for topic in registration.topics ?? [] where !Topic.isValidKey(topic) {
+            throw APIError(.badRequest, "bad request: invalid topic '\(topic)'")
+        }
+        let id = p.string("id").flatMap { $0.isEmpty ? nil : $0 }
+        if let id, !ObjectIDGenerator.isValid(id) { throw APIError(.badRequest, "bad request: malformed device id") }
+        let device = try await store.transaction { session in
+            if let id { return try await session.reregisterDevice(environmentId: environment.id, id: id, registration) }
+            return try await session.registerDevice(environmentId: environment.id, registration)
+        }
+        return ["id": .string(device.id)]
+    }
+
+    func deviceUpdate(_ params: JSONValue, environment: HeraldCore.Environment) async throws -> JSONValue {
+        let p = CentrifugoParams(params)
+        let filter = DeviceFilter(ids: try p.strings("ids") ?? [], users: try p.strings("users") ?? [])
+        guard !filter.isEmpty else { throw APIError(.badRequest, "bad request: ids or users required") }
+        let user: FieldUpdate<String> =
+            p.object("user_update").map { update in
+                (update["user"]?.stringValue).map { $0.isEmpty ? .clear : .set($0) } ?? .clear
+            } ?? .keep
+        let meta = try p.object("meta_update").map { try CentrifugoParams(.object($0)).stringMap("meta") ?? [:] }
+        let timezone = p.object("timezone_update").map { $0["timezone"]?.stringValue ?? "" }
+        let locale = p.object("locale_update").map { $0["locale"]?.stringValue ?? "" }
+        let topicsUpdate = try p.object("topics_update").map { try TopicsUpdate(CentrifugoParams(.object($0))) }
+        try await store.transaction { session in
+            for id in try await session.deviceIds(environmentId: environment.id, filter: filter) {
+                try await session.updateDevice(
+                    environmentId: environment.id, id: id, user: user, meta: meta, timezone: timezone, locale: locale)
+                if let topicsUpdate { try await topicsUpdate.apply(deviceId: id, environmentId: environment.id, session: session) }
+            }
+        }
+        return [:]
+    }
+
+    func deviceRemove(_ params: JSONValue, environment: HeraldCore.Environment) async throws -> JSONValue {
+        let p = CentrifugoParams(params)
+        let filter = DeviceFilter(ids: try p.strings("ids") ?? [], users: try p.strings("users") ?? [])
+        guard !filter.isEmpty else { throw APIError(.badRequest, "bad request: ids or users required") }
+        try await store.transaction { session in
+            try await session.removeDevices(
+                environmentId: environment.id, ids: try await session.deviceIds(environmentId: environment.id, filter: filter))
+        }
+        return [:]
+    }
+
+    func deviceList(_ params: JSONValue, environment: HeraldCore.Environment) async throws -> JSONValue {
+        let p = CentrifugoParams(params)
+        let f = CentrifugoParams(.object(p.object("filter") ?? [:]))
+        let filter = DeviceFilter(
+            ids: try f.strings("ids") ?? [], users: try f.strings("users") ?? [], topics: try f.strings("topics") ?? [],
+            providers: try (f.strings("providers") ?? []).map(Self.herald(provider:)), platforms: try f.strings("platforms") ?? []
+        )
+        let limit = try p.limit()
+        let (devices, next, total) = try await store.read { session in
+            try await session.listDevices(
+                environmentId: environment.id, filter: filter, cursor: p.string("cursor"), limit: limit,
+                countTotal: p.bool("include_total_count")
+            )
+        }
+        var result: [String: JSONValue] = [
+            "items": .array(
+                devices.map {
+                    Self.json(
+                        $0, includeMeta: p.bool("include_meta"), includeTopics: p.bool("include_topics"),
+                        includeWebPushKeys: p.bool("include_webpush_keys")
+                    )
+                })
+        ]
+        if let next { result["next_cursor"] = .string(next) }
+        if let total { result["total_count"] = .number(Double(total)) }
+        return .object(result)
+    }
+
+    /// Centrifugo `Device`. Web Push devices show the endpoint as `token` and the keys in `webpush_keys`.
+    static func json(_ device: Device, includeMeta: Bool = true, includeTopics: Bool = true, includeWebPushKeys: Bool = false) -> JSONValue
+    {
+        var object: [String: JSONValue] = [
+            "id": .string(device.id), "provider": .string(centrifugo(provider: device.provider)),
+            "platform": .string(device.platform ?? ""),
+            "token": .string(device.token.revealed), "created_at": .number(Double(Int(device.createdAt.timeIntervalSince1970))),
+            "updated_at": .number(Double(Int(device.updatedAt.timeIntervalSince1970))),
+        ]
+        if let user = device.subscriberId { object["user"] = .string(user) }
+        if let timezone = device.timezone, !timezone.isEmpty { object["timezone"] = .string(timezone) }
+        if let locale = device.locale, !locale.isEmpty { object["locale"] = .string(locale) }
+        if includeMeta, !device.meta.isEmpty { object["meta"] = .object(device.meta.mapValues(JSONValue.string)) }
+        if includeTopics, !device.topics.isEmpty { object["topics"] = .array(device.topics.map(JSONValue.string)) }
+        if device.provider == "web-push", case .object(let subscription)? = try? JSONValue.parse(device.token.revealed) {
+            object["token"] = subscription["endpoint"] ?? .string("")
+            if includeWebPushKeys, let keys = subscription["keys"] { object["webpush_keys"] = .string(keys.jsonString()) }
+        }
+        return .object(object)
+    }
+
+    // MARK: Topics
+
+    struct TopicsUpdate {
+        enum Op: String { case add, remove, set }
+        var op: Op
+        var topics: [String]
+
+        init(_ p: CentrifugoParams) throws {
+            guard let op = Op(rawValue: p.string("op") ?? "") else {
+                throw APIError(.badRequest, "bad request: op must be add, remove or set")
+            }
+            self.op = op
+            self.topics = try p.strings("topics") ?? []
+            for topic in topics where !Topic.isValidKey(topic) { throw APIError(.badRequest, "bad request: invalid topic '\(topic)'") }
+        }
+
+        func apply(deviceId: String, environmentId: String, session: StoreSession) async throws {
+            switch op {
+            case .add: try await session.addDeviceTopics(environmentId: environmentId, deviceId: deviceId, topics: topics)
+            case .remove: try await session.removeDeviceTopics(deviceId: deviceId, topics: topics)
+            case .set: try await session.replaceDeviceTopics(environmentId: environmentId, deviceId: deviceId, topics: topics)
+            }
+        }
+    }
+
+    func deviceTopicUpdate(_ params: JSONValue, environment: HeraldCore.Environment) async throws -> JSONValue {
+        let p = CentrifugoParams(params)
+        let deviceId = try p.requiredString("device_id")
+        let update = try TopicsUpdate(p)
+        let owner = p.string("user")
+        try await store.transaction { session in
+            guard let device = try await session.device(environmentId: environment.id, id: deviceId) else {
+                throw APIError(.notFound, "not found")
+            }
+            if let owner, !owner.isEmpty, device.subscriberId != owner { throw APIError(.conflict, "conflict") }
+            try await update.apply(deviceId: deviceId, environmentId: environment.id, session: session)
+        }
+        return [:]
+    }
+
+    func deviceTopicList(_ params: JSONValue, environment: HeraldCore.Environment) async throws -> JSONValue {
+        let p = CentrifugoParams(params)
+        let f = CentrifugoParams(.object(p.object("filter") ?? [:]))
+        let limit = try p.limit()
+        let (entries, next, total) = try await store.read { session in
+            try await session.listDeviceTopics(
+                environmentId: environment.id, deviceIds: try f.strings("device_ids") ?? [],
+                providers: try (f.strings("device_providers") ?? []).map(Self.herald(provider:)),
+                platforms: try f.strings("device_platforms") ?? [],
+                users: try f.strings("device_users") ?? [], topics: try f.strings("topics") ?? [], topicPrefix: f.string("topic_prefix"),
+                cursor: p.string("cursor"), limit: limit, countTotal: p.bool("include_total_count")
+            )
+        }
+        // cent 5.2 requires `device` on every item, so it is always included.
+        var devices: [String: Device] = [:]
+        for id in Set(entries.map(\.deviceId)) {
+            devices[id] = try await store.read { try await $0.device(environmentId: environment.id, id: id) }
+        }
+        var result: [String: JSONValue] = [
+            "items": .array(
+                entries.map { entry in
+                    [
+                        "id": .string(entry.id), "topic": .string(entry.topic),
+                        "device": devices[entry.deviceId].map { Self.json($0) } ?? [:],
+                    ]
+                })
+        ]
+        if let next { result["next_cursor"] = .string(next) }
+        if let total { result["total_count"] = .number(Double(total)) }
+        return .object(result)
+    }
+
+    func userTopicUpdate(_ params: JSONValue, environment: HeraldCore.Environment) async throws -> JSONValue {
+        let p = CentrifugoParams(params)
+        let user = try p.requiredString("user")
+        let update = try TopicsUpdate(p)
+        try await store.transaction { session in
+            let current = try await session.topicKeys(environmentId: environment.id, subscriberId: user)
+            let add: [String]
+            let remove: [String]
+            switch update.op {
+            case .add: (add, remove) = (update.topics, [])
+            case .remove: (add, remove) = ([], update.topics)
+            case .set: (add, remove) = (update.topics, current.filter { !update.topics.contains($0) })
+            }
+            for topic in add {
+                _ = try await session.upsertTopic(environmentId: environment.id, key: topic, name: nil)
+                try await session.subscribe(environmentId: environment.id, topicKey: topic, subscriberIds: [user])
+            }
+            for topic in remove { try await session.unsubscribe(environmentId: environment.id, topicKey: topic, subscriberIds: [user]) }
+        }
+        return [:]
+    }
+
+    func userTopicList(_ params: JSONValue, environment: HeraldCore.Environment) async throws -> JSONValue {
+        let p = CentrifugoParams(params)
+        let f = CentrifugoParams(.object(p.object("filter") ?? [:]))
+        let limit = try p.limit()
+        let (items, next, total) = try await store.read { session in
+            try await session.listUserTopics(
+                environmentId: environment.id, users: try f.strings("users") ?? [], topics: try f.strings("topics") ?? [],
+                topicPrefix: f.string("topic_prefix"), cursor: p.string("cursor"), limit: limit, countTotal: p.bool("include_total_count")
+            )
+        }
+        var result: [String: JSONValue] = [
+            "items": .array(items.map { ["id": .string($0.id), "user": .string($0.subscriberId), "topic": .string($0.topicKey)] })
+        ]
+        if let next { result["next_cursor"] = .string(next) }
+        if let total { result["total_count"] = .number(Double(total)) }
+        return .object(result)
+    }
+}
+
+/// Typed access to a Centrifugo request object; wrong types are `bad request` errors naming the field.
+struct CentrifugoParams: Sendable {
+    let object: [String: JSONValue]
+
+    init(_ value: JSONValue) {
+        object = value.objectValue ?? [:]
+    }
+
+    func string(_ name: String) -> String? { object[name]?.stringValue }
+
+    func requiredString(_ name: String) throws -> String {
+        guard let value = object[name]?.stringValue, !value.isEmpty else { throw APIError(.badRequest, "bad request: \(name) required") }
+        return value
+    }
+
+    func bool(_ name: String) -> Bool { object[name]?.boolValue ?? false }
+
+    func object(_ name: String) -> [String: JSONValue]? { object[name]?.objectValue }
+
+    func strings(_ name: String) throws -> [String]? {
+        guard let value = object[name], value != .null else { return nil }
+        guard case .array(let items) = value else { throw APIError(.badRequest, "bad request: \(name) must be a list of strings") }
+        return try items.map { item in
+            guard let text = item.stringValue else { throw APIError(.badRequest, "bad request: \(name) must be a list of strings") }
+            return text
+        }
+    }
+
+    func stringMap(_ name: String) throws -> [String: String]? {
+        guard let value = object[name], value != .null else { return nil }
+        guard case .object(let entries) = value else { throw APIError(.badRequest, "bad request: \(name) must be an object of strings") }
+        return try entries.mapValues { item in
+            guard let text = item.stringValue else { throw APIError(.badRequest, "bad request: \(name) values must be strings") }
+            return text
+        }
+    }
+
+    /// `limit`: default 100, at most 1000.
+    func limit() throws -> Int {
+        guard let value = object["limit"], case .number(let number) = value else { return 100 }
+        guard number >= 1, number <= 1000, number.rounded() == number else {
+            throw APIError(.badRequest, "bad request: limit must be 1–1000")
+        }
+        return Int(number)
+    }
+}
+
+/// Centrifugo's error codes for API errors.
+enum CentrifugoError {
+    static func code(_ error: APIError) -> Int {
+        switch error.status {
+        case .notFound: 104
+        case .conflict: 113
+        case .internalServerError, .serviceUnavailable: 100
+        default: 107
+        }
+    }
+
+    static func body(_ error: APIError) -> JSONValue {
+        let code = code(error)
+        return ["code": .number(Double(code)), "message": .string(code == 100 ? "internal server error" : error.message)]
+    }
+}
+
+extension APIError {
+    /// Keeps the API error (the underlying decoding error is deliberately not exposed).
+    func with(underlying: any Error) -> APIError { self }
+}

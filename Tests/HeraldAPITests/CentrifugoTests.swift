@@ -1,0 +1,80 @@
+import Foundation
+import HTTPTypes
+import HeraldAPI
+import HeraldCore
+import HeraldStore
+import HeraldTestSupport
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+@Suite("Centrifugo push API")
+struct CentrifugoTests {
+    static func call(
+        _ client: any TestClientProtocol, _ key: String, _ method: String, _ body: String, transport: Bool = false
+    ) async throws -> (
+        HTTPResponse.Status, JSONValue
+    ) {
+        var headers: HTTPFields = [HTTPField.Name("X-API-Key")!: key, .contentType: "application/json"]
+        if transport { headers[HTTPField.Name("X-Centrifugo-Error-Mode")!] = "transport" }
+        return try await client.execute(uri: "/api/\(method)", method: .post, headers: headers, body: ByteBuffer(string: body)) {
+            response in
+            let text = String(buffer: response.body)
+            return (response.status, text.isEmpty ? .null : try JSONValue.parse(text))
+        }
+    }
+
+    @Test("errors use Centrifugo's envelope and codes", arguments: Backend.available)
+    func errors(backend: Backend) async throws {
+        try await withAPI(backend) { client, _, tenants in
+            let key = tenants.developmentKey
+            let cases: [(String, String, Int)] = [
+                ("no_such_method", "{}", 104),
+                ("device_register", #"{"provider":"fcm","#, 107),
+                ("device_register", #"{"provider":"fcm","platform":"android"}"#, 107),
+                ("device_register", #"{"provider":"pigeon","token":"t","platform":"ios"}"#, 107),
+                ("device_register", #"{"provider":"fcm","token":"t","platform":"tv"}"#, 107),
+                ("device_topic_update", #"{"device_id":"000000000000000000000000","op":"add","topics":["x"]}"#, 104),
+                ("device_remove", "{}", 107),
+                ("device_list", #"{"limit":5000}"#, 107),
+            ]
+            for (method, body, code) in cases {
+                let (status, json) = try await Self.call(client, key, method, body)
+                #expect(status == .ok, "\(method)")
+                #expect(
+                    json.objectValue?["error"]?.objectValue?["code"] == .number(Double(code)), "\(method) \(body) → \(json.jsonString())")
+            }
+            let (status, json) = try await Self.call(client, key, "no_such_method", "{}", transport: true)
+            #expect(status == .notFound && json.objectValue?["code"] == 104)
+            let (badStatus, _) = try await Self.call(client, key, "device_register", "{}", transport: true)
+            #expect(badStatus == .badRequest)
+        }
+    }
+
+    @Test("device registry: full-state register, move between users, user topics reach existing devices", arguments: Backend.available)
+    func registry(backend: Backend) async throws {
+        try await withAPI(backend) { client, store, tenants in
+            let key = tenants.developmentKey
+            let (_, registered) = try await Self.call(
+                client, key, "device_register", #"{"provider":"fcm","token":"tok-1","platform":"android","user":"alice","topics":["a"]}"#)
+            let id = try #require(registered.objectValue?["result"]?.objectValue?["id"]?.stringValue)
+            let (_, moved) = try await Self.call(
+                client, key, "device_register", #"{"provider":"fcm","token":"tok-1","platform":"android","user":"bob"}"#)
+            #expect(moved.objectValue?["result"]?.objectValue?["id"]?.stringValue == id)
+            let device = try #require(try await store.read { try await $0.device(environmentId: tenants.development.id, id: id) })
+            #expect(device.subscriberId == "bob" && device.topics.isEmpty)
+            // A user topic added after registration reaches the user's existing device (resolved when sending).
+            _ = try await Self.call(client, key, "user_topic_update", #"{"user":"bob","op":"add","topics":["late"]}"#)
+            let (_, listed) = try await Self.call(client, key, "device_list", #"{"filter":{"topics":["late"]},"include_total_count":true}"#)
+            #expect(listed.objectValue?["result"]?.objectValue?["total_count"] == 1)
+            // The Novu view of the same records: bob is subscribed to topic "late".
+            #expect(try await store.read { try await $0.topicKeys(environmentId: tenants.development.id, subscriberId: "bob") } == ["late"])
+            // Another environment sees nothing.
+            let (_, other) = try await Self.call(client, tenants.productionKey, "device_list", #"{"filter":{"ids":["\#(id)"]}}"#)
+            #expect(other.objectValue?["result"]?.objectValue?["items"] == [])
+            let (_, guarded) = try await Self.call(
+                client, key, "device_topic_update", #"{"device_id":"\#(id)","op":"add","topics":["x"],"user":"alice"}"#)
+            #expect(guarded.objectValue?["error"]?.objectValue?["code"] == 113)
+        }
+    }
+}

@@ -1,0 +1,119 @@
+"""Drives a live Herald through the official `cent` SDK (5.2.0): Centrifugo PRO's device registry and topic methods.
+
+Usage: HERALD_URL=http://127.0.0.1:PORT HERALD_KEY=... HERALD_OTHER_KEY=... python cent_sdk_test.py
+Prints one line per method call; exits non-zero on the first failed check. Sends (send_push_notification) are not
+covered yet: they need the delivery engine.
+"""
+import base64
+import os
+import sys
+import uuid
+
+from cent import (Client, CentApiResponseError, DeviceListRequest, DeviceRegisterRequest, DeviceRemoveRequest, DeviceTopicListRequest,
+                  DeviceTopicUpdateRequest, DeviceUpdateRequest, UserTopicListRequest, BatchRequest)
+from cent.dto import (DeviceFilter, DeviceTopicFilter, DeviceTopicsUpdate, DeviceUserUpdate, DeviceMetaUpdate, UserTopicFilter,
+                      UserTopicUpdateRequest)
+
+URL = os.environ["HERALD_URL"] + "/api"
+client = Client(api_url=URL, api_key=os.environ["HERALD_KEY"])
+other = Client(api_url=URL, api_key=os.environ["HERALD_OTHER_KEY"])
+run = uuid.uuid4().hex[:8]
+passed = 0
+
+
+def check(operation, condition, detail=""):
+    global passed
+    if not condition:
+        print(f"FAIL {operation} {detail}")
+        sys.exit(1)
+    passed += 1
+    print(f"ok   {operation}")
+
+
+def expect_api_error(operation, code, call):
+    try:
+        call()
+    except CentApiResponseError as error:
+        check(operation, error.code == code, f"got {error.code} {error.message}")
+        return
+    check(operation, False, "no error raised")
+
+
+user, other_user = f"u-{run}", f"v-{run}"
+apns = "ab" * 32
+fcm = f"fcm-token-{run}"
+p256dh = base64.urlsafe_b64encode(b"\x04" + b"\x07" * 64).decode().rstrip("=")
+auth = base64.urlsafe_b64encode(b"\x01" * 16).decode().rstrip("=")
+webpush = '{"endpoint":"https://push.example.com/' + run + '","keys":{"p256dh":"' + p256dh + '","auth":"' + auth + '"}}'
+
+# --- registration ------------------------------------------------------------------------------------------
+client.user_topic_update(UserTopicUpdateRequest(user=user, op="add", topics=[f"news-{run}"]))
+check("user_topic_update add", True)
+first = client.device_register(DeviceRegisterRequest(provider="fcm", token=fcm, platform="android", user=user, meta={"app": "1.0"},
+                                                     topics=[f"sports-{run}"]))
+check("device_register (fcm)", bool(first.id))
+again = client.device_register(DeviceRegisterRequest(provider="fcm", token=fcm, platform="android", user=user, meta={"app": "1.0"},
+                                                     topics=[f"sports-{run}"]))
+check("device_register of a known token returns the same device", again.id == first.id)
+ios = client.device_register(DeviceRegisterRequest(provider="apns", token=apns, platform="ios", user=user))
+web = client.device_register(DeviceRegisterRequest(provider="webpush", token=webpush, platform="web", user=user, topics=[f"promo-{run}"]))
+client.device_register(DeviceRegisterRequest(provider="webpush", token=webpush, platform="web", user=user))
+check("device_register is full-state: omitted topics are reset", client.device_list(
+    DeviceListRequest(filter=DeviceFilter(ids=[web.id]), include_topics=True)).items[0].topics in (None, []))
+check("device_register (apns, webpush)", ios.id and web.id and len({first.id, ios.id, web.id}) == 3)
+rotated = client.device_register(DeviceRegisterRequest(id=ios.id, provider="apns", token="cd" * 32, platform="ios", user=user))
+check("device_register with id updates the device in place (token rotation)", rotated.id == ios.id)
+expect_api_error("device_register unknown provider -> 107", 107, lambda: client.device_register(
+    DeviceRegisterRequest(provider="carrier-pigeon", token="x", platform="ios")))
+expect_api_error("device_register bad APNs token -> 107", 107, lambda: client.device_register(
+    DeviceRegisterRequest(provider="apns", token="zz", platform="ios")))
+
+# --- listing -----------------------------------------------------------------------------------------------
+listed = client.device_list(DeviceListRequest(filter=DeviceFilter(users=[user]), include_total_count=True, include_meta=True,
+                                              include_topics=True))
+check("device_list by user", listed.total_count == 3 and {d.id for d in listed.items} == {first.id, ios.id, web.id})
+fcm_device = next(d for d in listed.items if d.id == first.id)
+check("device_list includes meta and topics", fcm_device.meta == {"app": "1.0"} and fcm_device.topics == [f"sports-{run}"])
+web_device = next(d for d in listed.items if d.id == web.id)
+check("device_list shows a Web Push endpoint as the token", web_device.token == f"https://push.example.com/{run}" and web_device.provider == "webpush")
+page = client.device_list(DeviceListRequest(filter=DeviceFilter(users=[user]), limit=2))
+rest = client.device_list(DeviceListRequest(filter=DeviceFilter(users=[user]), limit=2, cursor=page.next_cursor))
+check("device_list cursor pagination", len(page.items) == 2 and page.next_cursor and len(rest.items) == 1 and not rest.next_cursor)
+by_topic = client.device_list(DeviceListRequest(filter=DeviceFilter(topics=[f"news-{run}"])))
+check("device_list by user topic reaches all the user's devices", {d.id for d in by_topic.items} == {first.id, ios.id, web.id})
+check("device_list from another environment is empty", other.device_list(DeviceListRequest(filter=DeviceFilter(users=[user]))).items == [])
+
+# --- topics ------------------------------------------------------------------------------------------------
+client.device_topic_update(DeviceTopicUpdateRequest(device_id=ios.id, op="add", topics=[f"alerts-{run}", f"sports-{run}"]))
+topics = client.device_topic_list(DeviceTopicListRequest(filter=DeviceTopicFilter(device_ids=[ios.id]), include_total_count=True))
+check("device_topic_update add + device_topic_list", sorted(t.topic for t in topics.items) == [f"alerts-{run}", f"sports-{run}"]
+      and all(t.device.id == ios.id for t in topics.items))
+client.device_topic_update(DeviceTopicUpdateRequest(device_id=ios.id, op="remove", topics=[f"alerts-{run}"]))
+prefixed = client.device_topic_list(DeviceTopicListRequest(filter=DeviceTopicFilter(topic_prefix="sports-"), include_total_count=True))
+check("device_topic_update remove + topic_prefix filter", {t.device.id for t in prefixed.items} >= {first.id, ios.id}
+      and all(t.topic.startswith("sports-") for t in prefixed.items))
+expect_api_error("device_topic_update unknown device -> 104", 104, lambda: client.device_topic_update(
+    DeviceTopicUpdateRequest(device_id="0" * 24, op="add", topics=["x"])))
+client.user_topic_update(UserTopicUpdateRequest(user=user, op="set", topics=[f"news-{run}", f"weather-{run}"]))
+user_topics = client.user_topic_list(UserTopicListRequest(filter=UserTopicFilter(users=[user]), include_total_count=True))
+check("user_topic_update set + user_topic_list", sorted(t.topic for t in user_topics.items) == [f"news-{run}", f"weather-{run}"])
+
+# --- updates, moves and removal ----------------------------------------------------------------------------
+client.device_update(DeviceUpdateRequest(ids=[first.id], meta_update=DeviceMetaUpdate(meta={"app": "2.0"}),
+                                         topics_update=DeviceTopicsUpdate(op="set", topics=[f"tv-{run}"])))
+updated = client.device_list(DeviceListRequest(filter=DeviceFilter(ids=[first.id]), include_meta=True, include_topics=True)).items[0]
+check("device_update meta and topics", updated.meta == {"app": "2.0"} and updated.topics == [f"tv-{run}"])
+client.device_update(DeviceUpdateRequest(ids=[first.id], user_update=DeviceUserUpdate(user=other_user)))
+check("device_update user", client.device_list(DeviceListRequest(filter=DeviceFilter(ids=[first.id]))).items[0].user == other_user)
+moved = client.device_register(DeviceRegisterRequest(provider="apns", token="cd" * 32, platform="ios", user=other_user))
+check("registering a token under another user moves the device", moved.id == ios.id
+      and client.device_list(DeviceListRequest(filter=DeviceFilter(ids=[ios.id]))).items[0].user == other_user)
+replies = client.batch(BatchRequest(requests=[DeviceListRequest(filter=DeviceFilter(users=[other_user])),
+                                              UserTopicListRequest(filter=UserTopicFilter(users=[user]))]))
+check("batch", len(replies.replies) == 2 and len(replies.replies[0].items) == 2)
+client.device_remove(DeviceRemoveRequest(users=[user]))
+check("device_remove by user", client.device_list(DeviceListRequest(filter=DeviceFilter(users=[user]))).items == [])
+client.device_remove(DeviceRemoveRequest(ids=[first.id, ios.id]))
+check("device_remove by ids", client.device_list(DeviceListRequest(filter=DeviceFilter(ids=[first.id, ios.id]))).items == [])
+
+print(f"cent 5.2.0: {passed} passed, 0 failed")
