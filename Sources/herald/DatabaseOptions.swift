@@ -30,6 +30,14 @@ struct DatabaseOptions: ParsableArguments {
         return try await SQLStore.open(url, cipher: cipher, logger: logger)
     }
 
+    /// The body of a store command: logging set up, the store migrated and checked, Herald errors reported as one
+    /// line with exit status 1.
+    func run(_ body: @escaping @Sendable (SQLStore) async throws -> Void) async throws {
+        try await reportingErrors {
+            try await withMigratedStore(logger: try makeLogger(level: logLevel), body)
+        }
+    }
+
     /// Opens the store, applies pending migrations, checks the key, and runs `body` with it.
     func withMigratedStore(logger: Logger, _ body: @escaping @Sendable (SQLStore) async throws -> Void) async throws {
         let store = try await openStore(logger: logger)

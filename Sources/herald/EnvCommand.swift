@@ -16,17 +16,14 @@ struct EnvCommand: AsyncParsableCommand {
         @OptionGroup var options: DatabaseOptions
 
         func run() async throws {
-            try await reportingErrors {
-                let logger = try makeLogger(level: options.logLevel)
-                try await options.withMigratedStore(logger: logger) { store in
-                    let (environment, secret) = try await store.transaction { session in
-                        let environment = try await session.createEnvironment(named: name)
-                        let (_, secret) = try await session.createAPIKey(environmentId: environment.id)
-                        return (environment, secret)
-                    }
-                    print("created environment '\(environment.name)' (\(environment.id))")
-                    print("API key (shown once, store it safely): \(secret.revealed)")
+            try await options.run { store in
+                let (environment, secret) = try await store.transaction { session in
+                    let environment = try await session.createEnvironment(named: name)
+                    let (_, secret) = try await session.createAPIKey(environmentId: environment.id)
+                    return (environment, secret)
                 }
+                print("created environment '\(environment.name)' (\(environment.id))")
+                print("API key (shown once, store it safely): \(secret.revealed)")
             }
         }
     }
@@ -36,12 +33,9 @@ struct EnvCommand: AsyncParsableCommand {
         @OptionGroup var options: DatabaseOptions
 
         func run() async throws {
-            try await reportingErrors {
-                let logger = try makeLogger(level: options.logLevel)
-                try await options.withMigratedStore(logger: logger) { store in
-                    for environment in try await store.read({ try await $0.environments() }) {
-                        print("\(environment.name)\t\(environment.id)\tcreated \(environment.createdAt.iso8601Milliseconds)")
-                    }
+            try await options.run { store in
+                for environment in try await store.read({ try await $0.environments() }) {
+                    print("\(environment.name)\t\(environment.id)\tcreated \(environment.createdAt.iso8601Milliseconds)")
                 }
             }
         }

@@ -26,14 +26,11 @@ struct KeysCommand: AsyncParsableCommand {
         @OptionGroup var options: DatabaseOptions
 
         func run() async throws {
-            try await reportingErrors {
-                let logger = try makeLogger(level: options.logLevel)
-                try await options.withMigratedStore(logger: logger) { store in
-                    let target = try await environment.resolve(store)
-                    let (key, secret) = try await store.transaction { try await $0.createAPIKey(environmentId: target.id) }
-                    print("created key \(key.prefix)… (\(key.id)) for '\(target.name)'")
-                    print("API key (shown once, store it safely): \(secret.revealed)")
-                }
+            try await options.run { store in
+                let target = try await environment.resolve(store)
+                let (key, secret) = try await store.transaction { try await $0.createAPIKey(environmentId: target.id) }
+                print("created key \(key.prefix)… (\(key.id)) for '\(target.name)'")
+                print("API key (shown once, store it safely): \(secret.revealed)")
             }
         }
     }
@@ -44,14 +41,11 @@ struct KeysCommand: AsyncParsableCommand {
         @OptionGroup var options: DatabaseOptions
 
         func run() async throws {
-            try await reportingErrors {
-                let logger = try makeLogger(level: options.logLevel)
-                try await options.withMigratedStore(logger: logger) { store in
-                    let target = try await environment.resolve(store)
-                    for key in try await store.read({ try await $0.apiKeys(environmentId: target.id) }) {
-                        let state = key.revokedAt.map { "revoked \($0.iso8601Milliseconds)" } ?? "active"
-                        print("\(key.prefix)…\t\(key.id)\tcreated \(key.createdAt.iso8601Milliseconds)\t\(state)")
-                    }
+            try await options.run { store in
+                let target = try await environment.resolve(store)
+                for key in try await store.read({ try await $0.apiKeys(environmentId: target.id) }) {
+                    let state = key.revokedAt.map { "revoked \($0.iso8601Milliseconds)" } ?? "active"
+                    print("\(key.prefix)…\t\(key.id)\tcreated \(key.createdAt.iso8601Milliseconds)\t\(state)")
                 }
             }
         }
@@ -64,14 +58,11 @@ struct KeysCommand: AsyncParsableCommand {
         @OptionGroup var options: DatabaseOptions
 
         func run() async throws {
-            try await reportingErrors {
-                let logger = try makeLogger(level: options.logLevel)
-                try await options.withMigratedStore(logger: logger) { store in
-                    let target = try await environment.resolve(store)
-                    let reference = self.reference.hasSuffix("…") ? String(self.reference.dropLast()) : self.reference
-                    let key = try await store.transaction { try await $0.revokeAPIKey(environmentId: target.id, reference: reference) }
-                    print("revoked key \(key.prefix)… (\(key.id)) of '\(target.name)'")
-                }
+            try await options.run { store in
+                let target = try await environment.resolve(store)
+                let reference = self.reference.hasSuffix("…") ? String(self.reference.dropLast()) : self.reference
+                let key = try await store.transaction { try await $0.revokeAPIKey(environmentId: target.id, reference: reference) }
+                print("revoked key \(key.prefix)… (\(key.id)) of '\(target.name)'")
             }
         }
     }

@@ -7,6 +7,8 @@ covered yet: they need the delivery engine.
 import base64
 import os
 import sys
+
+from checks import check, summary
 import uuid
 
 from cent import (Client, CentApiResponseError, DeviceListRequest, DeviceRegisterRequest, DeviceRemoveRequest, DeviceTopicListRequest,
@@ -18,16 +20,6 @@ URL = os.environ["HERALD_URL"] + "/api"
 client = Client(api_url=URL, api_key=os.environ["HERALD_KEY"])
 other = Client(api_url=URL, api_key=os.environ["HERALD_OTHER_KEY"])
 run = uuid.uuid4().hex[:8]
-passed = 0
-
-
-def check(operation, condition, detail=""):
-    global passed
-    if not condition:
-        print(f"FAIL {operation} {detail}")
-        sys.exit(1)
-    passed += 1
-    print(f"ok   {operation}")
 
 
 def expect_api_error(operation, code, call):
@@ -116,4 +108,4 @@ check("device_remove by user", client.device_list(DeviceListRequest(filter=Devic
 client.device_remove(DeviceRemoveRequest(ids=[first.id, ios.id]))
 check("device_remove by ids", client.device_list(DeviceListRequest(filter=DeviceFilter(ids=[first.id, ios.id]))).items == [])
 
-print(f"cent 5.2.0: {passed} passed, 0 failed")
+summary("cent 5.2.0")

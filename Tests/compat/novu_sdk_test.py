@@ -5,6 +5,8 @@ Prints one line per SDK operation; exits non-zero on the first failed check.
 """
 import os
 import sys
+
+from checks import check, summary
 import uuid
 
 import novu_py
@@ -16,19 +18,8 @@ OTHER_KEY = os.environ["HERALD_OTHER_KEY"]
 novu = Novu(secret_key=KEY, server_url=URL)
 other = Novu(secret_key=OTHER_KEY, server_url=URL)
 run = uuid.uuid4().hex[:8]
-passed = 0
 
 APNS_P8 = os.environ["HERALD_TEST_P8"]
-APNS_TOKEN = "a" * 64
-
-
-def check(operation, condition, detail=""):
-    global passed
-    if not condition:
-        print(f"FAIL {operation} {detail}")
-        sys.exit(1)
-    passed += 1
-    print(f"ok   {operation}")
 
 
 def expect_error(operation, status, call, error_type=None):
@@ -195,4 +186,4 @@ removed_subscriber = novu.subscribers.delete(subscriber_id=sid)
 check("subscribers.delete", removed_subscriber.result.acknowledged and removed_subscriber.result.status == "deleted")
 expect_error("subscribers.delete again -> 404", 404, lambda: novu.subscribers.delete(subscriber_id=sid))
 
-print(f"novu-py {novu_py.__version__ if hasattr(novu_py, '__version__') else '3.19.0'}: {passed} passed, 0 failed")
+summary("novu-py 3.19.0")
