@@ -21,6 +21,13 @@ struct NovuClient: Sendable {
         subscript(_ field: String) -> JSONValue? { json.objectValue?[field] }
     }
 
+    /// Creates subscribers with these ids through `POST /v1/subscribers/bulk`.
+    func createSubscribers(_ ids: [String]) async throws {
+        let reply = try await call(
+            .post, "/v1/subscribers/bulk", #"{"subscribers":["# + ids.map { #"{"subscriberId":"\#($0)"}"# }.joined(separator: ",") + "]}")
+        #expect(reply.status == .created)
+    }
+
     @discardableResult
     func call(_ method: HTTPRequest.Method, _ uri: String, _ body: String? = nil, headers extra: HTTPFields = [:]) async throws -> Reply {
         var headers = novuHeaders(key)
@@ -84,9 +91,7 @@ struct NovuManagementTests {
         try await withAPI(backend) { client, _, tenants in
             let api = NovuClient(client: client, key: tenants.developmentKey)
             let all = (0..<23).map { "p\($0)" }
-            try await api.call(
-                .post, "/v1/subscribers/bulk",
-                #"{"subscribers":["# + all.map { #"{"subscriberId":"\#($0)"}"# }.joined(separator: ",") + "]}")
+            try await api.createSubscribers(all)
             for direction in ["ASC", "DESC"] {
                 var seen: [String] = []
                 var cursor: String? = nil

@@ -16,9 +16,7 @@ struct NovuTopicTests {
         try await withAPI(backend) { client, _, tenants in
             let api = NovuClient(client: client, key: tenants.developmentKey)
             let members = (0..<7).map { "m\($0)" }
-            try await api.call(
-                .post, "/v1/subscribers/bulk",
-                #"{"subscribers":["# + members.map { #"{"subscriberId":"\#($0)"}"# }.joined(separator: ",") + "]}")
+            try await api.createSubscribers(members)
             var reply = try await api.call(.post, "/v2/topics", #"{"key":"news","name":"News"}"#)
             #expect(reply.status == .created && reply.data.objectValue?["key"] == "news")
             #expect(try await api.call(.post, "/v2/topics", #"{"key":"news"}"#).status == .ok)

@@ -68,7 +68,8 @@ struct CentrifugoRoutes {
             return value
         } catch let error as DecodingError {
             let problem = JSONSyntax.firstProblem(in: buffer.readableBytesView).map { ": \($0)" } ?? ""
-            throw APIError(.badRequest, "bad request: invalid JSON\(problem)", fieldErrors: [:]).with(underlying: error)
+            _ = error  // the decoder's own text adds nothing to the located problem
+            throw APIError(.badRequest, "bad request: invalid JSON\(problem)")
         }
     }
 
@@ -249,10 +250,7 @@ struct CentrifugoRoutes {
             )
         }
         // cent 5.2 requires `device` on every item, so it is always included.
-        var devices: [String: Device] = [:]
-        for id in Set(entries.map(\.deviceId)) {
-            devices[id] = try await store.read { try await $0.device(environmentId: environment.id, id: id) }
-        }
+        let devices = try await store.read { try await $0.devices(environmentId: environment.id, ids: Array(Set(entries.map(\.deviceId)))) }
         var result: [String: JSONValue] = [
             "items": .array(
                 entries.map { entry in
@@ -370,9 +368,4 @@ enum CentrifugoError {
         let code = code(error)
         return ["code": .number(Double(code)), "message": .string(code == 100 ? "internal server error" : error.message)]
     }
-}
-
-extension APIError {
-    /// Keeps the API error (the underlying decoding error is deliberately not exposed).
-    func with(underlying: any Error) -> APIError { self }
 }

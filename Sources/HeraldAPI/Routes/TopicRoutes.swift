@@ -111,14 +111,10 @@ struct TopicRoutes {
             let body = try await request.decodeJSON(SubscriptionsBody.self, context: context)
             let ids = body.allIds
             try Self.checkCount(ids)
-            var removed: [TopicSubscription] = []
-            for id in ids {
-                if let subscription = try await store.read({
-                    try await $0.topicSubscription(environmentId: environment.id, topicKey: topic.key, subscriberId: id)
-                }) {
-                    removed.append(subscription)
-                }
+            let existing = try await store.read {
+                try await $0.topicSubscriptions(environmentId: environment.id, topicKey: topic.key, subscriberIds: ids)
             }
+            let removed = ids.compactMap { existing[$0] }
             _ = try await store.transaction {
                 try await $0.unsubscribe(environmentId: environment.id, topicKey: topic.key, subscriberIds: ids)
             }
@@ -307,14 +303,11 @@ struct TopicRoutes {
     func subscriptionResult(
         topic: Topic, ids: [String], found: [String: Subscriber], environmentId: String, status: HTTPResponse.Status
     ) async throws -> Response {
-        var data: [JSONValue] = []
-        for id in ids where found[id] != nil {
-            if let subscription = try await store.read({
-                try await $0.topicSubscription(environmentId: environmentId, topicKey: topic.key, subscriberId: id)
-            }) {
-                data.append(Self.subscriptionJSON(subscription, topic: topic, subscriber: found[id]))
-            }
+        let subscriptions = try await store.read {
+            try await $0.topicSubscriptions(
+                environmentId: environmentId, topicKey: topic.key, subscriberIds: ids.filter { found[$0] != nil })
         }
+        let data = ids.compactMap { id in subscriptions[id].map { Self.subscriptionJSON($0, topic: topic, subscriber: found[id]) } }
         let missing = ids.filter { found[$0] == nil }
         var object: [String: JSONValue] = [
             "data": .array(data),

@@ -46,25 +46,18 @@ public struct DeviceTopicEntry: Sendable, Equatable {
 }
 
 extension StoreSession {
-    private static let deviceSelect =
-        "id, environment_id, provider, token, integration_id, platform, subscriber_id, tags, meta, timezone, locale, created_at, updated_at, last_success_at"
-
     /// A page of devices matching `filter`, in id order after `cursor`, with their direct topics.
     public func listDevices(
         environmentId: String, filter: DeviceFilter, cursor: String?, limit: Int, countTotal: Bool
     ) async throws -> (
         devices: [Device], nextCursor: String?, total: Int?
     ) {
-        var query = SQLQueryString("SELECT \(unsafeRaw: Self.deviceSelect) FROM devices WHERE ") + filter.sql(environmentId: environmentId)
+        var query = SQLQueryString("SELECT id FROM devices WHERE ") + filter.sql(environmentId: environmentId)
         if let cursor, !cursor.isEmpty { query += " AND id > \(bind: cursor)" }
         query += " ORDER BY id LIMIT \(bind: limit + 1)"
-        var devices: [Device] = []
-        for row in try await db.raw(query).all() {
-            guard let id = try? row.decode(column: "id", as: String.self),
-                let device = try await device(environmentId: environmentId, id: id)
-            else { continue }
-            devices.append(device)
-        }
+        let ids = try await db.raw(query).all().map { try $0.decode(column: "id", as: String.self) }
+        let loaded = try await devices(environmentId: environmentId, ids: ids)
+        var devices = ids.compactMap { loaded[$0] }
         let more = devices.count > limit
         devices = Array(devices.prefix(limit))
         var total: Int? = nil

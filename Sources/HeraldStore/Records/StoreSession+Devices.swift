@@ -96,6 +96,17 @@ extension StoreSession {
         return device
     }
 
+    /// Devices by id with their topics, in two queries whatever the count; unknown ids are left out.
+    public func devices(environmentId: String, ids: [String]) async throws -> [String: Device] {
+        guard !ids.isEmpty else { return [:] }
+        var devices = try await db.raw(
+            "SELECT \(unsafeRaw: Self.deviceColumns) FROM devices WHERE environment_id = \(bind: environmentId) AND id IN (\(binds: ids))"
+        ).all().map(Self.device(from:))
+        let topics = try await deviceTopics(deviceIds: devices.map(\.id))
+        for index in devices.indices { devices[index].topics = topics[devices[index].id] ?? [] }
+        return Dictionary(devices.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
     /// The devices of a subscriber, optionally of one integration, oldest first, with their topics.
     public func devices(environmentId: String, subscriberId: String, integrationId: String? = nil) async throws -> [Device] {
         var query = SQLQueryString(

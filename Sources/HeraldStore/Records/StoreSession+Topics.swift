@@ -107,6 +107,26 @@ extension StoreSession {
         )
     }
 
+    /// The subscriptions of several subscribers to a topic, in one query; subscribers without one are left out.
+    public func topicSubscriptions(
+        environmentId: String, topicKey: String, subscriberIds: [String]
+    ) async throws -> [String: TopicSubscription] {
+        guard !subscriberIds.isEmpty else { return [:] }
+        let rows = try await db.raw(
+            """
+            SELECT id, environment_id, topic_key, subscriber_id, created_at FROM topic_subscriptions
+            WHERE environment_id = \(bind: environmentId) AND topic_key = \(bind: topicKey) AND subscriber_id IN (\(binds: subscriberIds))
+            """
+        ).all().map { row in
+            TopicSubscription(
+                id: try row.decode(column: "id", as: String.self), environmentId: try row.decode(column: "environment_id", as: String.self),
+                topicKey: try row.decode(column: "topic_key", as: String.self),
+                subscriberId: try row.decode(column: "subscriber_id", as: String.self), createdAt: try row.date("created_at")
+            )
+        }
+        return Dictionary(rows.map { ($0.subscriberId, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
     /// The subscription of one subscriber to a topic.
     public func topicSubscription(environmentId: String, topicKey: String, subscriberId: String) async throws -> TopicSubscription? {
         try await topicSubscriptions(
