@@ -1,7 +1,9 @@
 import HeraldCore
 import HeraldStore
 import HeraldWorkflow
+import HeraldEngine
 import Hummingbird
+import ServiceLifecycle
 import Logging
 import NIOCore
 
@@ -25,6 +27,12 @@ public struct ServerConfiguration: Sendable {
     public var initialAPIKey: String? = nil
     /// HTTP API settings.
     public var api: APIConfiguration = .init()
+    /// Retry policy, guard and fan-out settings.
+    public var engine: EngineConfiguration = .init()
+    /// How long a worker holds a claimed job before another may claim it (a crashed worker's jobs wait this long).
+    public var jobLease: Duration = .seconds(60)
+    /// Longest idle workers sleep without a wake-up signal.
+    public var pollInterval: Duration = .seconds(1)
 
     public init() {}
 
@@ -52,17 +60,27 @@ public struct BootstrapResult: Sendable {
 /// connections it migrates (unless disabled), checks the encryption key, and on an empty database creates the
 /// `development` environment and its key.
 public func buildApplication(
-    configuration: ServerConfiguration, store: SQLStore, workflows: WorkflowRegistry = WorkflowRegistry(), logger: Logger,
+    configuration: ServerConfiguration, store: SQLStore, workflows: WorkflowRegistry = WorkflowRegistry(),
+    providers: (any ProviderFactory)? = nil, logger: Logger,
     onBootstrap: @escaping @Sendable (BootstrapResult) -> Void = { _ in },
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
-    let router = buildRouter(store: store, configuration: configuration.api)
+    let runtime = Runtime(
+        store: store, workflows: workflows, providers: providers, engineConfiguration: configuration.engine, logger: logger)
+    let router = buildRouter(store: store, runtime: runtime, configuration: configuration.api)
     let workflowService = WorkflowDirectoryService(directory: configuration.workflowsDirectory, registry: workflows, logger: logger)
     workflowService.load()
+    var services: [any Service] = [store, workflowService]
+    if configuration.role != .api {
+        services.append(
+            Dispatcher(
+                store: store, engine: runtime.engine, metrics: runtime.metrics, workers: configuration.workers, lease: configuration.jobLease,
+                pollInterval: configuration.pollInterval, logger: logger))
+    }
     var application = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Herald"),
-        services: [store, workflowService],
+        services: services,
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger
     )

@@ -22,6 +22,9 @@ public struct StoreSession: Sendable {
     /// A new record id.
     public func newId() -> String { ids.next() }
 
+    /// The store clock's current time.
+    public var now: Date { clock.now() }
+
     /// The current time in the schema's representation (milliseconds since the epoch).
     var nowMilliseconds: Int64 { clock.now().millisecondsSince1970 }
 }

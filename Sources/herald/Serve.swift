@@ -17,6 +17,9 @@ struct Serve: AsyncParsableCommand {
               HERALD_ENCRYPTION_KEY           32 bytes, base64, AES-GCM key for integration credentials
                                               [default: SQLite: generated into <database>.key (mode 0600); PostgreSQL: required]
               HERALD_ENCRYPTION_KEY_PREVIOUS  comma-separated older keys still accepted for decryption while rotating
+              HERALD_RETRY_MAX_ATTEMPTS       attempts per delivery before it is dead [default: 12]
+              HERALD_RETRY_MAX_AGE            seconds after the first attempt beyond which no retry is scheduled [default: 86400]
+              HERALD_TOKEN_GUARD_SHARE        largest share of an integration's tokens one all-invalid batch may delete [default: 0.5]
             Stops gracefully on SIGTERM or SIGINT.
             """
     )
@@ -47,6 +50,12 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Largest request body in bytes. [env: HERALD_MAX_BODY_BYTES] [default: 524288]", valueName: "bytes"))
     var maxBodyBytes: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "Seconds a worker holds a claimed job; a crashed worker's jobs are claimed again after this. [env: HERALD_JOB_LEASE] [default: 60]",
+            valueName: "seconds"))
+    var jobLease: Int?
 
     @Flag(help: "Do not apply pending migrations on start-up; refuse to start if any are pending.")
     var noMigrate = false
@@ -107,6 +116,23 @@ struct Serve: AsyncParsableCommand {
             ?? configuration.api.maxBodyBytes
         guard configuration.api.maxBodyBytes >= 1024 else {
             throw HeraldError(.configuration, "the body limit must be at least 1024 bytes")
+        }
+        let lease = try jobLease ?? environment["HERALD_JOB_LEASE"].map { try Self.integer($0, name: "HERALD_JOB_LEASE") } ?? 60
+        guard (1...3600).contains(lease) else { throw HeraldError(.configuration, "the job lease must be 1–3600 seconds") }
+        configuration.jobLease = .seconds(lease)
+        if let attempts = try environment["HERALD_RETRY_MAX_ATTEMPTS"].map({ try Self.integer($0, name: "HERALD_RETRY_MAX_ATTEMPTS") }) {
+            guard attempts >= 1 else { throw HeraldError(.configuration, "HERALD_RETRY_MAX_ATTEMPTS must be at least 1") }
+            configuration.engine.retryPolicy.maximumAttempts = attempts
+        }
+        if let age = try environment["HERALD_RETRY_MAX_AGE"].map({ try Self.integer($0, name: "HERALD_RETRY_MAX_AGE") }) {
+            guard age >= 1 else { throw HeraldError(.configuration, "HERALD_RETRY_MAX_AGE must be at least 1 second") }
+            configuration.engine.retryPolicy.maximumAge = .seconds(age)
+        }
+        if let share = environment["HERALD_TOKEN_GUARD_SHARE"] {
+            guard let value = Double(share), (0...1).contains(value) else {
+                throw HeraldError(.configuration, "HERALD_TOKEN_GUARD_SHARE must be a number from 0 to 1")
+            }
+            configuration.engine.invalidTokenGuard.maximumShare = value
         }
         configuration.migrate = !noMigrate
         configuration.initialAPIKey = environment["HERALD_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }

@@ -58,6 +58,12 @@ public enum JSONValue: Sendable, Hashable, Codable {
         return nil
     }
 
+    /// The elements, if this is an array.
+    public var arrayValue: [JSONValue]? {
+        if case .array(let value) = self { return value }
+        return nil
+    }
+
     /// The bool, if this is one.
     public var boolValue: Bool? {
         if case .bool(let value) = self { return value }

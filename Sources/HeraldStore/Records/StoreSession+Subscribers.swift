@@ -141,6 +141,17 @@ extension StoreSession {
         return Page(items: items, nextCursor: rows.count > limit ? items.last?.id : nil)
     }
 
+    /// A page of the environment's subscriber ids in id order after `after` (broadcast expansion: keyset pagination
+    /// over the unique index, so every page costs the same).
+    public func subscriberIds(environmentId: String, after: String? = nil, limit: Int) async throws -> Page<String> {
+        var query = SQLQueryString("SELECT subscriber_id FROM subscribers WHERE environment_id = \(bind: environmentId)")
+        if let after { query += " AND subscriber_id > \(bind: after)" }
+        query += " ORDER BY subscriber_id LIMIT \(bind: limit + 1)"
+        let ids = try await db.raw(query).all().map { try $0.decode(column: "subscriber_id", as: String.self) }
+        let items = Array(ids.prefix(limit))
+        return Page(items: items, nextCursor: ids.count > limit ? items.last : nil)
+    }
+
     /// Deletes a subscriber with everything that delivers to it: its devices, channel credentials and topic
     /// subscriptions. Returns whether it existed.
     @discardableResult

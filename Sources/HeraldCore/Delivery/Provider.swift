@@ -1,0 +1,105 @@
+import Foundation
+
+/// What a provider client sends for one delivery: the rendered step content and one target (a push token, a
+/// webhook URL, an address, a phone number).
+public struct OutboundMessage: Sendable, Hashable {
+    /// The delivery record this send belongs to (providers put it into idempotency headers where they have one).
+    public var deliveryId: String
+    /// The device token, chat webhook URL, email address or phone number; a secret (never logged).
+    public var target: Secret
+    public var content: MessageContent
+
+    public init(deliveryId: String, target: Secret, content: MessageContent) {
+        self.deliveryId = deliveryId
+        self.target = target
+        self.content = content
+    }
+}
+
+/// Rendered content of one channel step for one recipient, in Herald's provider-neutral fields. Each provider maps
+/// the fields it knows and deep-merges ``overrides`` (its own entry of the step's and the trigger's overrides).
+public struct MessageContent: Sendable, Hashable, Codable {
+    public var channel: Channel
+    /// Push title / email subject.
+    public var title: String?
+    /// Push, chat and SMS text; email HTML.
+    public var body: String
+    /// Email plain-text part.
+    public var text: String?
+    /// Push custom data (strings, as push services want them).
+    public var data: [String: String]
+    public var image: String?
+    public var sound: String?
+    public var badge: Int?
+    /// Seconds a push service keeps the message for an offline device.
+    public var ttl: Int?
+    /// `high` or `normal`.
+    public var priority: String?
+    public var collapseKey: String?
+    /// Email sender, overriding the integration's.
+    public var from: String?
+    public var senderName: String?
+    /// The provider's own overrides, deep-merged into its request.
+    public var overrides: JSONValue
+    /// The trigger payload, subscriber and step, for providers that forward the whole context (webhooks).
+    public var context: JSONValue
+
+    public init(
+        channel: Channel, title: String? = nil, body: String, text: String? = nil, data: [String: String] = [:], image: String? = nil,
+        sound: String? = nil, badge: Int? = nil, ttl: Int? = nil, priority: String? = nil, collapseKey: String? = nil,
+        from: String? = nil, senderName: String? = nil, overrides: JSONValue = .object([:]), context: JSONValue = .object([:])
+    ) {
+        self.channel = channel
+        self.title = title
+        self.body = body
+        self.text = text
+        self.data = data
+        self.image = image
+        self.sound = sound
+        self.badge = badge
+        self.ttl = ttl
+        self.priority = priority
+        self.collapseKey = collapseKey
+        self.from = from
+        self.senderName = senderName
+        self.overrides = overrides
+        self.context = context
+    }
+}
+
+/// A client of one provider for one integration (its credentials are bound at creation). The engine calls
+/// ``send(_:)`` with batches of at most ``batchSize`` messages, at most ``concurrency`` batches at a time, and acts on
+/// the returned outcomes alone (one per message, in order).
+///
+/// A provider never throws for a delivery problem: every failure is an outcome. Implementations keep their
+/// connections and cached access tokens between calls; ``shutdown()`` releases them.
+public protocol DeliveryProvider: Sendable {
+    /// The provider id (`push-webhook`, `fcm`, …).
+    var providerId: String { get }
+    /// Largest batch one ``send(_:)`` takes.
+    var batchSize: Int { get }
+    /// Batches the engine may have in flight at once for this integration.
+    var concurrency: Int { get }
+    /// Sends a batch; returns one outcome per message, in order.
+    func send(_ batch: [OutboundMessage]) async -> [DeliveryOutcome]
+    /// Drops cached credentials (access tokens, JWTs) so that the next call fetches or signs new ones; the engine
+    /// calls it once after an `authConfig` outcome before failing the message.
+    func refreshCredentials() async
+    /// Releases connections.
+    func shutdown() async
+}
+
+extension DeliveryProvider {
+    public func refreshCredentials() async {}
+    public func shutdown() async {}
+}
+
+/// Makes provider clients for integrations. The engine keeps one client per integration version and asks the
+/// factory again when an integration's credentials change.
+public protocol ProviderFactory: Sendable {
+    /// Whether this factory has a client for `providerId`.
+    func supports(_ providerId: String) -> Bool
+    /// A client for `integration`, or a configuration error (missing or malformed credentials) that the engine
+    /// records as an `authConfig` failure.
+    func makeProvider(for integration: Integration) throws -> any DeliveryProvider
+}

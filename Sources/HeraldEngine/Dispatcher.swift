@@ -1,0 +1,141 @@
+import Foundation
+import HeraldCore
+import HeraldStore
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// The queue workers (DESIGN §8): claims due jobs in batches with a lease, runs them with at most `workers` in
+/// flight, completes or reschedules them, and sleeps until the store signals new work (in-process signal on SQLite,
+/// `LISTEN/NOTIFY` on PostgreSQL) or the poll interval passes. On graceful shutdown it stops claiming and lets the
+/// jobs in flight finish; a job whose worker died is claimed again when its lease expires.
+public struct Dispatcher: Service {
+    let store: SQLStore
+    let engine: Engine
+    let metrics: EngineMetrics
+    let workers: Int
+    let lease: Duration
+    let pollInterval: Duration
+    let logger: Logger
+
+    public init(
+        store: SQLStore, engine: Engine, metrics: EngineMetrics, workers: Int, lease: Duration = .seconds(60),
+        pollInterval: Duration = .seconds(1), logger: Logger
+    ) {
+        self.store = store
+        self.engine = engine
+        self.metrics = metrics
+        self.workers = max(1, workers)
+        self.lease = lease
+        self.pollInterval = pollInterval
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let stopping = Atomic<Bool>(false)
+        let slots = SlotCounter(capacity: workers)
+        let wake = store.jobSignal
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
+                    let generation = wake.generation
+                    let free = slots.free
+                    guard free > 0 else {
+                        await slots.waitForFree()
+                        continue
+                    }
+                    let jobs: [Job]
+                    do {
+                        jobs = try await store.transaction { try await $0.claimJobs(limit: free, lease: lease) }
+                    } catch {
+                        logger.error("claiming jobs failed", metadata: ["error": "\(error)"])
+                        try? await Task.sleep(for: pollInterval)
+                        continue
+                    }
+                    if jobs.isEmpty {
+                        await wake.wait(after: generation, timeout: pollInterval)
+                        continue
+                    }
+                    for job in jobs {
+                        slots.take()
+                        group.addTask {
+                            await self.execute(job)
+                            slots.release()
+                        }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            stopping.store(true, ordering: .relaxed)
+            wake.signal()
+            slots.wakeAll()
+        }
+    }
+
+    /// Runs one job and records its result; failures reschedule it with backoff (the handler's writes are
+    /// transactional, so a retry starts from consistent state).
+    func execute(_ job: Job) async {
+        metrics.jobStarted()
+        defer { metrics.jobFinished() }
+        let started = ContinuousClock.now
+        do {
+            let result = try await engine.handle(job)
+            switch result {
+            case .done:
+                try await store.transaction { _ = try await $0.completeJobs([job]) }
+            case .again(let at):
+                try await store.transaction { _ = try await $0.rescheduleJob(job, runAt: at, error: nil) }
+            }
+            metrics.jobs.increment(job.kind, "ok")
+        } catch {
+            metrics.jobs.increment(job.kind, "error")
+            let delay = min(300.0, pow(2.0, Double(min(job.attempts, 8))))
+            logger.error("job failed; retrying", metadata: ["kind": "\(job.kind)", "job": "\(job.id)", "attempt": "\(job.attempts)", "error": "\(error)"])
+            _ = try? await store.transaction { try await $0.rescheduleJob(job, runAt: Date().addingTimeInterval(delay), error: "\(error)") }
+        }
+        metrics.jobSeconds.observe(ContinuousClock.now - started, job.kind)
+    }
+}
+
+/// Counts free worker slots; the claim loop waits here when all are busy.
+final class SlotCounter: Sendable {
+    private struct State {
+        var free: Int
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state: Mutex<State>
+
+    init(capacity: Int) { state = Mutex(State(free: capacity)) }
+
+    var free: Int { state.withLock { $0.free } }
+
+    func take() { state.withLock { $0.free -= 1 } }
+
+    func release() {
+        let waiters = state.withLock { state in
+            state.free += 1
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func wakeAll() {
+        let waiters = state.withLock { state in
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func waitForFree() async {
+        await withCheckedContinuation { continuation in
+            let resumeNow = state.withLock { state -> Bool in
+                if state.free > 0 { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+}

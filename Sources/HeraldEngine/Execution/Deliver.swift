@@ -1,0 +1,262 @@
+import Foundation
+import HeraldCore
+import HeraldStore
+import HeraldWorkflow
+
+extension Engine {
+    /// Sends a batch of deliveries to one integration, then records the outcomes in one transaction: retries are
+    /// scheduled, invalid tokens removed (behind the mass-deletion guard), messages and steps finished, runs
+    /// advanced, and email/SMS failed over to the next integration when the first cannot deliver.
+    func deliver(_ job: DeliverJob, environmentId: String) async throws -> JobResult {
+        let loaded = try await store.read { session -> ([DeliveryRecord], [String: MessageRecord], Integration?) in
+            let deliveries = try await session.deliveries(ids: job.deliveries).filter { !$0.status.isFinal }
+            let messages = try await session.messages(ids: Array(Set(deliveries.compactMap(\.messageId))))
+            let integration = try await session.integration(environmentId: environmentId, id: job.integration)
+            return (deliveries, messages, integration)
+        }
+        let (deliveries, messages, integration) = loaded
+        guard !deliveries.isEmpty else { return .done }
+        let sendable = deliveries.filter { $0.messageId.flatMap { messages[$0] } != nil }
+
+        var outcomes: [DeliveryOutcome]
+        let providerId = integration?.providerId ?? sendable.first?.providerId ?? "unknown"
+        if let integration, integration.active {
+            do {
+                let provider = try context.providers.provider(for: integration)
+                let batch = sendable.map { OutboundMessage(deliveryId: $0.id, target: $0.target, content: messages[$0.messageId!]!.content) }
+                let started = ContinuousClock.now
+                outcomes = await provider.send(batch)
+                metrics.providerCallSeconds.observe(ContinuousClock.now - started, providerId)
+                // Credentials that can expire are refreshed once, and the affected messages sent again.
+                let authFailures = outcomes.indices.filter { if case .authConfig = outcomes[$0] { true } else { false } }
+                if !authFailures.isEmpty {
+                    await provider.refreshCredentials()
+                    let again = await provider.send(authFailures.map { batch[$0] })
+                    for (index, outcome) in zip(authFailures, again) { outcomes[index] = outcome }
+                }
+            } catch {
+                let reason = (error as? HeraldError)?.message ?? "the integration's credentials are unusable"
+                outcomes = sendable.map { _ in .authConfig(reason: reason) }
+            }
+        } else {
+            outcomes = sendable.map { _ in .authConfig(reason: "integration \(job.integration) is inactive or deleted") }
+        }
+        for outcome in outcomes { metrics.deliveries.increment(providerId, outcome.label) }
+
+        let context = self.context
+        let metrics = self.metrics
+        let results = Dictionary(zip(sendable.map(\.id), outcomes), uniquingKeysWith: { first, _ in first })
+        let integrationId = job.integration
+        try await store.transaction { session in
+            try await Self.apply(
+                results, integrationId: integrationId, integration: integration, environmentId: environmentId, session: session,
+                context: context, metrics: metrics)
+        }
+        return .done
+    }
+
+    private static func apply(
+        _ results: [String: DeliveryOutcome], integrationId: String, integration: Integration?, environmentId: String, session: StoreSession,
+        context: EngineContext, metrics: EngineMetrics
+    ) async throws {
+        let now = session.now
+        let configuration = context.configuration
+        // Re-read under the transaction: a cancel may have finished some of these meanwhile.
+        var deliveries = try await session.deliveries(ids: Array(results.keys)).filter { !$0.status.isFinal }
+        guard !deliveries.isEmpty else { return }
+        let messages = try await session.messages(ids: Array(Set(deliveries.compactMap(\.messageId))))
+        let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
+        try await batch.load(notificationIds: Array(Set(messages.values.map(\.notificationId))))
+
+        let outcomes = deliveries.compactMap { results[$0.id] }
+        let invalidCount = outcomes.filter { if case .invalidToken = $0 { true } else { false } }.count
+        var removalAllowed = true
+        if invalidCount > 0, invalidCount == outcomes.count, let integration, integration.channel == .push {
+            let total = try await session.integrationTokenCount(
+                environmentId: environmentId, integrationId: integration.id, providerId: integration.providerId)
+            removalAllowed = configuration.invalidTokenGuard.allowsRemoval(batch: outcomes, integrationTokenCount: total)
+        }
+
+        var generator = SystemRandomNumberGenerator()
+        var removeDevices: [String] = []
+        var reached: [String] = []
+        var retryJobs: [NewJob] = []
+        var details: [ExecutionDetail] = []
+        for index in deliveries.indices {
+            guard let outcome = results[deliveries[index].id] else { continue }
+            var delivery = deliveries[index]
+            let message = delivery.messageId.flatMap { messages[$0] }
+            delivery.attempts += 1
+            delivery.windowStartedAt = delivery.windowStartedAt ?? now
+            delivery.outcome = outcome.label
+            delivery.errorText = outcome.reason.map { String($0.prefix(500)) }
+            delivery.nextAttemptAt = nil
+            let notificationId = message?.notificationId
+            switch outcome {
+            case .delivered(let providerMessageId):
+                delivery.status = .delivered
+                delivery.providerMessageId = providerMessageId
+                if let deviceId = delivery.deviceId { reached.append(deviceId) }
+            case .invalidToken(let reason):
+                if message?.channel == .chat, let message, let integrationId = delivery.integrationId {
+                    delivery.status = .invalid
+                    try await session.deactivateChannel(environmentId: environmentId, subscriberId: message.subscriberId, integrationId: integrationId)
+                    details.append(
+                        batch.detail(
+                            notificationId, stepId: message.stepId, status: .warning, "chat_webhook_deactivated", messageId: message.id,
+                            deliveryId: delivery.id, providerId: delivery.providerId, source: .webhook, raw: ["reason": .string(reason)]))
+                } else if removalAllowed {
+                    delivery.status = .invalid
+                    if let deviceId = delivery.deviceId { removeDevices.append(deviceId) }
+                    metrics.tokensRemoved.increment(delivery.providerId)
+                    details.append(
+                        batch.detail(
+                            notificationId, stepId: message?.stepId, status: .warning, "push_invalid_token_removed", messageId: message?.id,
+                            deliveryId: delivery.id, providerId: delivery.providerId, source: .credentials, raw: ["reason": .string(reason)]))
+                } else {
+                    delivery.status = .failed
+                    delivery.errorCode = "invalid_token_removal_withheld"
+                    metrics.tokenRemovalsWithheld.increment(delivery.providerId)
+                    details.append(
+                        batch.detail(
+                            notificationId, stepId: message?.stepId, status: .failed, "invalid_token_removal_withheld", messageId: message?.id,
+                            deliveryId: delivery.id, providerId: delivery.providerId, source: .credentials,
+                            raw: ["reason": .string("every token of the batch failed as invalid; suspect the integration's configuration")]))
+                }
+            case .retryLater(_, let after):
+                let elapsed = Duration.milliseconds(now.millisecondsSince1970 - (delivery.windowStartedAt ?? now).millisecondsSince1970)
+                if let delay = configuration.retryPolicy.delay(
+                    afterAttempt: delivery.attempts, elapsed: elapsed, retryAfter: after, using: &generator)
+                {
+                    delivery.status = .retrying
+                    let at = now.addingTimeInterval(Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
+                    delivery.nextAttemptAt = at
+                    retryJobs.append(
+                        NewJob(
+                            environmentId: environmentId, kind: JobKind.deliver.rawValue,
+                            payload: DeliverJob(integration: integrationId, deliveries: [delivery.id]).encoded(),
+                            transactionId: message?.transactionId, runAt: at))
+                    details.append(
+                        batch.detail(
+                            notificationId, stepId: message?.stepId, status: .pending, "delivery_retry_scheduled", messageId: message?.id,
+                            deliveryId: delivery.id, providerId: delivery.providerId, isRetry: true,
+                            raw: ["attempt": .number(Double(delivery.attempts)), "at": .string(at.iso8601Milliseconds), "reason": .string(outcome.reason ?? "")]))
+                } else {
+                    delivery.status = .dead
+                    metrics.deadDeliveries.increment(delivery.providerId)
+                    details.append(
+                        batch.detail(
+                            notificationId, stepId: message?.stepId, status: .failed, "delivery_retries_exhausted", messageId: message?.id,
+                            deliveryId: delivery.id, providerId: delivery.providerId, raw: ["attempts": .number(Double(delivery.attempts))]))
+                }
+            case .badRequest:
+                delivery.status = .failed
+                delivery.errorCode = "bad_request"
+            case .authConfig:
+                delivery.status = .failed
+                delivery.errorCode = "auth_config"
+            }
+            deliveries[index] = delivery
+        }
+        try await session.updateDeliveries(deliveries)
+        try await session.removeDevices(environmentId: environmentId, ids: removeDevices)
+        try await session.markDevicesReached(ids: reached)
+        batch.record(details)
+        batch.enqueue(retryJobs)
+
+        // Finish messages whose deliveries are all final, then steps whose messages are all final.
+        let all = try await session.deliveries(messageIds: Array(messages.keys))
+        let byMessage = Dictionary(grouping: all, by: { $0.messageId ?? "" })
+        var steps: Set<[String]> = []
+        for message in messages.values {
+            let list = byMessage[message.id] ?? []
+            guard list.allSatisfy(\.status.isFinal) else { continue }
+            let delivered = list.filter { $0.status == .delivered }.count
+            let failures = list.filter { $0.status != .delivered && $0.status != .canceled }
+            let status = failures.isEmpty ? "sent" : delivered > 0 ? "warning" : "error"
+            let lastFailure = failures.last
+            try await session.updateMessage(
+                id: message.id, status: status, errorId: lastFailure?.errorCode ?? lastFailure?.outcome, errorText: lastFailure?.errorText)
+            batch.record([
+                batch.detail(
+                    message.notificationId, stepId: message.stepId, status: delivered > 0 ? .success : .failed,
+                    delivered > 0 ? "message_sent" : "message_failed", messageId: message.id, providerId: message.providerId,
+                    raw: ["delivered": .number(Double(delivered)), "failed": .number(Double(failures.count))])
+            ])
+            // Email and SMS fail over to the next active integration when this one could not deliver for reasons
+            // that another provider may not share (credentials, configuration, an outage outlasting the retries).
+            if delivered == 0, message.channel == .email || message.channel == .sms,
+                failures.contains(where: { $0.status == .dead || $0.errorCode == "auth_config" }),
+                let notification = batch.notifications[message.notificationId]
+            {
+                let tried = Set(try await session.messages(notificationIds: [message.notificationId]).filter { $0.stepId == message.stepId }
+                    .compactMap(\.integrationId))
+                if let next = try await batch.integrations(message.channel).first(where: { !tried.contains($0.id) }) {
+                    batch.record([
+                        batch.detail(
+                            message.notificationId, stepId: message.stepId, status: .warning, "provider_failover", messageId: message.id,
+                            providerId: next.providerId, raw: ["from": .string(message.providerId ?? ""), "to": .string(next.identifier)])
+                    ])
+                    var content = message.content
+                    content.overrides = .object([:])
+                    batch.addMessage(
+                        notification: notification, stepId: message.stepId, integration: next, content: content,
+                        targets: message.deviceTokens.prefix(1).map { ($0, nil) })
+                    continue
+                }
+            }
+            steps.insert([message.notificationId, message.stepId])
+        }
+        try await batch.flush()
+        for key in steps.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+            let counts = try await session.stepDeliveryCounts(notificationId: key[0], stepId: key[1])
+            guard (counts[.pending] ?? 0) + (counts[.retrying] ?? 0) == 0 else { continue }
+            let delivered = counts[.delivered] ?? 0
+            let failed = (counts[.failed] ?? 0) + (counts[.invalid] ?? 0) + (counts[.dead] ?? 0)
+            let result = StepState(status: delivered > 0 ? .completed : .failed, delivered: delivered, failed: failed)
+            try await batch.finishStep(key[0], stepId: key[1], result: result)
+        }
+        try await batch.flush()
+    }
+}
+
+extension Engine {
+    /// Re-drives dead or failed deliveries: each gets a fresh retry window and goes back on the queue. Returns the
+    /// deliveries re-driven (others — unknown, or not in a failed state — are left alone).
+    public func redrive(environmentId: String, deliveryIds: [String]) async throws -> [DeliveryRecord] {
+        try await store.transaction { session in
+            var deliveries = try await session.deliveries(environmentId: environmentId, ids: deliveryIds)
+                .filter { $0.status == .dead || $0.status == .failed }
+            guard !deliveries.isEmpty else { return [] }
+            let messages = try await session.messages(ids: Array(Set(deliveries.compactMap(\.messageId))))
+            for index in deliveries.indices {
+                deliveries[index].status = .pending
+                deliveries[index].windowStartedAt = nil
+                deliveries[index].nextAttemptAt = nil
+                deliveries[index].errorCode = nil
+            }
+            try await session.updateDeliveries(deliveries)
+            var jobs: [NewJob] = []
+            for (integrationId, group) in Dictionary(grouping: deliveries, by: { $0.integrationId ?? "" }) {
+                for start in stride(from: 0, to: group.count, by: 100) {
+                    let chunk = group[start..<min(start + 100, group.count)]
+                    jobs.append(
+                        NewJob(
+                            environmentId: environmentId, kind: JobKind.deliver.rawValue,
+                            payload: DeliverJob(integration: integrationId, deliveries: chunk.map(\.id)).encoded(),
+                            transactionId: chunk.first?.messageId.flatMap { messages[$0]?.transactionId }))
+                }
+            }
+            let now = session.now
+            try await session.appendDetails(
+                deliveries.map { delivery in
+                    ExecutionDetail(
+                        id: session.newId(), environmentId: environmentId, notificationId: delivery.messageId.flatMap { messages[$0]?.notificationId },
+                        messageId: delivery.messageId, deliveryId: delivery.id, stepId: delivery.messageId.flatMap { messages[$0]?.stepId },
+                        providerId: delivery.providerId, status: .pending, detail: "delivery_redriven", isRetry: true, createdAt: now)
+                })
+            try await session.enqueue(jobs)
+            return deliveries
+        }
+    }
+}

@@ -1,0 +1,244 @@
+import Foundation
+import HeraldCore
+import HeraldStore
+import HeraldWorkflow
+import Logging
+
+/// Engine settings (DESIGN §4, §7).
+public struct EngineConfiguration: Sendable {
+    /// When failed deliveries are retried.
+    public var retryPolicy = RetryPolicy()
+    /// The mass invalid-token deletion guard.
+    public var invalidTokenGuard = InvalidTokenGuard()
+    /// Subscribers per expansion page (one transaction each: the crash-replay bound).
+    public var expansionPageSize = 500
+    /// Notifications per `run` job.
+    public var runBatchSize = 100
+    /// How long one expansion job works before it yields (and continues in a new claim).
+    public var expansionTimeSlice: Duration = .seconds(5)
+
+    public init() {}
+}
+
+/// What the per-transaction code needs from the engine.
+struct EngineContext: Sendable {
+    let workflows: WorkflowRegistry
+    let providers: ProviderPool
+    let configuration: EngineConfiguration
+
+    func batchSize(for providerId: String) -> Int {
+        // Batching is per integration; webhook-style providers take 100 per job.
+        100
+    }
+}
+
+/// The workflow engine (DESIGN §7): job handlers for recipient expansion, run start and resume, and delivery.
+/// Stateless between jobs — everything lives in the store — so any number of processes can run it.
+public struct Engine: Sendable {
+    let store: SQLStore
+    let context: EngineContext
+    let metrics: EngineMetrics
+    let logger: Logger
+
+    public init(
+        store: SQLStore, workflows: WorkflowRegistry, providers: ProviderPool, metrics: EngineMetrics,
+        configuration: EngineConfiguration = .init(), logger: Logger
+    ) {
+        self.store = store
+        self.context = EngineContext(workflows: workflows, providers: providers, configuration: configuration)
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    var configuration: EngineConfiguration { context.configuration }
+
+    /// Runs one claimed job.
+    public func handle(_ job: Job) async throws -> JobResult {
+        guard let kind = JobKind(rawValue: job.kind) else {
+            logger.error("unknown job kind; dropping it", metadata: ["kind": "\(job.kind)", "job": "\(job.id)"])
+            return .done
+        }
+        switch kind {
+        case .expand: return try await expand(ExpandJob.decode(job.payload))
+        case .run: return try await run(RunJob.decode(job.payload), environmentId: job.environmentId ?? "")
+        case .resume: return try await resume(ResumeJob.decode(job.payload), environmentId: job.environmentId ?? "")
+        case .deliver: return try await deliver(DeliverJob.decode(job.payload), environmentId: job.environmentId ?? "")
+        }
+    }
+
+    // MARK: Expansion
+
+    /// Expands an event's recipients: first the subscriber objects (upserted with their just-in-time device tokens
+    /// and credentials, before any step runs) and explicit ids, then each topic (or, for a broadcast, every
+    /// subscriber) page by page. Each page commits its notifications, their `run` jobs and the cursor together, so
+    /// a crash repeats at most the page in flight — and notifications are unique per (event, subscriber), so even
+    /// that page creates no duplicate runs.
+    func expand(_ job: ExpandJob) async throws -> JobResult {
+        let started = ContinuousClock.now
+        guard let event = try await store.read({ try await $0.event(id: job.event) }), event.status != "canceled", event.status != "expanded"
+        else { return .done }
+        var cursor = ExpandCursor.decode(event.cursor)
+        let entries: [[String: JSONValue]] = if case .array(let items) = event.recipients { items.compactMap(\.objectValue) } else { [] }
+        let actorId = event.actor?.stringValue ?? event.actor?.objectValue?["subscriberId"]?.stringValue
+        let runBatch = configuration.runBatchSize
+
+        if !cursor.prepared {
+            let initial = cursor
+            try await store.transaction { session in
+                var explicit: [String] = []
+                for entry in entries where entry["type"]?.stringValue == "Subscriber" {
+                    guard let id = entry["subscriberId"]?.stringValue else { continue }
+                    if entry.count > 2 { try await Self.upsertRecipient(entry, environmentId: event.environmentId, session: session) }
+                    if !explicit.contains(id) { explicit.append(id) }
+                }
+                if case .object(let actor)? = event.actor {
+                    try await Self.upsertRecipient(actor, environmentId: event.environmentId, session: session)
+                }
+                let created = try await session.insertNotifications(event: event, subscriberIds: explicit, topicKey: nil)
+                try await session.enqueue(Self.runJobs(created, event: event, batch: runBatch))
+                var next = initial
+                next.prepared = true
+                try await session.updateEvent(id: event.id, status: "expanding", cursor: next.encoded)
+            }
+            cursor.prepared = true
+        }
+
+        while cursor.index < entries.count {
+            let entry = entries[cursor.index]
+            let type = entry["type"]?.stringValue
+            guard type == "Topic" || type == "Broadcast" else {
+                cursor.index += 1
+                cursor.after = nil
+                continue
+            }
+            if ContinuousClock.now - started > configuration.expansionTimeSlice {
+                return .again(at: Date())
+            }
+            let pageSize = configuration.expansionPageSize
+            let topicKey = entry["topicKey"]?.stringValue
+            let excluded = Set((entry["exclude"]?.arrayValue ?? []).compactMap(\.stringValue))
+            let current = cursor
+            let next = try await store.transaction { session -> ExpandCursor? in
+                // A cancel may have landed since the last page.
+                guard let fresh = try await session.event(id: event.id), fresh.status != "canceled" else { return nil }
+                let page: Page<String>
+                if let topicKey {
+                    page = try await session.topicMembers(environmentId: event.environmentId, topicKey: topicKey, after: current.after, limit: pageSize)
+                } else {
+                    let subscribers = try await session.subscriberIds(environmentId: event.environmentId, after: current.after, limit: pageSize)
+                    page = subscribers
+                }
+                let members = page.items.filter { !excluded.contains($0) && $0 != actorId }
+                let created = try await session.insertNotifications(event: event, subscriberIds: members, topicKey: topicKey)
+                try await session.enqueue(Self.runJobs(created, event: event, batch: runBatch))
+                var next = current
+                if let last = page.nextCursor {
+                    next.after = last
+                } else {
+                    next.index += 1
+                    next.after = nil
+                }
+                try await session.updateEvent(id: event.id, status: "expanding", cursor: next.encoded)
+                return next
+            }
+            guard let next else { return .done }
+            cursor = next
+        }
+        let final = cursor
+        try await store.transaction { session in
+            try await session.updateEvent(id: event.id, status: "expanded", cursor: final.encoded)
+        }
+        return .done
+    }
+
+    static func runJobs(_ notifications: [NotificationRecord], event: EventRecord, batch: Int) -> [NewJob] {
+        stride(from: 0, to: notifications.count, by: batch).map { start in
+            NewJob(
+                environmentId: event.environmentId, kind: JobKind.run.rawValue,
+                payload: RunJob(notifications: notifications[start..<min(start + batch, notifications.count)].map(\.id)).encoded(),
+                transactionId: event.transactionId)
+        }
+    }
+
+    /// Upserts a subscriber object from a trigger (profile fields present in it, PATCH semantics) and merges its
+    /// `channels[]` credentials into the registry: device tokens appended, other fields merged.
+    static func upsertRecipient(_ entry: [String: JSONValue], environmentId: String, session: StoreSession) async throws {
+        guard let subscriberId = entry["subscriberId"]?.stringValue else { return }
+        var patch = SubscriberProfilePatch()
+        func update(_ key: String) -> FieldUpdate<String> {
+            guard let value = entry[key] else { return .keep }
+            return value == .null ? .clear : value.stringValue.map { .set($0) } ?? .keep
+        }
+        patch.firstName = update("firstName")
+        patch.lastName = update("lastName")
+        patch.email = update("email")
+        patch.phone = update("phone")
+        patch.avatar = update("avatar")
+        patch.locale = update("locale")
+        patch.timezone = update("timezone")
+        if let data = entry["data"] { patch.data = data == .null ? .clear : .set(data) }
+        _ = try await session.upsertSubscriber(environmentId: environmentId, subscriberId: subscriberId, patch: patch)
+        guard case .array(let channels)? = entry["channels"] else { return }
+        for channel in channels {
+            guard let object = channel.objectValue, let providerId = object["providerId"]?.stringValue,
+                var credentials = object["credentials"]?.objectValue
+            else { continue }
+            guard
+                let integration = try await session.resolveIntegration(
+                    environmentId: environmentId, providerId: providerId, identifier: object["integrationIdentifier"]?.stringValue)
+            else { continue }
+            let tokens = credentials.removeValue(forKey: "deviceTokens").flatMap { value -> [String]? in
+                if case .array(let items) = value { return items.compactMap(\.stringValue) }
+                return nil
+            }
+            try await session.updateCredentials(
+                environmentId: environmentId, subscriberId: subscriberId, integration: integration, deviceTokens: tokens,
+                otherCredentials: credentials, mode: .append)
+        }
+    }
+
+    // MARK: Runs
+
+    func run(_ job: RunJob, environmentId: String) async throws -> JobResult {
+        let context = self.context
+        try await store.transaction { session in
+            let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
+            try await batch.load(notificationIds: job.notifications)
+            for id in job.notifications { try await batch.start(id) }
+            try await batch.flush()
+        }
+        return .done
+    }
+
+    func resume(_ job: ResumeJob, environmentId: String) async throws -> JobResult {
+        let context = self.context
+        try await store.transaction { session in
+            let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
+            try await batch.load(notificationIds: [job.notification])
+            try await batch.resume(job.notification, stepId: job.step, digest: job.digest)
+            try await batch.flush()
+        }
+        return .done
+    }
+
+    // MARK: Cancel
+
+    /// Cancels a transaction: removes its pending jobs (expansion, runs, delays, digests, retries), cancels its
+    /// unfinished deliveries and runs. Returns whether anything was pending.
+    public func cancel(environmentId: String, transactionId: String) async throws -> Bool {
+        let context = self.context
+        return try await store.transaction { session in
+            guard let event = try await session.event(environmentId: environmentId, transactionId: transactionId) else { return false }
+            let jobs = try await session.cancelJobs(environmentId: environmentId, transactionId: transactionId)
+            let deliveries = try await session.cancelDeliveries(environmentId: environmentId, transactionId: transactionId)
+            if event.status != "expanded" { try await session.updateEvent(id: event.id, status: "canceled", cursor: event.cursor) }
+            let notifications = try await session.notifications(environmentId: environmentId, transactionId: transactionId)
+                .filter { !["completed", "canceled", "merged"].contains($0.status) }
+            let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
+            try await batch.load(notificationIds: notifications.map(\.id))
+            for notification in notifications { try batch.cancel(notification.id) }
+            try await batch.flush()
+            return jobs > 0 || !deliveries.isEmpty || !notifications.isEmpty || event.status == "accepted" || event.status == "expanding"
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+import HeraldCore
+
+/// The kinds of queued work the engine runs.
+public enum JobKind: String, Sendable, CaseIterable {
+    /// Expand an event's recipients page by page (checkpointed), creating notifications and `run` jobs.
+    case expand
+    /// Start the runs of a batch of notifications.
+    case run
+    /// Resume a run's delay or digest step.
+    case resume
+    /// Send a batch of deliveries to one integration.
+    case deliver
+}
+
+/// What a job handler asks the dispatcher to do with its job.
+public enum JobResult: Sendable, Equatable {
+    /// Finished: delete the job.
+    case done
+    /// Run it again at this time (a long expansion continuing after its time slice).
+    case again(at: Date)
+}
+
+protocol JobPayload: Codable {}
+
+extension JobPayload {
+    func encoded() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: (try? encoder.encode(self)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+
+    static func decode(_ text: String) throws -> Self {
+        do {
+            return try JSONDecoder().decode(Self.self, from: Data(text.utf8))
+        } catch {
+            throw HeraldError(.internal, "malformed \(Self.self) job payload")
+        }
+    }
+}
+
+struct ExpandJob: JobPayload {
+    var event: String
+}
+
+struct RunJob: JobPayload {
+    var notifications: [String]
+}
+
+struct ResumeJob: JobPayload {
+    var notification: String
+    var step: String
+    var digest: Bool
+}
+
+struct DeliverJob: JobPayload {
+    var integration: String
+    var deliveries: [String]
+}
+
+/// Fan-out progress of an event, saved with it after every page.
+struct ExpandCursor: Codable, Equatable {
+    /// Subscriber objects upserted, explicit subscribers' notifications created.
+    var prepared = false
+    /// The recipient entry being expanded.
+    var index = 0
+    /// The last subscriber id done in that entry.
+    var after: String?
+
+    static func decode(_ text: String?) -> ExpandCursor {
+        guard let text, let cursor = try? JSONDecoder().decode(ExpandCursor.self, from: Data(text.utf8)) else { return ExpandCursor() }
+        return cursor
+    }
+
+    var encoded: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: (try? encoder.encode(self)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+}

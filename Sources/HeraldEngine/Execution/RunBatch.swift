@@ -1,0 +1,373 @@
+import Foundation
+import HeraldCore
+import HeraldStore
+import HeraldWorkflow
+
+/// Advances the runs of a batch of notifications inside one transaction: loads what the runs need in a few batched
+/// queries (events, subscribers, devices, credentials, integrations), performs the executor's directives, and writes
+/// everything they produce — messages, deliveries, execution details, jobs, run states — in multi-row statements
+/// when ``flush()`` is called. One instance per transaction; all notifications belong to one environment.
+final class RunBatch {
+    let session: StoreSession
+    let engine: EngineContext
+    let environmentId: String
+    let now: Date
+
+    private(set) var notifications: [String: NotificationRecord] = [:]
+    private var runs: [String: WorkflowRun] = [:]
+    private var events: [String: EventRecord] = [:]
+    private var subscribers: [String: Subscriber] = [:]
+    private var channels: [String: RecipientChannels] = [:]
+    private var integrationsByChannel: [Channel: [Integration]]?
+
+    private var messages: [MessageRecord] = []
+    private var deliveries: [DeliveryRecord] = []
+    private var details: [ExecutionDetail] = []
+    private var jobs: [NewJob] = []
+    private var dirty: Set<String> = []
+
+    init(session: StoreSession, engine: EngineContext, environmentId: String) {
+        self.session = session
+        self.engine = engine
+        self.environmentId = environmentId
+        self.now = session.now
+    }
+
+    // MARK: Loading
+
+    /// Loads notifications (locked on PostgreSQL) with their events, subscribers and channels.
+    func load(notificationIds: [String]) async throws {
+        let loaded = try await session.notifications(ids: notificationIds, lock: true).filter { $0.environmentId == environmentId }
+        for notification in loaded { notifications[notification.id] = notification }
+        let eventIds = Set(loaded.map(\.eventId)).subtracting(events.keys)
+        for id in eventIds {
+            if let event = try await session.event(id: id) { events[id] = event }
+        }
+        let subscriberIds = Array(Set(loaded.map(\.subscriberId)).subtracting(subscribers.keys))
+        for (id, subscriber) in try await session.subscribers(environmentId: environmentId, subscriberIds: subscriberIds) {
+            subscribers[id] = subscriber
+        }
+        for (id, entry) in try await session.recipientChannels(environmentId: environmentId, subscriberIds: subscriberIds) {
+            channels[id] = entry
+        }
+    }
+
+    func integrations(_ channel: Channel) async throws -> [Integration] {
+        if integrationsByChannel == nil {
+            let all = try await session.integrations(environmentId: environmentId, activeOnly: true)
+            integrationsByChannel = Dictionary(grouping: all, by: \.channel)
+        }
+        let list = integrationsByChannel?[channel] ?? []
+        // Primary first (email/SMS), then oldest first: the order failover walks.
+        return list.sorted { ($0.primary ? 0 : 1, $0.id) < ($1.primary ? 0 : 1, $1.id) }
+    }
+
+    /// The run of a loaded notification, with its persisted state.
+    func run(_ notificationId: String) throws -> WorkflowRun? {
+        if let run = runs[notificationId] { return run }
+        guard let notification = notifications[notificationId], let event = events[notification.eventId] else { return nil }
+        guard let workflow = engine.workflows.workflow(notification.workflowId) else { return nil }
+        let state = (try? JSONDecoder().decode(RunState.self, from: Data(notification.state.utf8))) ?? RunState()
+        let run = WorkflowRun(workflow: workflow, state: state, context: context(event: event, subscriberId: notification.subscriberId))
+        runs[notificationId] = run
+        return run
+    }
+
+    private func context(event: EventRecord, subscriberId: String) -> [String: JSONValue] {
+        var subscriber: [String: JSONValue] = ["subscriberId": .string(subscriberId)]
+        if let record = subscribers[subscriberId] {
+            let profile = record.profile
+            for (key, value) in [
+                ("firstName", profile.firstName), ("lastName", profile.lastName), ("email", profile.email), ("phone", profile.phone),
+                ("avatar", profile.avatar), ("locale", profile.locale), ("timezone", profile.timezone),
+            ] {
+                subscriber[key] = value.map(JSONValue.string) ?? .null
+            }
+            subscriber["data"] = profile.data ?? .null
+        }
+        return [
+            "payload": event.payload, "subscriber": .object(subscriber), "tenant": event.tenant ?? .null,
+            "workflow": ["id": .string(event.workflowId)], "transactionId": .string(event.transactionId),
+        ]
+    }
+
+    // MARK: Events into the runs
+
+    /// Starts a pending notification's run.
+    func start(_ notificationId: String) async throws {
+        guard notifications[notificationId]?.status == "pending" else { return }
+        guard var run = try run(notificationId) else {
+            fail(notificationId, detail: "workflow_not_found")
+            return
+        }
+        let directives = run.start(now: now)
+        try await perform(directives, on: &run, notificationId: notificationId)
+    }
+
+    /// Reports a channel step's result into its run.
+    func finishStep(_ notificationId: String, stepId: String, result: StepState) async throws {
+        guard let status = notifications[notificationId]?.status, status == "running" || status == "waiting" else { return }
+        guard var run = try run(notificationId), run.state.steps[stepId]?.status == .running else { return }
+        let directives = run.finish(stepId, with: result, now: now)
+        try await perform(directives, on: &run, notificationId: notificationId)
+    }
+
+    /// Resumes a waiting delay or digest step.
+    func resume(_ notificationId: String, stepId: String, digest: Bool) async throws {
+        guard let status = notifications[notificationId]?.status, status == "running" || status == "waiting" else { return }
+        guard var run = try run(notificationId) else { return }
+        var directives: [RunDirective]
+        if digest {
+            let collected = try await session.closeDigest(notificationId: notificationId, stepId: stepId)
+            directives = run.resume(stepId, events: collected?.events ?? [], count: collected?.count, now: now)
+        } else {
+            directives = run.resume(stepId, now: now)
+        }
+        details.append(detail(notificationId, stepId: stepId, status: .success, digest ? "digest_closed" : "delay_finished"))
+        try await perform(directives, on: &run, notificationId: notificationId)
+    }
+
+    /// Cancels a run (a cancelled transaction).
+    func cancel(_ notificationId: String) throws {
+        guard let notification = notifications[notificationId], !["completed", "canceled", "merged"].contains(notification.status),
+            var run = try run(notificationId)
+        else { return }
+        run.cancel(reason: "execution_canceled_by_user")
+        runs[notificationId] = run
+        notifications[notificationId]?.status = "canceled"
+        dirty.insert(notificationId)
+        details.append(detail(notificationId, stepId: nil, status: .warning, "execution_canceled_by_user"))
+    }
+
+    private func fail(_ notificationId: String, detail code: String) {
+        notifications[notificationId]?.status = "completed"
+        dirty.insert(notificationId)
+        details.append(detail(notificationId, stepId: nil, status: .failed, code))
+    }
+
+    // MARK: Directives
+
+    private func perform(_ initial: [RunDirective], on run: inout WorkflowRun, notificationId: String) async throws {
+        var queue = initial
+        while !queue.isEmpty {
+            let directive = queue.removeFirst()
+            switch directive {
+            case .send(let stepId):
+                if let skip = try await send(stepId, run: run, notificationId: notificationId) {
+                    details.append(detail(notificationId, stepId: stepId, status: .warning, skip))
+                    queue += run.finish(stepId, with: StepState(status: .skipped, reason: skip), now: now)
+                }
+            case .wait(let stepId, let until):
+                jobs.append(resumeJob(notificationId, stepId: stepId, at: until, digest: false))
+                details.append(detail(notificationId, stepId: stepId, status: .pending, "delay_scheduled", raw: ["until": .string(until.iso8601Milliseconds)]))
+            case .digest(let stepId, let window, let key):
+                guard let notification = notifications[notificationId], let event = events[notification.eventId] else { continue }
+                let closesAt = now.addingTimeInterval(Double(window.components.seconds))
+                let joined = try await session.joinDigest(
+                    environmentId: environmentId, workflowId: notification.workflowId, stepId: stepId, subscriberId: notification.subscriberId,
+                    key: key, notificationId: notificationId, event: event.payload, closesAt: closesAt)
+                if joined.opened {
+                    jobs.append(resumeJob(notificationId, stepId: stepId, at: closesAt, digest: true))
+                    details.append(detail(notificationId, stepId: stepId, status: .pending, "digest_opened"))
+                } else {
+                    run.cancel(reason: "merged")
+                    notifications[notificationId]?.status = "merged"
+                    details.append(detail(notificationId, stepId: stepId, status: .success, "digest_merged", raw: ["digest": .string(joined.id)]))
+                }
+            case .skipped(let stepId, let reason):
+                details.append(detail(notificationId, stepId: stepId, status: .warning, reason))
+            case .finished:
+                if notifications[notificationId]?.status != "merged" {
+                    notifications[notificationId]?.status = "completed"
+                }
+            }
+        }
+        if let status = notifications[notificationId]?.status, !["completed", "merged", "canceled"].contains(status) {
+            let waiting = run.state.steps.values.contains { $0.status == .waiting }
+            let running = run.state.steps.values.contains { $0.status == .running }
+            notifications[notificationId]?.status = running ? "running" : waiting ? "waiting" : "running"
+        }
+        runs[notificationId] = run
+        dirty.insert(notificationId)
+    }
+
+    private func resumeJob(_ notificationId: String, stepId: String, at: Date, digest: Bool) -> NewJob {
+        NewJob(
+            environmentId: environmentId, kind: JobKind.resume.rawValue,
+            payload: ResumeJob(notification: notificationId, step: stepId, digest: digest).encoded(),
+            transactionId: notifications[notificationId]?.transactionId, runAt: at)
+    }
+
+    /// Plans a channel step: selects integrations and targets, renders, records messages and deliveries, queues
+    /// delivery jobs. Returns a skip reason when there is nothing to send to.
+    private func send(_ stepId: String, run: WorkflowRun, notificationId: String) async throws -> String? {
+        guard let notification = notifications[notificationId], let event = events[notification.eventId],
+            let step = run.workflow.step(stepId), let channel = step.type.channel, let options = step.action.channelOptions
+        else { return "unknown_step" }
+        var candidates = try await integrations(channel)
+        if let allowed = options.integrations { candidates = candidates.filter { allowed.contains($0.identifier) } }
+        let subscriberChannels = channels[notification.subscriberId] ?? RecipientChannels()
+        let profile = subscribers[notification.subscriberId]?.profile
+        let base = StepRenderer.render(step, context: run.evaluationContext)
+
+        var plans: [(Integration, [(target: String, deviceId: String?)])] = []
+        switch channel {
+        case .push:
+            for integration in candidates {
+                let devices = subscriberChannels.devices.filter {
+                    $0.integrationId == integration.id || ($0.integrationId == nil && $0.provider == integration.providerId)
+                }
+                if !devices.isEmpty { plans.append((integration, devices.map { ($0.token.revealed, $0.id) })) }
+            }
+            if plans.isEmpty { return candidates.isEmpty ? "no_active_integration" : "missing_push_token" }
+        case .chat:
+            for integration in candidates {
+                if let url = subscriberChannels.credentials[integration.id]?["webhookUrl"]?.stringValue {
+                    plans.append((integration, [(url, nil)]))
+                }
+            }
+            if plans.isEmpty { return candidates.isEmpty ? "no_active_integration" : "missing_webhook_url" }
+        case .email, .sms:
+            let address = channel == .email ? profile?.email : profile?.phone
+            guard let address, !address.isEmpty else { return channel == .email ? "missing_email" : "missing_phone" }
+            guard let primary = candidates.first else { return "no_active_integration" }
+            plans.append((primary, [(address, nil)]))
+        default:
+            return "unsupported_channel"
+        }
+
+        for (integration, targets) in plans {
+            var content = base
+            content.overrides = Overrides.merged(
+                step: options.overrides[integration.providerId], trigger: event.overrides, stepId: stepId, providerId: integration.providerId)
+            content.context = [
+                "payload": event.payload, "subscriber": run.context["subscriber"] ?? .null,
+                "step": ["id": .string(stepId), "type": .string(step.type.rawValue)], "transactionId": .string(event.transactionId),
+            ]
+            addMessage(notification: notification, stepId: stepId, integration: integration, content: content, targets: targets)
+        }
+        var channelsUsed = notifications[notificationId]?.channels ?? []
+        if !channelsUsed.contains(channel.rawValue) { channelsUsed.append(channel.rawValue) }
+        notifications[notificationId]?.channels = channelsUsed
+        return nil
+    }
+
+    /// Records a message for one integration with a delivery per target, and queues the delivery jobs.
+    func addMessage(
+        notification: NotificationRecord, stepId: String, integration: Integration, content: MessageContent,
+        targets: [(target: String, deviceId: String?)]
+    ) {
+        let message = MessageRecord(
+            id: session.newId(), environmentId: environmentId, notificationId: notification.id, transactionId: notification.transactionId,
+            workflowId: notification.workflowId, subscriberId: notification.subscriberId, stepId: stepId, channel: content.channel,
+            integrationId: integration.id, providerId: integration.providerId, status: "pending", content: content,
+            deviceTokens: targets.map(\.target), createdAt: now, updatedAt: now)
+        messages.append(message)
+        details.append(
+            detail(notification.id, stepId: stepId, status: .pending, "message_created", messageId: message.id, providerId: integration.providerId))
+        let planned = targets.map { target in
+            DeliveryRecord(
+                id: session.newId(), environmentId: environmentId, messageId: message.id, deviceId: target.deviceId,
+                integrationId: integration.id, providerId: integration.providerId, target: Secret(target.target), status: .pending,
+                createdAt: now, updatedAt: now)
+        }
+        deliveries += planned
+        let batchSize = max(1, engine.batchSize(for: integration.providerId))
+        for start in stride(from: 0, to: planned.count, by: batchSize) {
+            let ids = planned[start..<min(start + batchSize, planned.count)].map(\.id)
+            jobs.append(
+                NewJob(
+                    environmentId: environmentId, kind: JobKind.deliver.rawValue,
+                    payload: DeliverJob(integration: integration.id, deliveries: ids).encoded(), transactionId: notification.transactionId))
+        }
+    }
+
+    // MARK: Records
+
+    func detail(
+        _ notificationId: String?, stepId: String?, status: ExecutionDetail.Status, _ code: String, messageId: String? = nil,
+        deliveryId: String? = nil, providerId: String? = nil, source: ExecutionDetail.Source = .internal, isRetry: Bool = false,
+        raw: [String: JSONValue]? = nil
+    ) -> ExecutionDetail {
+        ExecutionDetail(
+            id: session.newId(), environmentId: environmentId, notificationId: notificationId, messageId: messageId, deliveryId: deliveryId,
+            stepId: stepId, providerId: providerId, status: status, detail: code, source: source, isRetry: isRetry,
+            raw: raw.map { JSONValue.object($0).jsonString() }, createdAt: now)
+    }
+
+    func record(_ extra: [ExecutionDetail]) { details += extra }
+    func enqueue(_ extra: [NewJob]) { jobs += extra }
+
+    /// Writes everything the batch produced.
+    func flush() async throws {
+        try await session.insertMessages(messages)
+        try await session.insertDeliveries(deliveries)
+        try await session.appendDetails(details)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        for id in dirty.sorted() {
+            guard let notification = notifications[id] else { continue }
+            let state = runs[id].map { String(decoding: (try? encoder.encode($0.state)) ?? Data("{}".utf8), as: UTF8.self) } ?? notification.state
+            try await session.updateNotification(id: id, status: notification.status, state: state, channels: notification.channels)
+        }
+        try await session.enqueue(jobs)
+        messages.removeAll()
+        deliveries.removeAll()
+        details.removeAll()
+        jobs.removeAll()
+        dirty.removeAll()
+    }
+}
+
+/// Renders a channel step's templates into provider-neutral content.
+enum StepRenderer {
+    static func render(_ step: Step, context: JSONValue) -> MessageContent {
+        switch step.action {
+        case .push(let push, _):
+            var data: [String: String] = [:]
+            for (key, template) in push.data { data[key] = template.render(context) }
+            return MessageContent(
+                channel: .push, title: push.title?.render(context), body: push.body?.render(context) ?? "", data: data,
+                image: push.image?.render(context).nonEmpty, sound: push.sound?.render(context).nonEmpty,
+                badge: push.badge.flatMap { Int($0.render(context).trimmingCharacters(in: .whitespaces)) }, ttl: push.ttl?.seconds,
+                priority: push.priority, collapseKey: push.collapseKey?.render(context).nonEmpty)
+        case .chat(let chat, _):
+            return MessageContent(channel: .chat, body: chat.body.render(context))
+        case .email(let email, _):
+            return MessageContent(
+                channel: .email, title: email.subject.render(context), body: email.body.render(context), text: email.text?.render(context),
+                from: email.from?.render(context).nonEmpty, senderName: email.senderName?.render(context).nonEmpty)
+        case .sms(let sms, _):
+            return MessageContent(channel: .sms, body: sms.body.render(context))
+        case .delay, .digest:
+            return MessageContent(channel: .push, body: "")
+        }
+    }
+}
+
+/// Provider overrides from the workflow and the trigger, deep-merged (later wins): the step's `overrides.<provider>`,
+/// the trigger's legacy `overrides.<provider>`, `overrides.providers.<provider>`, then
+/// `overrides.steps.<stepId>.providers.<provider>`.
+enum Overrides {
+    static func merged(step: JSONValue?, trigger: JSONValue, stepId: String, providerId: String) -> JSONValue {
+        var result: JSONValue = step ?? .object([:])
+        let object = trigger.objectValue ?? [:]
+        for layer in [
+            object[providerId], object["providers"]?.objectValue?[providerId],
+            object["steps"]?.objectValue?[stepId]?.objectValue?["providers"]?.objectValue?[providerId],
+        ] {
+            if let layer { result = deepMerge(result, layer) }
+        }
+        return result
+    }
+
+    static func deepMerge(_ base: JSONValue, _ overlay: JSONValue) -> JSONValue {
+        guard case .object(var left) = base, case .object(let right) = overlay else { return overlay }
+        for (key, value) in right { left[key] = left[key].map { deepMerge($0, value) } ?? value }
+        return .object(left)
+    }
+}
+
+extension String {
+    var nonEmpty: String? { isEmpty ? nil : self }
+}

@@ -1,0 +1,142 @@
+import Foundation
+import HeraldCore
+import HeraldStore
+import HeraldWorkflow
+
+/// What the API answers for one accepted trigger (Novu `TriggerEventResponseDto`).
+public struct TriggerReceipt: Sendable, Equatable {
+    public var acknowledged: Bool
+    /// `processed`, or Novu's status for a trigger that will not run (`trigger_not_active`, …).
+    public var status: String
+    public var transactionId: String
+
+    public var json: JSONValue {
+        ["acknowledged": .bool(acknowledged), "status": .string(status), "transactionId": .string(transactionId)]
+    }
+}
+
+/// Commits triggers: the event row and its first job in one transaction, so that a 2xx means the trigger is durable
+/// (DESIGN §7.1). Concurrent requests share transactions (group commit): while one commit is in flight, the requests
+/// that arrive queue up and the next commit takes them all, so one fsync covers many triggers under load and none
+/// waits when the server is idle.
+public actor TriggerIntake {
+    let store: SQLStore
+    let validator: TriggerValidator
+    let metrics: EngineMetrics
+    private var pending: [Submission] = []
+    private var flushing = false
+    /// Most requests one commit takes.
+    let maxBatch = 256
+
+    struct Submission {
+        var environmentId: String
+        var commands: [TriggerCommand]
+        var continuation: CheckedContinuation<Result<[TriggerReceipt], any Error>, Never>
+    }
+
+    public init(store: SQLStore, validator: TriggerValidator, metrics: EngineMetrics) {
+        self.store = store
+        self.validator = validator
+        self.metrics = metrics
+    }
+
+    /// Commits one request's triggers (one, or a bulk request's up to 100) atomically and returns their receipts in
+    /// order. A transaction id reused with the same request replays the first receipt; with a different request the
+    /// whole call fails with ``TriggerRejection/transactionConflict(_:)`` and commits nothing.
+    public func accept(environmentId: String, commands: [TriggerCommand]) async throws -> [TriggerReceipt] {
+        let result = await withCheckedContinuation { continuation in
+            pending.append(Submission(environmentId: environmentId, commands: commands, continuation: continuation))
+            if !flushing {
+                flushing = true
+                Task { await self.flush() }
+            }
+        }
+        switch result {
+        case .success(let receipts):
+            metrics.triggersAccepted.increment(by: receipts.count)
+            return receipts
+        case .failure(let error):
+            throw error
+        }
+    }
+
+    private func flush() async {
+        while !pending.isEmpty {
+            let batch = Array(pending.prefix(maxBatch))
+            pending.removeFirst(batch.count)
+            let results = await commit(batch)
+            for (submission, result) in zip(batch, results) { submission.continuation.resume(returning: result) }
+        }
+        flushing = false
+    }
+
+    /// One transaction for a batch of submissions; a per-request problem fails that request only.
+    private func commit(_ batch: [Submission]) async -> [Result<[TriggerReceipt], any Error>] {
+        let validator = self.validator
+        let requests = batch.map { ($0.environmentId, $0.commands) }
+        do {
+            return try await store.transaction { session in
+                var results: [Result<[TriggerReceipt], any Error>] = []
+                for (environmentId, commands) in requests {
+                    results.append(try await Self.commit(commands, environmentId: environmentId, validator: validator, session: session))
+                }
+                return results
+            }
+        } catch {
+            return batch.map { _ in .failure(error) }
+        }
+    }
+
+    private static func commit(
+        _ commands: [TriggerCommand], environmentId: String, validator: TriggerValidator, session: StoreSession
+    ) async throws -> Result<[TriggerReceipt], any Error> {
+        // Within one request a transaction id may appear once.
+        var seen: Set<String> = []
+        for command in commands where !seen.insert(command.transactionId).inserted {
+            return .failure(TriggerRejection.transactionConflict(command.transactionId))
+        }
+        let existing = try await session.events(environmentId: environmentId, transactionIds: commands.map(\.transactionId))
+        var receipts: [TriggerReceipt?] = Array(repeating: nil, count: commands.count)
+        var events: [EventRecord] = []
+        var jobs: [NewJob] = []
+        let now = session.now
+        for (index, command) in commands.enumerated() {
+            if let event = existing[command.transactionId] {
+                guard event.requestHash == command.requestHash, let replay = receipt(from: event) else {
+                    return .failure(TriggerRejection.transactionConflict(command.transactionId))
+                }
+                receipts[index] = replay
+                continue
+            }
+            let status = validator.status(of: command.workflowId) ?? "processed"
+            let receipt = TriggerReceipt(acknowledged: true, status: status, transactionId: command.transactionId)
+            receipts[index] = receipt
+            guard status == "processed" else { continue }
+            let event = EventRecord(
+                id: session.newId(), environmentId: environmentId, transactionId: command.transactionId, workflowId: command.workflowId,
+                requestHash: command.requestHash, response: receipt.json.jsonString(), payload: command.payload,
+                recipients: .array(command.recipients), actor: command.actor, tenant: command.tenant, overrides: command.overrides,
+                status: "accepted", createdAt: now)
+            events.append(event)
+            jobs.append(
+                NewJob(
+                    environmentId: environmentId, kind: JobKind.expand.rawValue, payload: ExpandJob(event: event.id).encoded(),
+                    transactionId: command.transactionId))
+        }
+        let taken = try await session.insertEvents(events)
+        if let conflict = taken.first {
+            // Another process committed the same transaction id a moment ago: the caller retries and gets a replay or
+            // a conflict.
+            throw HeraldError(.conflict, "transaction \(conflict) is being committed by another request; retry")
+        }
+        try await session.enqueue(jobs)
+        return .success(receipts.compactMap { $0 })
+    }
+
+    static func receipt(from event: EventRecord) -> TriggerReceipt? {
+        guard case .object(let object) = try? JSONValue.parse(event.response) else { return nil }
+        return TriggerReceipt(
+            acknowledged: object["acknowledged"]?.boolValue ?? true, status: object["status"]?.stringValue ?? "processed",
+            transactionId: event.transactionId)
+    }
+}

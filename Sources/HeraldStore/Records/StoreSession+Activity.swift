@@ -1,0 +1,441 @@
+import Foundation
+import HeraldCore
+import SQLKit
+
+/// Filters of `GET /v1/notifications`.
+public struct NotificationFilter: Sendable {
+    public var workflowIds: [String] = []
+    public var subscriberIds: [String] = []
+    public var transactionId: String?
+    public var topicKey: String?
+    public var channels: [String] = []
+    public var after: Date?
+    public var before: Date?
+    public init() {}
+}
+
+/// Filters of `GET /v1/messages`.
+public struct MessageFilter: Sendable {
+    public var channel: Channel?
+    public var subscriberId: String?
+    public var transactionIds: [String] = []
+    public init() {}
+}
+
+extension StoreSession {
+    private static let notificationColumns =
+        "id, environment_id, event_id, transaction_id, workflow_id, subscriber_id, topic_key, status, state, channels, created_at, updated_at"
+    private static let messageColumns =
+        "id, environment_id, notification_id, transaction_id, workflow_id, subscriber_id, step_id, channel, integration_id, provider_id, status, payload, device_tokens, error_id, error_text, created_at, updated_at"
+    private static let deliveryColumns =
+        "id, environment_id, message_id, device_id, integration_id, provider_id, target, status, outcome, attempts, provider_message_id, error_code, error_text, next_attempt_at, window_started_at, created_at, updated_at"
+
+    // MARK: Notifications
+
+    /// Creates the notifications of an event for these subscribers, skipping subscribers that already have one
+    /// (a page re-expanded after a crash, or a subscriber reached through two topics). Returns the new ones.
+    public func insertNotifications(event: EventRecord, subscriberIds: [String], topicKey: String?) async throws -> [NotificationRecord] {
+        guard !subscriberIds.isEmpty else { return [] }
+        let now = nowMilliseconds
+        var created: [NotificationRecord] = []
+        for start in stride(from: 0, to: subscriberIds.count, by: 500) {
+            var insert = db.insert(into: "notifications").columns(
+                "id", "environment_id", "event_id", "transaction_id", "workflow_id", "subscriber_id", "topic_key", "status", "state",
+                "channels", "created_at", "updated_at")
+            var records: [String: NotificationRecord] = [:]
+            for subscriberId in subscriberIds[start..<min(start + 500, subscriberIds.count)] {
+                let record = NotificationRecord(
+                    id: ids.next(), environmentId: event.environmentId, eventId: event.id, transactionId: event.transactionId,
+                    workflowId: event.workflowId, subscriberId: subscriberId, topicKey: topicKey, status: "pending", state: "{}",
+                    channels: [], createdAt: Date(millisecondsSince1970: now), updatedAt: Date(millisecondsSince1970: now))
+                records[record.id] = record
+                insert = insert.values([
+                    record.id, record.environmentId, record.eventId, record.transactionId, record.workflowId, record.subscriberId,
+                    record.topicKey, record.status, record.state, "[]", now, now,
+                ] as [any Encodable & Sendable])
+            }
+            let rows = try await insert.ignoringConflicts(with: ["event_id", "subscriber_id"]).returning("id").all()
+            for row in rows {
+                if let record = records[try row.decode(column: "id", as: String.self)] { created.append(record) }
+            }
+        }
+        return created
+    }
+
+    /// Notifications by id. With `lock` (inside a transaction) PostgreSQL locks their rows until commit, so two
+    /// workers finishing deliveries of one run advance it one after the other; SQLite transactions are serial anyway.
+    public func notifications(ids: [String], lock: Bool = false) async throws -> [NotificationRecord] {
+        guard !ids.isEmpty else { return [] }
+        let sorted = Array(Set(ids)).sorted()
+        let suffix = lock && dialect == .postgres ? " ORDER BY id FOR UPDATE" : " ORDER BY id"
+        return try await db.raw(
+            "SELECT \(unsafeRaw: Self.notificationColumns) FROM notifications WHERE id IN (\(binds: sorted))\(unsafeRaw: suffix)"
+        ).all().map(Self.notification(from:))
+    }
+
+    /// One notification of an environment.
+    public func notification(environmentId: String, id: String) async throws -> NotificationRecord? {
+        try await db.raw(
+            "SELECT \(unsafeRaw: Self.notificationColumns) FROM notifications WHERE environment_id = \(bind: environmentId) AND id = \(bind: id)"
+        ).first().map(Self.notification(from:))
+    }
+
+    /// The notifications of a transaction.
+    public func notifications(environmentId: String, transactionId: String) async throws -> [NotificationRecord] {
+        try await db.raw(
+            """
+            SELECT \(unsafeRaw: Self.notificationColumns) FROM notifications
+            WHERE environment_id = \(bind: environmentId) AND transaction_id = \(bind: transactionId) ORDER BY id
+            """
+        ).all().map(Self.notification(from:))
+    }
+
+    /// Saves a run's status, executor state and channels.
+    public func updateNotification(id: String, status: String, state: String, channels: [String]) async throws {
+        try await db.raw(
+            """
+            UPDATE notifications SET status = \(bind: status), state = \(bind: state),
+                channels = \(bind: JSONValue.array(channels.map { .string($0) }).jsonString()), updated_at = \(bind: nowMilliseconds)
+            WHERE id = \(bind: id)
+            """
+        ).run()
+    }
+
+    /// A page of notifications, newest first (Novu's `/v1/notifications`, offset pagination).
+    public func listNotifications(environmentId: String, filter: NotificationFilter, page: Int, limit: Int) async throws
+        -> [NotificationRecord]
+    {
+        var query = SQLQueryString("SELECT \(unsafeRaw: Self.notificationColumns) FROM notifications WHERE environment_id = \(bind: environmentId)")
+        if !filter.workflowIds.isEmpty { query += " AND workflow_id IN (\(binds: filter.workflowIds))" }
+        if !filter.subscriberIds.isEmpty { query += " AND subscriber_id IN (\(binds: filter.subscriberIds))" }
+        if let transactionId = filter.transactionId { query += " AND transaction_id = \(bind: transactionId)" }
+        if let topicKey = filter.topicKey { query += " AND topic_key = \(bind: topicKey)" }
+        if let after = filter.after { query += " AND created_at >= \(bind: after.millisecondsSince1970)" }
+        if let before = filter.before { query += " AND created_at <= \(bind: before.millisecondsSince1970)" }
+        for channel in filter.channels { query += " AND channels LIKE \(bind: "%\"\(channel)\"%")" }
+        query += " ORDER BY id DESC LIMIT \(bind: limit) OFFSET \(bind: page * limit)"
+        return try await db.raw(query).all().map(Self.notification(from:))
+    }
+
+    private static func notification(from row: any SQLRow) throws -> NotificationRecord {
+        let channels = try JSONValue.parse(try row.decode(column: "channels", as: String.self))
+        let list: [String] = if case .array(let items) = channels { items.compactMap(\.stringValue) } else { [] }
+        return NotificationRecord(
+            id: try row.decode(column: "id", as: String.self), environmentId: try row.decode(column: "environment_id", as: String.self),
+            eventId: try row.decode(column: "event_id", as: String.self), transactionId: try row.decode(column: "transaction_id", as: String.self),
+            workflowId: try row.decode(column: "workflow_id", as: String.self), subscriberId: try row.decode(column: "subscriber_id", as: String.self),
+            topicKey: try row.optional("topic_key"), status: try row.decode(column: "status", as: String.self),
+            state: try row.decode(column: "state", as: String.self), channels: list, createdAt: try row.date("created_at"),
+            updatedAt: try row.date("updated_at"))
+    }
+
+    // MARK: Messages
+
+    /// Inserts messages in multi-row statements.
+    public func insertMessages(_ messages: [MessageRecord]) async throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        for start in stride(from: 0, to: messages.count, by: 200) {
+            var insert = db.insert(into: "messages").columns(
+                "id", "environment_id", "notification_id", "transaction_id", "workflow_id", "subscriber_id", "step_id", "channel",
+                "integration_id", "provider_id", "status", "title", "subject", "content", "payload", "device_tokens", "email", "phone",
+                "error_id", "error_text", "created_at", "updated_at")
+            for message in messages[start..<min(start + 200, messages.count)] {
+                let content = String(decoding: try encoder.encode(message.content), as: UTF8.self)
+                let tokens = JSONValue.array(message.deviceTokens.map { .string($0) }).jsonString()
+                insert = insert.values([
+                    message.id, message.environmentId, message.notificationId, message.transactionId, message.workflowId,
+                    message.subscriberId, message.stepId, message.channel.rawValue, message.integrationId, message.providerId,
+                    message.status, message.channel == .email ? nil : message.content.title,
+                    message.channel == .email ? message.content.title : nil, message.content.body, content, tokens,
+                    message.channel == .email ? message.deviceTokens.first : nil, message.channel == .sms ? message.deviceTokens.first : nil,
+                    message.errorId, message.errorText, message.createdAt.millisecondsSince1970, message.updatedAt.millisecondsSince1970,
+                ] as [any Encodable & Sendable])
+            }
+            try await insert.run()
+        }
+    }
+
+    /// Messages by id.
+    public func messages(ids: [String]) async throws -> [String: MessageRecord] {
+        guard !ids.isEmpty else { return [:] }
+        var result: [String: MessageRecord] = [:]
+        for start in stride(from: 0, to: ids.count, by: 500) {
+            let chunk = Array(ids[start..<min(start + 500, ids.count)])
+            for row in try await db.raw("SELECT \(unsafeRaw: Self.messageColumns) FROM messages WHERE id IN (\(binds: chunk))").all() {
+                let message = try Self.message(from: row)
+                result[message.id] = message
+            }
+        }
+        return result
+    }
+
+    /// The messages of notifications, oldest first.
+    public func messages(notificationIds: [String]) async throws -> [MessageRecord] {
+        guard !notificationIds.isEmpty else { return [] }
+        return try await db.raw(
+            "SELECT \(unsafeRaw: Self.messageColumns) FROM messages WHERE notification_id IN (\(binds: notificationIds)) ORDER BY id"
+        ).all().map(Self.message(from:))
+    }
+
+    /// Sets a message's status and error.
+    public func updateMessage(id: String, status: String, errorId: String?, errorText: String?) async throws {
+        try await db.raw(
+            """
+            UPDATE messages SET status = \(bind: status), error_id = \(bind: errorId), error_text = \(bind: errorText),
+                updated_at = \(bind: nowMilliseconds) WHERE id = \(bind: id)
+            """
+        ).run()
+    }
+
+    /// A page of messages, newest first.
+    public func listMessages(environmentId: String, filter: MessageFilter, page: Int, limit: Int) async throws -> [MessageRecord] {
+        var query = SQLQueryString("SELECT \(unsafeRaw: Self.messageColumns) FROM messages WHERE environment_id = \(bind: environmentId)")
+        if let channel = filter.channel { query += " AND channel = \(bind: channel.rawValue)" }
+        if let subscriberId = filter.subscriberId { query += " AND subscriber_id = \(bind: subscriberId)" }
+        if !filter.transactionIds.isEmpty { query += " AND transaction_id IN (\(binds: filter.transactionIds))" }
+        query += " ORDER BY id DESC LIMIT \(bind: limit) OFFSET \(bind: page * limit)"
+        return try await db.raw(query).all().map(Self.message(from:))
+    }
+
+    /// Deletes one message (and its deliveries); false when it does not exist.
+    public func deleteMessage(environmentId: String, id: String) async throws -> Bool {
+        try await !db.raw("DELETE FROM messages WHERE environment_id = \(bind: environmentId) AND id = \(bind: id) RETURNING id").all().isEmpty
+    }
+
+    /// Deletes the messages of a transaction, optionally of one channel. Returns how many.
+    @discardableResult
+    public func deleteMessages(environmentId: String, transactionId: String, channel: Channel?) async throws -> Int {
+        var query = SQLQueryString(
+            "DELETE FROM messages WHERE environment_id = \(bind: environmentId) AND transaction_id = \(bind: transactionId)")
+        if let channel { query += " AND channel = \(bind: channel.rawValue)" }
+        query += " RETURNING id"
+        return try await db.raw(query).all().count
+    }
+
+    private static func message(from row: any SQLRow) throws -> MessageRecord {
+        let content = try JSONDecoder().decode(MessageContent.self, from: Data(try row.decode(column: "payload", as: String.self).utf8))
+        let tokens = try JSONValue.parse(try row.optional("device_tokens") ?? "[]")
+        let list: [String] = if case .array(let items) = tokens { items.compactMap(\.stringValue) } else { [] }
+        return MessageRecord(
+            id: try row.decode(column: "id", as: String.self), environmentId: try row.decode(column: "environment_id", as: String.self),
+            notificationId: try row.decode(column: "notification_id", as: String.self),
+            transactionId: try row.decode(column: "transaction_id", as: String.self), workflowId: try row.decode(column: "workflow_id", as: String.self),
+            subscriberId: try row.decode(column: "subscriber_id", as: String.self), stepId: try row.decode(column: "step_id", as: String.self),
+            channel: Channel(rawValue: try row.decode(column: "channel", as: String.self)) ?? .push, integrationId: try row.optional("integration_id"),
+            providerId: try row.optional("provider_id"), status: try row.decode(column: "status", as: String.self), content: content,
+            deviceTokens: list, errorId: try row.optional("error_id"), errorText: try row.optional("error_text"), createdAt: try row.date("created_at"),
+            updatedAt: try row.date("updated_at"))
+    }
+
+    // MARK: Deliveries
+
+    /// Inserts deliveries in multi-row statements.
+    public func insertDeliveries(_ deliveries: [DeliveryRecord]) async throws {
+        for start in stride(from: 0, to: deliveries.count, by: 300) {
+            var insert = db.insert(into: "deliveries").columns(
+                "id", "environment_id", "message_id", "device_id", "integration_id", "provider_id", "target", "status", "attempts", "created_at",
+                "updated_at")
+            for delivery in deliveries[start..<min(start + 300, deliveries.count)] {
+                insert = insert.values([
+                    delivery.id, delivery.environmentId, delivery.messageId, delivery.deviceId, delivery.integrationId, delivery.providerId,
+                    delivery.target.revealed, delivery.status.rawValue, delivery.attempts, delivery.createdAt.millisecondsSince1970,
+                    delivery.updatedAt.millisecondsSince1970,
+                ] as [any Encodable & Sendable])
+            }
+            try await insert.run()
+        }
+    }
+
+    /// Deliveries by id, in id order; unknown ids are left out.
+    public func deliveries(ids: [String]) async throws -> [DeliveryRecord] {
+        guard !ids.isEmpty else { return [] }
+        var result: [DeliveryRecord] = []
+        for start in stride(from: 0, to: ids.count, by: 500) {
+            let chunk = Array(ids[start..<min(start + 500, ids.count)])
+            result += try await db.raw("SELECT \(unsafeRaw: Self.deliveryColumns) FROM deliveries WHERE id IN (\(binds: chunk)) ORDER BY id")
+                .all().map(Self.delivery(from:))
+        }
+        return result
+    }
+
+    /// Deliveries of an environment by id.
+    public func deliveries(environmentId: String, ids: [String]) async throws -> [DeliveryRecord] {
+        try await deliveries(ids: ids).filter { $0.environmentId == environmentId }
+    }
+
+    /// Saves a delivery's status and outcome.
+    public func updateDeliveries(_ deliveries: [DeliveryRecord]) async throws {
+        let now = nowMilliseconds
+        for delivery in deliveries {
+            try await db.raw(
+                """
+                UPDATE deliveries SET status = \(bind: delivery.status.rawValue), outcome = \(bind: delivery.outcome),
+                    attempts = \(bind: delivery.attempts), provider_message_id = \(bind: delivery.providerMessageId),
+                    error_code = \(bind: delivery.errorCode), error_text = \(bind: delivery.errorText),
+                    next_attempt_at = \(bind: delivery.nextAttemptAt?.millisecondsSince1970),
+                    window_started_at = \(bind: delivery.windowStartedAt?.millisecondsSince1970), updated_at = \(bind: now)
+                WHERE id = \(bind: delivery.id)
+                """
+            ).run()
+        }
+    }
+
+    /// How many deliveries of each status one step of one run has, over all its messages.
+    public func stepDeliveryCounts(notificationId: String, stepId: String) async throws -> [DeliveryStatus: Int] {
+        let rows = try await db.raw(
+            """
+            SELECT d.status AS status, COUNT(*) AS n FROM deliveries d JOIN messages m ON m.id = d.message_id
+            WHERE m.notification_id = \(bind: notificationId) AND m.step_id = \(bind: stepId) GROUP BY d.status
+            """
+        ).all()
+        var counts: [DeliveryStatus: Int] = [:]
+        for row in rows {
+            if let status = DeliveryStatus(rawValue: try row.decode(column: "status", as: String.self)) {
+                counts[status] = try row.decode(column: "n", as: Int.self)
+            }
+        }
+        return counts
+    }
+
+    /// The deliveries of messages.
+    public func deliveries(messageIds: [String]) async throws -> [DeliveryRecord] {
+        guard !messageIds.isEmpty else { return [] }
+        return try await db.raw(
+            "SELECT \(unsafeRaw: Self.deliveryColumns) FROM deliveries WHERE message_id IN (\(binds: messageIds)) ORDER BY id"
+        ).all().map(Self.delivery(from:))
+    }
+
+    /// A page of deliveries with one of `statuses`, oldest first, after the cursor (a delivery id).
+    public func listDeliveries(environmentId: String, statuses: [DeliveryStatus], providerId: String?, after: String?, limit: Int) async throws
+        -> Page<DeliveryRecord>
+    {
+        var query = SQLQueryString("SELECT \(unsafeRaw: Self.deliveryColumns) FROM deliveries WHERE environment_id = \(bind: environmentId)")
+        if !statuses.isEmpty { query += " AND status IN (\(binds: statuses.map(\.rawValue)))" }
+        if let providerId { query += " AND provider_id = \(bind: providerId)" }
+        if let after { query += " AND id > \(bind: after)" }
+        query += " ORDER BY id LIMIT \(bind: limit + 1)"
+        var items = try await db.raw(query).all().map(Self.delivery(from:))
+        let more = items.count > limit
+        if more { items.removeLast() }
+        return Page(items: items, nextCursor: more ? items.last?.id : nil)
+    }
+
+    /// Marks the unfinished deliveries of a transaction cancelled; returns their ids.
+    public func cancelDeliveries(environmentId: String, transactionId: String) async throws -> [String] {
+        try await db.raw(
+            """
+            UPDATE deliveries SET status = 'canceled', updated_at = \(bind: nowMilliseconds)
+            WHERE status IN ('pending', 'retrying') AND message_id IN (
+                SELECT id FROM messages WHERE environment_id = \(bind: environmentId) AND transaction_id = \(bind: transactionId))
+            RETURNING id
+            """
+        ).all().map { try $0.decode(column: "id", as: String.self) }
+    }
+
+    private static func delivery(from row: any SQLRow) throws -> DeliveryRecord {
+        DeliveryRecord(
+            id: try row.decode(column: "id", as: String.self), environmentId: try row.decode(column: "environment_id", as: String.self),
+            messageId: try row.optional("message_id"), deviceId: try row.optional("device_id"), integrationId: try row.optional("integration_id"),
+            providerId: try row.decode(column: "provider_id", as: String.self), target: Secret(try row.decode(column: "target", as: String.self)),
+            status: DeliveryStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .pending, outcome: try row.optional("outcome"),
+            attempts: try row.decode(column: "attempts", as: Int.self), providerMessageId: try row.optional("provider_message_id"),
+            errorCode: try row.optional("error_code"), errorText: try row.optional("error_text"), nextAttemptAt: try row.optionalDate("next_attempt_at"),
+            windowStartedAt: try row.optionalDate("window_started_at"), createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
+    }
+
+    // MARK: Execution details
+
+    /// Appends execution details.
+    public func appendDetails(_ details: [ExecutionDetail]) async throws {
+        for start in stride(from: 0, to: details.count, by: 300) {
+            var insert = db.insert(into: "execution_details").columns(
+                "id", "environment_id", "notification_id", "message_id", "delivery_id", "step_id", "provider_id", "status", "detail", "source",
+                "is_retry", "raw", "created_at")
+            for detail in details[start..<min(start + 300, details.count)] {
+                insert = insert.values([
+                    detail.id, detail.environmentId, detail.notificationId, detail.messageId, detail.deliveryId, detail.stepId, detail.providerId,
+                    detail.status.rawValue, detail.detail, detail.source.rawValue, detail.isRetry, detail.raw, detail.createdAt.millisecondsSince1970,
+                ] as [any Encodable & Sendable])
+            }
+            try await insert.run()
+        }
+    }
+
+    /// The execution details of notifications, oldest first.
+    public func executionDetails(notificationIds: [String]) async throws -> [ExecutionDetail] {
+        guard !notificationIds.isEmpty else { return [] }
+        return try await db.raw(
+            """
+            SELECT id, environment_id, notification_id, message_id, delivery_id, step_id, provider_id, status, detail, source, is_retry, raw,
+                created_at FROM execution_details WHERE notification_id IN (\(binds: notificationIds)) ORDER BY created_at, id
+            """
+        ).all().map { row in
+            ExecutionDetail(
+                id: try row.decode(column: "id", as: String.self), environmentId: try row.decode(column: "environment_id", as: String.self),
+                notificationId: try row.optional("notification_id"), messageId: try row.optional("message_id"),
+                deliveryId: try row.optional("delivery_id"), stepId: try row.optional("step_id"), providerId: try row.optional("provider_id"),
+                status: ExecutionDetail.Status(rawValue: try row.decode(column: "status", as: String.self)) ?? .pending,
+                detail: try row.decode(column: "detail", as: String.self),
+                source: ExecutionDetail.Source(rawValue: try row.decode(column: "source", as: String.self)) ?? .internal,
+                isRetry: try row.decode(column: "is_retry", as: Bool.self), raw: try row.optional("raw"), createdAt: try row.date("created_at"))
+        }
+    }
+
+    // MARK: Digests
+
+    /// Adds an event to the open digest of (workflow, step, subscriber, key), or opens one owned by `notificationId`
+    /// that closes at `closesAt`. Returns the digest id and whether this call opened it.
+    public func joinDigest(
+        environmentId: String, workflowId: String, stepId: String, subscriberId: String, key: String, notificationId: String,
+        event: JSONValue, closesAt: Date, keepEvents: Int = 100
+    ) async throws -> (id: String, opened: Bool) {
+        let now = nowMilliseconds
+        let lockSuffix = dialect == .postgres ? " FOR UPDATE" : ""
+        if let row = try await db.raw(
+            """
+            SELECT id, events, event_count FROM digests WHERE environment_id = \(bind: environmentId) AND workflow_id = \(bind: workflowId)
+            AND step_id = \(bind: stepId) AND subscriber_id = \(bind: subscriberId) AND digest_key = \(bind: key) AND status = 'open'\(unsafeRaw: lockSuffix)
+            """
+        ).first() {
+            let id = try row.decode(column: "id", as: String.self)
+            var events: [JSONValue] = []
+            if case .array(let stored) = try JSONValue.parse(try row.decode(column: "events", as: String.self)) { events = stored }
+            if events.count < keepEvents { events.append(event) }
+            try await db.raw(
+                """
+                UPDATE digests SET events = \(bind: JSONValue.array(events).jsonString()), event_count = event_count + 1,
+                    updated_at = \(bind: now) WHERE id = \(bind: id)
+                """
+            ).run()
+            return (id, false)
+        }
+        let id = ids.next()
+        try await db.raw(
+            """
+            INSERT INTO digests (id, environment_id, workflow_id, step_id, subscriber_id, digest_key, notification_id, closes_at, event_count,
+                events, status, created_at, updated_at)
+            VALUES (\(bind: id), \(bind: environmentId), \(bind: workflowId), \(bind: stepId), \(bind: subscriberId), \(bind: key),
+                \(bind: notificationId), \(bind: closesAt.millisecondsSince1970), 1, \(bind: JSONValue.array([event]).jsonString()), 'open',
+                \(bind: now), \(bind: now))
+            """
+        ).run()
+        return (id, true)
+    }
+
+    /// Closes the open digest owned by a notification's step; returns the collected events and their total count.
+    public func closeDigest(notificationId: String, stepId: String) async throws -> (events: [JSONValue], count: Int)? {
+        guard
+            let row = try await db.raw(
+                """
+                UPDATE digests SET status = 'closed', updated_at = \(bind: nowMilliseconds)
+                WHERE notification_id = \(bind: notificationId) AND step_id = \(bind: stepId) AND status = 'open'
+                RETURNING events, event_count
+                """
+            ).first()
+        else { return nil }
+        var events: [JSONValue] = []
+        if case .array(let stored) = try JSONValue.parse(try row.decode(column: "events", as: String.self)) { events = stored }
+        return (events, try row.decode(column: "event_count", as: Int.self))
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import HeraldCore
+import SQLKit
+
+/// What inserting an event found.
+public enum EventInsertResult: Sendable {
+    case inserted
+    /// The environment already has an event with this transaction id.
+    case existing(EventRecord)
+}
+
+extension StoreSession {
+    private static let eventColumns =
+        "id, environment_id, transaction_id, workflow_id, request_hash, response, payload, recipients, actor, tenant, overrides, status, cursor, created_at"
+
+    /// Inserts an accepted trigger unless its transaction id is taken in the environment.
+    public func insertEvent(_ event: EventRecord) async throws -> EventInsertResult {
+        let inserted = try await db.insert(into: "events")
+            .columns(
+                "id", "environment_id", "transaction_id", "workflow_id", "request_hash", "response", "payload", "recipients", "actor",
+                "tenant", "overrides", "status", "cursor", "created_at", "updated_at"
+            )
+            .values(Self.eventValues(event, now: nowMilliseconds))
+            .ignoringConflicts(with: ["environment_id", "transaction_id"])
+            .returning("id").all()
+        if !inserted.isEmpty { return .inserted }
+        guard let existing = try await self.event(environmentId: event.environmentId, transactionId: event.transactionId) else {
+            throw HeraldError(.internal, "event insert conflicted but no event has transaction id \(event.transactionId)")
+        }
+        return .existing(existing)
+    }
+
+    /// Inserts many accepted triggers in one statement per chunk. Returns the transaction ids that were already
+    /// taken (those rows were not inserted).
+    public func insertEvents(_ events: [EventRecord]) async throws -> Set<String> {
+        guard !events.isEmpty else { return [] }
+        let now = nowMilliseconds
+        var inserted: Set<String> = []
+        for start in stride(from: 0, to: events.count, by: 100) {
+            let chunk = events[start..<min(start + 100, events.count)]
+            var insert = db.insert(into: "events")
+                .columns(
+                    "id", "environment_id", "transaction_id", "workflow_id", "request_hash", "response", "payload", "recipients", "actor",
+                    "tenant", "overrides", "status", "cursor", "created_at", "updated_at"
+                )
+            for event in chunk { insert = insert.values(Self.eventValues(event, now: now)) }
+            let rows = try await insert.ignoringConflicts(with: ["environment_id", "transaction_id"]).returning("id").all()
+            for row in rows { inserted.insert(try row.decode(column: "id", as: String.self)) }
+        }
+        return Set(events.filter { !inserted.contains($0.id) }.map(\.transactionId))
+    }
+
+    private static func eventValues(_ event: EventRecord, now: Int64) -> [any Encodable & Sendable] {
+        [
+            event.id, event.environmentId, event.transactionId, event.workflowId, event.requestHash, event.response,
+            event.payload.jsonString(), event.recipients.jsonString(), event.actor?.jsonString(), event.tenant?.jsonString(),
+            event.overrides.jsonString(), event.status, event.cursor, event.createdAt.millisecondsSince1970, now,
+        ]
+    }
+
+    /// An event by id.
+    public func event(id: String) async throws -> EventRecord? {
+        try await db.raw("SELECT \(unsafeRaw: Self.eventColumns) FROM events WHERE id = \(bind: id)").first().map(Self.event(from:))
+    }
+
+    /// An event by transaction id.
+    public func event(environmentId: String, transactionId: String) async throws -> EventRecord? {
+        try await db.raw(
+            """
+            SELECT \(unsafeRaw: Self.eventColumns) FROM events
+            WHERE environment_id = \(bind: environmentId) AND transaction_id = \(bind: transactionId)
+            """
+        ).first().map(Self.event(from:))
+    }
+
+    /// Events by transaction id, for a batch of triggers reusing ids.
+    public func events(environmentId: String, transactionIds: [String]) async throws -> [String: EventRecord] {
+        guard !transactionIds.isEmpty else { return [:] }
+        let rows = try await db.raw(
+            """
+            SELECT \(unsafeRaw: Self.eventColumns) FROM events
+            WHERE environment_id = \(bind: environmentId) AND transaction_id IN (\(binds: transactionIds))
+            """
+        ).all()
+        return Dictionary(try rows.map(Self.event(from:)).map { ($0.transactionId, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// Records fan-out progress (the checkpoint) of an event.
+    public func updateEvent(id: String, status: String, cursor: String?) async throws {
+        try await db.raw(
+            "UPDATE events SET status = \(bind: status), cursor = \(bind: cursor), updated_at = \(bind: nowMilliseconds) WHERE id = \(bind: id)"
+        ).run()
+    }
+
+    private static func event(from row: any SQLRow) throws -> EventRecord {
+        EventRecord(
+            id: try row.decode(column: "id", as: String.self), environmentId: try row.decode(column: "environment_id", as: String.self),
+            transactionId: try row.decode(column: "transaction_id", as: String.self),
+            workflowId: try row.decode(column: "workflow_id", as: String.self),
+            requestHash: try row.decode(column: "request_hash", as: String.self), response: try row.optional("response") ?? "",
+            payload: try JSONValue.parse(try row.decode(column: "payload", as: String.self)),
+            recipients: try JSONValue.parse(try row.decode(column: "recipients", as: String.self)),
+            actor: try row.optional("actor", as: String.self).map(JSONValue.parse),
+            tenant: try row.optional("tenant", as: String.self).map(JSONValue.parse),
+            overrides: try JSONValue.parse(try row.decode(column: "overrides", as: String.self)),
+            status: try row.decode(column: "status", as: String.self), cursor: try row.optional("cursor"), createdAt: try row.date("created_at")
+        )
+    }
+}
