@@ -272,14 +272,27 @@ final class RunBatch {
                 createdAt: now, updatedAt: now)
         }
         deliveries += planned
-        let batchSize = max(1, engine.batchSize(for: integration.providerId))
-        for start in stride(from: 0, to: planned.count, by: batchSize) {
-            let ids = planned[start..<min(start + batchSize, planned.count)].map(\.id)
-            jobs.append(
-                NewJob(
-                    environmentId: environmentId, kind: JobKind.deliver.rawValue,
-                    payload: DeliverJob(integration: integration.id, deliveries: ids).encoded(), transactionId: notification.transactionId))
+        // Deliveries are batched per integration and transaction across the whole batch of runs, so a topic page
+        // becomes a few provider batches rather than one job per subscriber.
+        outbound[[integration.id, integration.providerId, notification.transactionId], default: []] += planned.map(\.id)
+    }
+
+    private var outbound: [[String]: [String]] = [:]
+
+    private func deliveryJobs() -> [NewJob] {
+        var result: [NewJob] = []
+        for (key, ids) in outbound.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+            let batchSize = max(1, engine.batchSize(for: key[1]))
+            for start in stride(from: 0, to: ids.count, by: batchSize) {
+                result.append(
+                    NewJob(
+                        environmentId: environmentId, kind: JobKind.deliver.rawValue,
+                        payload: DeliverJob(integration: key[0], deliveries: Array(ids[start..<min(start + batchSize, ids.count)])).encoded(),
+                        transactionId: key[2]))
+            }
         }
+        outbound.removeAll()
+        return result
     }
 
     // MARK: Records
@@ -310,7 +323,7 @@ final class RunBatch {
             let state = runs[id].map { String(decoding: (try? encoder.encode($0.state)) ?? Data("{}".utf8), as: UTF8.self) } ?? notification.state
             try await session.updateNotification(id: id, status: notification.status, state: state, channels: notification.channels)
         }
-        try await session.enqueue(jobs)
+        try await session.enqueue(jobs + deliveryJobs())
         messages.removeAll()
         deliveries.removeAll()
         details.removeAll()
