@@ -1,0 +1,149 @@
+"""Process helpers shared by the crash test and the benchmarks: start `herald simulate` and `herald serve` on free
+loopback ports, call the API, read simulator stats, measure RSS."""
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+API_KEY = "hk_bench_" + "0" * 32
+
+PUSH_WORKFLOW = """workflow: fanout
+name: Fan-out
+steps:
+  - id: push
+    type: push
+    title: "Hello {{subscriber.subscriberId}}"
+    body: "Message {{payload.n}}"
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(method, url, body=None, key=API_KEY, timeout=30):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    if key:
+        req.add_header("Authorization", "ApiKey " + key)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            text = resp.read().decode()
+            return resp.status, (json.loads(text) if text else None)
+    except urllib.error.HTTPError as error:
+        text = error.read().decode()
+        return error.code, (json.loads(text) if text.startswith("{") else text)
+
+
+def wait_http(url, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except Exception:
+            time.sleep(0.1)
+    raise SystemExit(f"timed out waiting for {url}")
+
+
+class Simulator:
+    def __init__(self, binary):
+        self.process = subprocess.Popen([os.path.abspath(binary), "simulate", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.process.stdout.readline()
+        if "listening on" not in line:
+            raise SystemExit("simulator did not start: " + line)
+        self.url = line.strip().rsplit(" ", 1)[-1]
+
+    def stats(self):
+        return request("GET", self.url + "/_control/stats", key=None)[1]
+
+    def set_secret(self, hook, secret):
+        request("PUT", f"{self.url}/_control/secrets/{hook}", {"secret": secret}, key=None)
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+class Server:
+    """`herald serve` on a fixed free port over a database that survives restarts."""
+
+    def __init__(self, binary, workdir, database=None, env=None, args=()):
+        self.binary = os.path.abspath(binary)
+        self.workdir = workdir
+        self.port = free_port()
+        self.database = database or f"sqlite://{workdir}/herald.sqlite"
+        os.makedirs(f"{workdir}/workflows", exist_ok=True)
+        self.env = dict(os.environ, HERALD_API_KEY=API_KEY, HERALD_LOG_LEVEL="error", HERALD_DATABASE_URL=self.database, **(env or {}))
+        self.args = list(args)
+        self.process = None
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.log = open(f"{self.workdir}/server.log", "a")
+        self.process = subprocess.Popen(
+            [self.binary, "serve", "--port", str(self.port), "--workflows", f"{self.workdir}/workflows", *self.args],
+            cwd=self.workdir, env=self.env, stdout=self.log, stderr=self.log)
+        wait_http(self.url + "/readyz")
+
+    def kill9(self):
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+    def rss_kb(self):
+        try:
+            with open(f"/proc/{self.process.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        except FileNotFoundError:
+            return 0
+        return 0
+
+    def hwm_kb(self):
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        return 0
+
+
+def sqlite_seed_topic(database_path, topic, count, integration_id, prefix="m"):
+    """Writes `count` subscribers with one push-webhook device each and a topic subscription straight into the
+    SQLite database (benchmark set-up only; the API path is exercised by the tests)."""
+    import sqlite3
+    connection = sqlite3.connect(database_path)
+    cursor = connection.cursor()
+    environment = cursor.execute("SELECT id FROM environments WHERE name = 'development'").fetchone()[0]
+    now = int(time.time() * 1000)
+    cursor.execute("INSERT OR IGNORE INTO topics (id, environment_id, key, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                   (os.urandom(12).hex(), environment, topic, topic, now, now))
+    batch = 10000
+    for start in range(0, count, batch):
+        rows = range(start, min(start + batch, count))
+        cursor.executemany(
+            "INSERT INTO subscribers (id, environment_id, subscriber_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+            [(os.urandom(12).hex(), environment, f"{prefix}{i:08d}", now, now) for i in rows])
+        cursor.executemany(
+            "INSERT INTO devices (id, environment_id, provider, token, integration_id, subscriber_id, created_at, updated_at) "
+            "VALUES (?, ?, 'push-webhook', ?, ?, ?, ?, ?)",
+            [(os.urandom(12).hex(), environment, f"tok-{prefix}{i:08d}", integration_id, f"{prefix}{i:08d}", now, now) for i in rows])
+        cursor.executemany(
+            "INSERT INTO topic_subscriptions (id, environment_id, topic_key, subscriber_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [(os.urandom(12).hex(), environment, topic, f"{prefix}{i:08d}", now, now) for i in rows])
+        connection.commit()
+    connection.close()
