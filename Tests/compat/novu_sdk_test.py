@@ -181,6 +181,73 @@ check("idempotency replay returns the first response", replayed.result.id == fir
 expect_error("idempotency key reused with another body -> 422", 422, lambda: novu.subscribers.create(
     create_subscriber_request_dto={"subscriber_id": f"other-{run}"}, idempotency_key=idem_key))
 
+# --- events and activity -----------------------------------------------------------------------------------
+import time
+
+SIM_URL = os.environ["HERALD_SIMULATOR_URL"]
+hook = novu.integrations.create(create_integration_request_dto={
+    "provider_id": "push-webhook", "channel": "push", "identifier": f"sdk-hook-{run}", "name": "SDK hook", "active": True,
+    "credentials": {"webhook_url": f"{SIM_URL}/hooks/sdk-{run}"}})
+check("integrations.create push-webhook for triggers", hook.result.provider_id == "push-webhook")
+tx = f"sdk-tx-{run}"
+trigger_to = {"subscriber_id": f"jit-{run}", "first_name": "Jo",
+              "channels": [{"provider_id": "push-webhook", "integration_identifier": f"sdk-hook-{run}",
+                            "credentials": {"device_tokens": [f"tok-{run}"]}}]}
+triggered = novu.trigger(trigger_event_request_dto={"workflow_id": "order-shipped", "to": trigger_to, "payload": {"orderId": "SDK-1"},
+                                                      "transaction_id": tx})
+check("trigger (JIT subscriber and device token)", triggered.result.acknowledged and triggered.result.status == "processed"
+      and triggered.result.transaction_id == tx)
+again = novu.trigger(trigger_event_request_dto={"workflow_id": "order-shipped", "to": trigger_to, "payload": {"orderId": "SDK-1"},
+                                                  "transaction_id": tx})
+check("trigger with the same transactionId and body replays", again.result.transaction_id == tx and again.result.status == "processed")
+expect_error("trigger reusing a transactionId with another body -> 422", 422, lambda: novu.trigger(
+    trigger_event_request_dto={"workflow_id": "order-shipped", "to": trigger_to, "payload": {"orderId": "SDK-2"}, "transaction_id": tx},
+    retries=no_retries))
+expect_error("trigger of an unknown workflow -> 422", 422, lambda: novu.trigger(
+    trigger_event_request_dto={"workflow_id": f"nope-{run}", "to": "x"}, retries=no_retries))
+payload_error = expect_error("trigger with an invalid payload -> 400 PAYLOAD_VALIDATION_ERROR", 400, lambda: novu.trigger(
+    trigger_event_request_dto={"workflow_id": "order-shipped", "to": "x", "payload": {"eta": 5}}, retries=no_retries),
+    models.PayloadValidationExceptionDto)
+check("the 400 lists every field error", payload_error is not None and
+      {e.field for e in payload_error.data.errors} == {"orderId", "eta"}, str(getattr(payload_error, "data", None)))
+bulk = novu.trigger_bulk(bulk_trigger_event_dto={"events": [
+    {"workflow_id": "order-shipped", "to": f"jit-{run}", "payload": {"orderId": f"B-{i}"}} for i in range(3)]})
+check("trigger_bulk", len(bulk.result) == 3 and all(r.status == "processed" for r in bulk.result))
+broadcast = novu.trigger_broadcast(trigger_event_to_all_request_dto={"name": "order-shipped", "payload": {"orderId": "ALL-1"}})
+check("trigger_broadcast", broadcast.result.status == "processed")
+
+deadline = time.time() + 20
+messages = None
+while time.time() < deadline:
+    messages = novu.messages.retrieve(request={"transaction_id": [tx]})
+    if messages.result.data and all(m.status == "sent" for m in messages.result.data):
+        break
+    time.sleep(0.2)
+check("messages.retrieve by transactionId (delivered to the simulator)", messages is not None and len(messages.result.data) == 1
+      and messages.result.data[0].status == "sent" and messages.result.data[0].device_tokens == [f"tok-{run}"],
+      str(messages.result.data if messages else None))
+activity = novu.notifications.list(request={"transaction_id": tx})
+check("notifications.list with jobs and execution details", len(activity.result.data) == 1
+      and [j.status for j in activity.result.data[0].jobs] == ["completed", "skipped"]
+      and any(d.detail == "message_sent" for d in activity.result.data[0].jobs[0].execution_details))
+one_notification = novu.notifications.retrieve(notification_id=activity.result.data[0].id)
+check("notifications.retrieve", one_notification.result.transaction_id == tx)
+message_id = messages.result.data[0].id
+deleted_message = novu.messages.delete(message_id=message_id)
+check("messages.delete", deleted_message.result.acknowledged and deleted_message.result.status == "deleted")
+
+delayed_tx = f"sdk-delay-{run}"
+novu.trigger(trigger_event_request_dto={"workflow_id": "appointment-reminder", "to": f"jit-{run}", "transaction_id": delayed_tx,
+                                        "payload": {"appointmentId": "A1", "startsAt": "2099-01-01T10:00:00Z", "remindAt": "2099-01-01T09:00:00Z"}})
+check("cancel a pending delayed workflow", novu.cancel(transaction_id=delayed_tx).result is True)
+novu.trigger(trigger_event_request_dto={"workflow_id": "order-shipped", "to": f"jit-{run}", "transaction_id": f"{tx}-del",
+                                        "payload": {"orderId": "DEL"}})
+deadline = time.time() + 20
+while time.time() < deadline and not novu.messages.retrieve(request={"transaction_id": [f"{tx}-del"]}).result.data:
+    time.sleep(0.2)
+novu.messages.delete_by_transaction_id(transaction_id=f"{tx}-del")
+check("messages.delete_by_transaction_id", novu.messages.retrieve(request={"transaction_id": [f"{tx}-del"]}).result.data == [])
+
 # --- delete ------------------------------------------------------------------------------------------------
 removed_subscriber = novu.subscribers.delete(subscriber_id=sid)
 check("subscribers.delete", removed_subscriber.result.acknowledged and removed_subscriber.result.status == "deleted")
