@@ -101,6 +101,14 @@ public actor TriggerIntake {
         var jobs: [NewJob] = []
         let now = session.now
         for (index, command) in commands.enumerated() {
+            // Topics must exist (Novu: an unknown topic key is an error), checked inside the commit's transaction.
+            for (position, recipient) in command.recipients.enumerated() {
+                guard let key = recipient.objectValue?["topicKey"]?.stringValue else { continue }
+                if try await session.topic(environmentId: environmentId, key: key) == nil {
+                    let field = commands.count > 1 ? "events[\(index)].to[\(position)]" : "to[\(position)]"
+                    return .failure(TriggerRejection.invalid([field: ["topic '\(key)' does not exist"]], values: [field: .string(key)]))
+                }
+            }
             if let event = existing[command.transactionId] {
                 guard event.requestHash == command.requestHash, let replay = receipt(from: event) else {
                     return .failure(TriggerRejection.transactionConflict(command.transactionId))
