@@ -168,6 +168,7 @@ extension Engine {
         let all = try await session.deliveries(messageIds: Array(messages.keys))
         let byMessage = Dictionary(grouping: all, by: { $0.messageId ?? "" })
         var steps: Set<[String]> = []
+        var messageUpdates: [(id: String, status: String, errorId: String?, errorText: String?)] = []
         for message in messages.values {
             let list = byMessage[message.id] ?? []
             guard list.allSatisfy(\.status.isFinal) else { continue }
@@ -175,8 +176,7 @@ extension Engine {
             let failures = list.filter { $0.status != .delivered && $0.status != .canceled }
             let status = failures.isEmpty ? "sent" : delivered > 0 ? "warning" : "error"
             let lastFailure = failures.last
-            try await session.updateMessage(
-                id: message.id, status: status, errorId: lastFailure?.errorCode ?? lastFailure?.outcome, errorText: lastFailure?.errorText)
+            messageUpdates.append((message.id, status, lastFailure?.errorCode ?? lastFailure?.outcome, lastFailure?.errorText))
             batch.record([
                 batch.detail(
                     message.notificationId, stepId: message.stepId, status: delivered > 0 ? .success : .failed,
@@ -207,9 +207,11 @@ extension Engine {
             }
             steps.insert([message.notificationId, message.stepId])
         }
+        try await session.updateMessages(messageUpdates)
         try await batch.flush()
+        let allCounts = try await session.stepDeliveryCounts(steps: Array(steps))
         for key in steps.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
-            let counts = try await session.stepDeliveryCounts(notificationId: key[0], stepId: key[1])
+            let counts = allCounts[key] ?? [:]
             guard (counts[.pending] ?? 0) + (counts[.retrying] ?? 0) == 0 else { continue }
             let delivered = counts[.delivered] ?? 0
             let failed = (counts[.failed] ?? 0) + (counts[.invalid] ?? 0) + (counts[.dead] ?? 0)

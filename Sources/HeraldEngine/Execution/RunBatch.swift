@@ -318,11 +318,13 @@ final class RunBatch {
         try await session.appendDetails(details)
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
+        var updates: [(id: String, status: String, state: String, channels: [String])] = []
         for id in dirty.sorted() {
             guard let notification = notifications[id] else { continue }
             let state = runs[id].map { String(decoding: (try? encoder.encode($0.state)) ?? Data("{}".utf8), as: UTF8.self) } ?? notification.state
-            try await session.updateNotification(id: id, status: notification.status, state: state, channels: notification.channels)
+            updates.append((id, notification.status, state, notification.channels))
         }
+        try await session.updateNotifications(updates)
         try await session.enqueue(jobs + deliveryJobs())
         messages.removeAll()
         deliveries.removeAll()

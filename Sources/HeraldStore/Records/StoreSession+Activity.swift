@@ -90,6 +90,23 @@ extension StoreSession {
         ).all().map(Self.notification(from:))
     }
 
+    /// Saves many runs' status, state and channels, one statement per 200.
+    public func updateNotifications(_ updates: [(id: String, status: String, state: String, channels: [String])]) async throws {
+        let now = nowMilliseconds
+        for start in stride(from: 0, to: updates.count, by: 200) {
+            let rows = updates[start..<min(start + 200, updates.count)].map { update -> SQLQueryString in
+                "(\(bind: update.id), \(bind: update.status), \(bind: update.state), \(bind: JSONValue.array(update.channels.map { .string($0) }).jsonString()))"
+            }
+            try await db.raw(
+                """
+                WITH v(id, status, state, channels) AS (VALUES \(rows.joined(separator: ", ")))
+                UPDATE notifications SET status = v.status, state = v.state, channels = v.channels, updated_at = \(bind: now)
+                FROM v WHERE notifications.id = v.id
+                """
+            ).run()
+        }
+    }
+
     /// Saves a run's status, executor state and channels.
     public func updateNotification(id: String, status: String, state: String, channels: [String]) async throws {
         try await db.raw(
@@ -178,6 +195,24 @@ extension StoreSession {
         ).all().map(Self.message(from:))
     }
 
+    /// Sets many messages' status and error, one statement per 200.
+    public func updateMessages(_ updates: [(id: String, status: String, errorId: String?, errorText: String?)]) async throws {
+        let now = nowMilliseconds
+        for start in stride(from: 0, to: updates.count, by: 200) {
+            let rows = updates[start..<min(start + 200, updates.count)].map { update -> SQLQueryString in
+                "(\(bind: update.id), \(bind: update.status), \(bind: update.errorId ?? ""), \(bind: update.errorText ?? ""))"
+            }
+            try await db.raw(
+                """
+                WITH v(id, status, error_id, error_text) AS (VALUES \(rows.joined(separator: ", ")))
+                UPDATE messages SET status = v.status, error_id = NULLIF(v.error_id, ''), error_text = NULLIF(v.error_text, ''),
+                    updated_at = \(bind: now)
+                FROM v WHERE messages.id = v.id
+                """
+            ).run()
+        }
+    }
+
     /// Sets a message's status and error.
     public func updateMessage(id: String, status: String, errorId: String?, errorText: String?) async throws {
         try await db.raw(
@@ -264,21 +299,51 @@ extension StoreSession {
         try await deliveries(ids: ids).filter { $0.environmentId == environmentId }
     }
 
-    /// Saves a delivery's status and outcome.
+    /// Saves deliveries' status and outcome: one statement per 200 deliveries (`WITH v(...) AS (VALUES …) UPDATE …
+    /// FROM v`, which both SQLite and PostgreSQL run).
     public func updateDeliveries(_ deliveries: [DeliveryRecord]) async throws {
         let now = nowMilliseconds
-        for delivery in deliveries {
+        for start in stride(from: 0, to: deliveries.count, by: 200) {
+            let rows = deliveries[start..<min(start + 200, deliveries.count)].map { delivery -> SQLQueryString in
+                "(\(bind: delivery.id), \(bind: delivery.status.rawValue), \(bind: delivery.outcome ?? ""), \(bind: Int64(delivery.attempts)), \(bind: delivery.providerMessageId ?? ""), \(bind: delivery.errorCode ?? ""), \(bind: delivery.errorText ?? ""), \(bind: delivery.nextAttemptAt?.millisecondsSince1970 ?? -1), \(bind: delivery.windowStartedAt?.millisecondsSince1970 ?? -1))"
+            }
             try await db.raw(
                 """
-                UPDATE deliveries SET status = \(bind: delivery.status.rawValue), outcome = \(bind: delivery.outcome),
-                    attempts = \(bind: delivery.attempts), provider_message_id = \(bind: delivery.providerMessageId),
-                    error_code = \(bind: delivery.errorCode), error_text = \(bind: delivery.errorText),
-                    next_attempt_at = \(bind: delivery.nextAttemptAt?.millisecondsSince1970),
-                    window_started_at = \(bind: delivery.windowStartedAt?.millisecondsSince1970), updated_at = \(bind: now)
-                WHERE id = \(bind: delivery.id)
+                WITH v(id, status, outcome, attempts, provider_message_id, error_code, error_text, next_attempt_at, window_started_at) AS (
+                    VALUES \(rows.joined(separator: ", ")))
+                UPDATE deliveries SET status = v.status, outcome = NULLIF(v.outcome, ''), attempts = v.attempts,
+                    provider_message_id = NULLIF(v.provider_message_id, ''), error_code = NULLIF(v.error_code, ''),
+                    error_text = NULLIF(v.error_text, ''), next_attempt_at = NULLIF(v.next_attempt_at, -1),
+                    window_started_at = NULLIF(v.window_started_at, -1), updated_at = \(bind: now)
+                FROM v WHERE deliveries.id = v.id
                 """
             ).run()
         }
+    }
+
+    /// Delivery counts by status for many (notification, step) pairs in one query: `[notificationId, stepId]` →
+    /// status → count.
+    public func stepDeliveryCounts(steps: [[String]]) async throws -> [[String]: [DeliveryStatus: Int]] {
+        guard !steps.isEmpty else { return [:] }
+        let wanted = Set(steps)
+        var result: [[String]: [DeliveryStatus: Int]] = [:]
+        let notificationIds = Array(Set(steps.map { $0[0] }))
+        for start in stride(from: 0, to: notificationIds.count, by: 500) {
+            let chunk = Array(notificationIds[start..<min(start + 500, notificationIds.count)])
+            let rows = try await db.raw(
+                """
+                SELECT m.notification_id AS notification_id, m.step_id AS step_id, d.status AS status, COUNT(*) AS n
+                FROM messages m JOIN deliveries d ON d.message_id = m.id
+                WHERE m.notification_id IN (\(binds: chunk)) GROUP BY m.notification_id, m.step_id, d.status
+                """
+            ).all()
+            for row in rows {
+                let key = [try row.decode(column: "notification_id", as: String.self), try row.decode(column: "step_id", as: String.self)]
+                guard wanted.contains(key), let status = DeliveryStatus(rawValue: try row.decode(column: "status", as: String.self)) else { continue }
+                result[key, default: [:]][status] = try row.decode(column: "n", as: Int.self)
+            }
+        }
+        return result
     }
 
     /// How many deliveries of each status one step of one run has, over all its messages.
