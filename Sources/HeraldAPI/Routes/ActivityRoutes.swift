@@ -148,7 +148,7 @@ struct ActivityRoutes {
         for eventId in Set(notifications.map(\.eventId)) { events[eventId] = try await session.event(id: eventId) }
         return notifications.map { notification in
             let workflow = workflows.workflow(notification.workflowId)
-            let state = (try? JSONDecoder().decode(RunState.self, from: Data(notification.state.utf8))) ?? RunState()
+            let state = RunState(stored: notification.state)
             let stepMessages = Dictionary(grouping: messages[notification.id] ?? [], by: \.stepId)
             let stepDetails = Dictionary(grouping: details[notification.id] ?? [], by: { $0.stepId ?? "" })
             let stepIds = workflow?.steps.map(\.id) ?? Array(state.steps.keys).sorted()

@@ -18,7 +18,7 @@ public struct OutboundMessage: Sendable, Hashable {
 
 /// Rendered content of one channel step for one recipient, in Herald's provider-neutral fields. Each provider maps
 /// the fields it knows and deep-merges ``overrides`` (its own entry of the step's and the trigger's overrides).
-public struct MessageContent: Sendable, Hashable, Codable {
+public struct MessageContent: Sendable, Hashable {
     public var channel: Channel
     /// Push title / email subject.
     public var title: String?
@@ -102,4 +102,39 @@ public protocol ProviderFactory: Sendable {
     /// A client for `integration`, or a configuration error (missing or malformed credentials) that the engine
     /// records as an `authConfig` failure.
     func makeProvider(for integration: Integration) throws -> any DeliveryProvider
+}
+
+extension MessageContent {
+    /// The stored form (built by hand: this runs for every message on the fan-out path).
+    public var json: JSONValue {
+        var object: [String: JSONValue] = [
+            "channel": .string(channel.rawValue), "body": .string(body), "overrides": overrides, "context": context,
+        ]
+        if !data.isEmpty { object["data"] = .object(data.mapValues(JSONValue.string)) }
+        for (key, value) in [
+            ("title", title), ("text", text), ("image", image), ("sound", sound), ("priority", priority), ("collapseKey", collapseKey),
+            ("from", from), ("senderName", senderName),
+        ] {
+            if let value { object[key] = .string(value) }
+        }
+        if let badge { object["badge"] = .number(Double(badge)) }
+        if let ttl { object["ttl"] = .number(Double(ttl)) }
+        return .object(object)
+    }
+
+    /// Reads the stored form; unknown or missing fields take their defaults.
+    public init(json: JSONValue) {
+        let object = json.objectValue ?? [:]
+        func text(_ key: String) -> String? { object[key]?.stringValue }
+        func integer(_ key: String) -> Int? {
+            if case .number(let number)? = object[key], number.isFinite, abs(number) < 1e15 { return Int(number) }
+            return nil
+        }
+        self.init(
+            channel: text("channel").flatMap(Channel.init(rawValue:)) ?? .push, title: text("title"), body: text("body") ?? "",
+            text: text("text"), data: object["data"]?.objectValue?.compactMapValues(\.stringValue) ?? [:], image: text("image"),
+            sound: text("sound"), badge: integer("badge"), ttl: integer("ttl"), priority: text("priority"), collapseKey: text("collapseKey"),
+            from: text("from"), senderName: text("senderName"), overrides: object["overrides"] ?? .object([:]),
+            context: object["context"] ?? .object([:]))
+    }
 }

@@ -75,16 +75,16 @@ public enum JSONValue: Sendable, Hashable, Codable {
 
     /// Compact JSON text with sorted keys (stable, so it can be hashed and compared).
     public func jsonString() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Encoding a JSONValue cannot fail: every case maps onto JSON.
-        guard let data = try? encoder.encode(self) else { return "null" }
-        return String(decoding: data, as: UTF8.self)
+        var out: [UInt8] = []
+        out.reserveCapacity(128)
+        JSONCoding.write(self, into: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Parses JSON text.
     public static func parse(_ text: String) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        var text = text
+        return try text.withUTF8 { buffer in try JSONCoding.parse(buffer) }
     }
 }
 

@@ -67,7 +67,7 @@ final class RunBatch {
         if let run = runs[notificationId] { return run }
         guard let notification = notifications[notificationId], let event = events[notification.eventId] else { return nil }
         guard let workflow = engine.workflows.workflow(notification.workflowId) else { return nil }
-        let state = (try? JSONDecoder().decode(RunState.self, from: Data(notification.state.utf8))) ?? RunState()
+        let state = RunState(stored: notification.state)
         let run = WorkflowRun(workflow: workflow, state: state, context: context(event: event, subscriberId: notification.subscriberId))
         runs[notificationId] = run
         return run
@@ -316,12 +316,10 @@ final class RunBatch {
         try await session.insertMessages(messages)
         try await session.insertDeliveries(deliveries)
         try await session.appendDetails(details)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
         var updates: [(id: String, status: String, state: String, channels: [String])] = []
         for id in dirty.sorted() {
             guard let notification = notifications[id] else { continue }
-            let state = runs[id].map { String(decoding: (try? encoder.encode($0.state)) ?? Data("{}".utf8), as: UTF8.self) } ?? notification.state
+            let state = runs[id]?.state.stored ?? notification.state
             updates.append((id, notification.status, state, notification.channels))
         }
         try await session.updateNotifications(updates)

@@ -150,15 +150,13 @@ extension StoreSession {
 
     /// Inserts messages in multi-row statements.
     public func insertMessages(_ messages: [MessageRecord]) async throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
         for start in stride(from: 0, to: messages.count, by: 200) {
             var insert = db.insert(into: "messages").columns(
                 "id", "environment_id", "notification_id", "transaction_id", "workflow_id", "subscriber_id", "step_id", "channel",
                 "integration_id", "provider_id", "status", "title", "subject", "content", "payload", "device_tokens", "email", "phone",
                 "error_id", "error_text", "created_at", "updated_at")
             for message in messages[start..<min(start + 200, messages.count)] {
-                let content = String(decoding: try encoder.encode(message.content), as: UTF8.self)
+                let content = message.content.json.jsonString()
                 let tokens = JSONValue.array(message.deviceTokens.map { .string($0) }).jsonString()
                 insert = insert.values([
                     message.id, message.environmentId, message.notificationId, message.transactionId, message.workflowId,
@@ -249,7 +247,7 @@ extension StoreSession {
     }
 
     private static func message(from row: any SQLRow) throws -> MessageRecord {
-        let content = try JSONDecoder().decode(MessageContent.self, from: Data(try row.decode(column: "payload", as: String.self).utf8))
+        let content = MessageContent(json: try JSONValue.parse(try row.decode(column: "payload", as: String.self)))
         let tokens = try JSONValue.parse(try row.optional("device_tokens") ?? "[]")
         let list: [String] = if case .array(let items) = tokens { items.compactMap(\.stringValue) } else { [] }
         return MessageRecord(

@@ -79,6 +79,35 @@ public struct RunState: Sendable, Codable, Equatable {
 
     /// `steps` for the condition and template context.
     public var json: JSONValue { .object(steps.mapValues(\.json)) }
+
+    /// The stored form.
+    public var stored: String {
+        JSONValue.object(
+            steps.mapValues { state in
+                var object = state.json.objectValue ?? [:]
+                if let resumeAt = state.resumeAt { object["resumeAt"] = .number(Double(resumeAt.millisecondsSince1970)) }
+                return .object(object)
+            }
+        ).jsonString()
+    }
+
+    /// Reads the stored form; an unreadable state is empty.
+    public init(stored text: String) {
+        var steps: [String: StepState] = [:]
+        for (id, value) in (try? JSONValue.parse(text))?.objectValue ?? [:] {
+            let object = value.objectValue ?? [:]
+            func integer(_ key: String) -> Int? {
+                if case .number(let number)? = object[key], number.isFinite { return Int(number) }
+                return nil
+            }
+            guard let status = object["status"]?.stringValue.flatMap(StepStatus.init(rawValue:)) else { continue }
+            steps[id] = StepState(
+                status: status, delivered: integer("delivered") ?? 0, failed: integer("failed") ?? 0, reason: object["reason"]?.stringValue,
+                resumeAt: integer("resumeAt").map { Date(millisecondsSince1970: Int64($0)) }, count: integer("count"),
+                events: object["events"]?.arrayValue)
+        }
+        self.steps = steps
+    }
 }
 
 /// What the engine must do next for a run.
