@@ -1,11 +1,11 @@
 import HeraldCore
+import HeraldEngine
 import HeraldStore
 import HeraldWorkflow
-import HeraldEngine
 import Hummingbird
-import ServiceLifecycle
 import Logging
 import NIOCore
+import ServiceLifecycle
 
 /// How `herald serve` runs (DESIGN §4). Every field has the documented default.
 public struct ServerConfiguration: Sendable {
@@ -74,7 +74,8 @@ public func buildApplication(
     if configuration.role != .api {
         services.append(
             Dispatcher(
-                store: store, engine: runtime.engine, metrics: runtime.metrics, workers: configuration.workers, lease: configuration.jobLease,
+                store: store, engine: runtime.engine, metrics: runtime.metrics, workers: configuration.workers,
+                lease: configuration.jobLease,
                 pollInterval: configuration.pollInterval, logger: logger))
     }
     var application = Application(

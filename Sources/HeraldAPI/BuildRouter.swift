@@ -1,11 +1,12 @@
 import HeraldCore
-import HeraldStore
 import HeraldEngine
+import HeraldStore
 import Hummingbird
 
 /// Builds the router of the whole HTTP API: public health routes, and the Novu (`/v1`, `/v2`) and Centrifugo (`/api`)
 /// surfaces behind ``AuthMiddleware``. Errors everywhere render in the called API's format.
-public func buildRouter(store: SQLStore, runtime: Runtime? = nil, configuration: APIConfiguration = .init()) -> Router<HeraldRequestContext> {
+public func buildRouter(store: SQLStore, runtime: Runtime? = nil, configuration: APIConfiguration = .init()) -> Router<HeraldRequestContext>
+{
     let runtime = runtime ?? Runtime(store: store)
     let router = Router(context: HeraldRequestContext.self)
     router.add(middleware: RequestLogMiddleware())

@@ -15,7 +15,8 @@ public struct Runtime: Sendable {
 
     public init(
         store: SQLStore, workflows: WorkflowRegistry = WorkflowRegistry(), providers: (any ProviderFactory)? = nil,
-        engineConfiguration: EngineConfiguration = .init(), metrics: EngineMetrics = EngineMetrics(), logger: Logger = Logger(label: "herald")
+        engineConfiguration: EngineConfiguration = .init(), metrics: EngineMetrics = EngineMetrics(),
+        logger: Logger = Logger(label: "herald")
     ) {
         self.workflows = workflows
         self.metrics = metrics
@@ -23,7 +24,8 @@ public struct Runtime: Sendable {
         self.intake = TriggerIntake(store: store, validator: validator, metrics: metrics)
         let factory = providers ?? StandardProviderFactory(transport: .shared, clock: store.clock)
         self.engine = Engine(
-            store: store, workflows: workflows, providers: ProviderPool(factory: factory), metrics: metrics, configuration: engineConfiguration,
+            store: store, workflows: workflows, providers: ProviderPool(factory: factory), metrics: metrics,
+            configuration: engineConfiguration,
             logger: logger)
     }
 }

@@ -90,7 +90,9 @@ public struct Dispatcher: Service {
         } catch {
             metrics.jobs.increment(job.kind, "error")
             let delay = min(300.0, pow(2.0, Double(min(job.attempts, 8))))
-            logger.error("job failed; retrying", metadata: ["kind": "\(job.kind)", "job": "\(job.id)", "attempt": "\(job.attempts)", "error": "\(error)"])
+            logger.error(
+                "job failed; retrying",
+                metadata: ["kind": "\(job.kind)", "job": "\(job.id)", "attempt": "\(job.attempts)", "error": "\(error)"])
             _ = try? await store.transaction { try await $0.rescheduleJob(job, runAt: Date().addingTimeInterval(delay), error: "\(error)") }
         }
         metrics.jobSeconds.observe(ContinuousClock.now - started, job.kind)

@@ -31,7 +31,8 @@ public struct Fault: Sendable, Codable, Equatable {
     public var latencyMilliseconds: Int?
 
     public init(
-        path: String? = nil, targets: [String]? = nil, status: Int, retryAfter: String? = nil, times: Int? = nil, latencyMilliseconds: Int? = nil
+        path: String? = nil, targets: [String]? = nil, status: Int, retryAfter: String? = nil, times: Int? = nil,
+        latencyMilliseconds: Int? = nil
     ) {
         self.path = path
         self.targets = targets
@@ -108,7 +109,9 @@ public final class WebhookEmulator: Sendable {
         let body = (try? JSONValue.parse(String(decoding: bytes, as: UTF8.self))) ?? .null
         let object = body.objectValue ?? [:]
         let target: String? =
-            if case .array(let items)? = object["target"] { items.first?.stringValue } else { object["to"]?.stringValue ?? object["to"].flatMap { if case .array(let a) = $0 { a.first?.stringValue } else { nil } } }
+            if case .array(let items)? = object["target"] { items.first?.stringValue } else {
+                object["to"]?.stringValue ?? object["to"].flatMap { if case .array(let a) = $0 { a.first?.stringValue } else { nil } }
+            }
         let chosen = state.withLock { state -> (Fault?, String?) in
             var fault: Fault?
             if let index = state.faults.firstIndex(where: { fault in
@@ -125,7 +128,9 @@ public final class WebhookEmulator: Sendable {
         if let latency = fault?.latencyMilliseconds { try? await Task.sleep(for: .milliseconds(latency)) }
         var signatureValid: Bool?
         if let secret {
-            let herald = headers[HTTPField.Name("x-herald-signature")!].map { WebhookSignature.verify(header: $0, secret: secret, body: bytes) } ?? false
+            let herald =
+                headers[HTTPField.Name("x-herald-signature")!].map { WebhookSignature.verify(header: $0, secret: secret, body: bytes) }
+                ?? false
             let novu = headers[HTTPField.Name("x-novu-signature")!] == WebhookSignature.novuSignature(secret: secret, body: bytes)
             signatureValid = herald && novu
         }
@@ -153,7 +158,8 @@ public final class WebhookEmulator: Sendable {
                 path: request.uri.path, headers: request.headers, bytes: Array(buffer.readableBytesView))
             var headers: HTTPFields = [.contentType: "application/json"]
             if let retryAfter { headers[.retryAfter] = retryAfter }
-            let body = (200..<300).contains(status) ? "{\"id\":\"\(UUID().uuidString.lowercased())\"}" : "{\"error\":\"emulated \(status)\"}"
+            let body =
+                (200..<300).contains(status) ? "{\"id\":\"\(UUID().uuidString.lowercased())\"}" : "{\"error\":\"emulated \(status)\"}"
             return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
         }
         router.post("/_control/faults") { request, context -> HTTPResponse.Status in

@@ -30,7 +30,9 @@ struct EngineHarness: Sendable {
 
     /// Creates an integration through the API; returns its id.
     @discardableResult
-    func integration(_ providerId: String, channel: String, identifier: String, credentials: JSONValue, primary: Bool = false) async throws -> String {
+    func integration(
+        _ providerId: String, channel: String, identifier: String, credentials: JSONValue, primary: Bool = false
+    ) async throws -> String {
         let body: JSONValue = [
             "providerId": .string(providerId), "channel": .string(channel), "identifier": .string(identifier), "name": .string(identifier),
             "active": true, "credentials": credentials,
@@ -51,7 +53,8 @@ struct EngineHarness: Sendable {
         return try await integration(
             providerId, channel: channel, identifier: identifier,
             credentials: [
-                providerId == "generic-sms" ? "baseUrl" : "webhookUrl": .string("\(simulatorURL)/hooks/\(identifier)"), "secretKey": .string(secret),
+                providerId == "generic-sms" ? "baseUrl" : "webhookUrl": .string("\(simulatorURL)/hooks/\(identifier)"),
+                "secretKey": .string(secret),
             ], primary: primary)
     }
 

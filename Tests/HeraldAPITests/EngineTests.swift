@@ -41,7 +41,10 @@ struct EngineTests {
                 "to": [
                     "subscriberId": "ann", "firstName": "Ann", "phone": "+15550001",
                     "channels": [
-                        ["providerId": "push-webhook", "integrationIdentifier": "hook-a", "credentials": ["deviceTokens": ["tok-a1", "tok-a2"]]],
+                        [
+                            "providerId": "push-webhook", "integrationIdentifier": "hook-a",
+                            "credentials": ["deviceTokens": ["tok-a1", "tok-a2"]],
+                        ],
                         ["providerId": "push-webhook", "integrationIdentifier": "hook-b", "credentials": ["deviceTokens": ["tok-b1"]]],
                     ],
                 ],
@@ -71,7 +74,8 @@ struct EngineTests {
             let notification = activity.objectValue?["data"]?.arrayValue?.first?.objectValue ?? [:]
             let jobs = notification["jobs"]?.arrayValue ?? []
             #expect(jobs.map { $0.objectValue?["status"] } == ["completed", "skipped"])
-            #expect(jobs.first?.objectValue?["executionDetails"]?.arrayValue?.contains { $0.objectValue?["detail"] == "message_sent" } == true)
+            #expect(
+                jobs.first?.objectValue?["executionDetails"]?.arrayValue?.contains { $0.objectValue?["detail"] == "message_sent" } == true)
         }
     }
 
@@ -85,7 +89,8 @@ struct EngineTests {
                 _ = try await session.upsertTopic(environmentId: env, key: "news", name: "News")
                 for member in members {
                     _ = try await session.registerDevice(
-                        environmentId: env, DeviceRegistration(provider: "push-webhook", token: Secret("t-\(member)"), subscriberId: member))
+                        environmentId: env, DeviceRegistration(provider: "push-webhook", token: Secret("t-\(member)"), subscriberId: member)
+                    )
                 }
                 _ = try await session.subscribe(environmentId: env, topicKey: "news", subscriberIds: members)
             }
@@ -114,7 +119,10 @@ struct EngineTests {
                         "subscriberId": "bob", "phone": "+15550002",
                         "channels": [["providerId": "push-webhook", "credentials": ["deviceTokens": ["dead-token"]]]],
                     ],
-                    ["subscriberId": "cid", "phone": "+15550003", "channels": [["providerId": "push-webhook", "credentials": ["deviceTokens": ["live-token"]]]]],
+                    [
+                        "subscriberId": "cid", "phone": "+15550003",
+                        "channels": [["providerId": "push-webhook", "credentials": ["deviceTokens": ["live-token"]]]],
+                    ],
                 ],
             ])
             try await herald.settle()
@@ -165,7 +173,12 @@ struct EngineTests {
             for (subscriber, transaction) in [("eve", "tx-keep"), ("fay", "tx-cancel")] {
                 try await herald.trigger([
                     "name": "reminder", "transactionId": .string(transaction),
-                    "to": ["subscriberId": .string(subscriber), "channels": [["providerId": "push-webhook", "credentials": ["deviceTokens": .array([.string("tok-\(subscriber)")])]]]],
+                    "to": [
+                        "subscriberId": .string(subscriber),
+                        "channels": [
+                            ["providerId": "push-webhook", "credentials": ["deviceTokens": .array([.string("tok-\(subscriber)")])]]
+                        ],
+                    ],
                 ])
             }
             try await herald.settle()
@@ -207,7 +220,9 @@ struct EngineTests {
             for index in 0..<3 {
                 try await herald.trigger([
                     "name": "comments", "payload": ["n": .number(Double(index))],
-                    "to": ["subscriberId": "gus", "channels": [["providerId": "push-webhook", "credentials": ["deviceTokens": ["tok-gus"]]]]],
+                    "to": [
+                        "subscriberId": "gus", "channels": [["providerId": "push-webhook", "credentials": ["deviceTokens": ["tok-gus"]]]],
+                    ],
                 ])
             }
             try await herald.settle()
@@ -222,7 +237,9 @@ struct EngineTests {
         }
     }
 
-    @Test("a repeated transactionId replays; a different body gets 422; an invalid payload gets every field error", arguments: Backend.available)
+    @Test(
+        "a repeated transactionId replays; a different body gets 422; an invalid payload gets every field error",
+        arguments: Backend.available)
     func validationAndReplay(_ backend: Backend) async throws {
         try await withEngine(backend, workflows: [Self.pushWorkflow]) { herald in
             let body: JSONValue = ["name": "order-shipped", "payload": ["orderId": "D-1"], "to": "hal", "transactionId": "tx-dup"]
@@ -255,7 +272,9 @@ struct EngineTests {
             #expect(try unknown.json().objectValue?["message"]?.stringValue?.hasPrefix("workflow_not_found") == true)
             let tooMany = try await herald.call(
                 .post, "/v1/events/trigger",
-                JSONValue.object(["name": "order-shipped", "payload": ["orderId": "T-1"], "to": .array((0..<101).map { .string("u\($0)") })]).jsonString())
+                JSONValue.object([
+                    "name": "order-shipped", "payload": ["orderId": "T-1"], "to": .array((0..<101).map { .string("u\($0)") }),
+                ]).jsonString())
             #expect(tooMany.status == .unprocessableContent)
             let malformed = try await herald.call(.post, "/v1/events/trigger", #"{"name":"order-shipped","to":"#)
             #expect(malformed.status == .badRequest)

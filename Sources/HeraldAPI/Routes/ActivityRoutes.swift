@@ -113,7 +113,8 @@ struct ActivityRoutes {
             "_templateId": .string(message.workflowId), "templateIdentifier": .string(message.workflowId),
             "createdAt": .string(message.createdAt.iso8601Milliseconds), "updatedAt": .string(message.updatedAt.iso8601Milliseconds),
             "transactionId": .string(message.transactionId), "channel": .string(message.channel.rawValue), "read": false, "seen": false,
-            "cta": .object([:]), "status": .string(message.status == "pending" ? "sent" : message.status), "content": .string(message.content.body),
+            "cta": .object([:]), "status": .string(message.status == "pending" ? "sent" : message.status),
+            "content": .string(message.content.body),
             "stepId": .string(message.stepId), "deliveryStatus": .string(message.status),
         ]
         if let providerId = message.providerId { object["providerId"] = .string(providerId) }
@@ -138,7 +139,9 @@ struct ActivityRoutes {
     }
 
     /// Novu's `ActivityNotificationResponseDto` for notifications, with messages and details loaded in two queries.
-    static func activityJSON(_ notifications: [NotificationRecord], session: StoreSession, workflows: WorkflowRegistry) async throws -> [JSONValue] {
+    static func activityJSON(
+        _ notifications: [NotificationRecord], session: StoreSession, workflows: WorkflowRegistry
+    ) async throws -> [JSONValue] {
         let ids = notifications.map(\.id)
         let messages = Dictionary(grouping: try await session.messages(notificationIds: ids), by: \.notificationId)
         let details = Dictionary(grouping: try await session.executionDetails(notificationIds: ids), by: { $0.notificationId ?? "" })
@@ -174,14 +177,17 @@ struct ActivityRoutes {
                 "subscriberId": .string(notification.subscriberId),
                 "_id": .string(subscribers[notification.subscriberId]?.id ?? notification.subscriberId),
             ]
-            for (key, value) in [("firstName", profile?.firstName), ("lastName", profile?.lastName), ("email", profile?.email), ("phone", profile?.phone)] {
+            for (key, value) in [
+                ("firstName", profile?.firstName), ("lastName", profile?.lastName), ("email", profile?.email), ("phone", profile?.phone),
+            ] {
                 if let value { subscriber[key] = .string(value) }
             }
             var object: [String: JSONValue] = [
                 "_id": .string(notification.id), "_environmentId": .string(notification.environmentId),
                 "_organizationId": .string(novuOrganizationId), "_subscriberId": .string(notification.subscriberId),
                 "_templateId": .string(notification.workflowId), "transactionId": .string(notification.transactionId),
-                "createdAt": .string(notification.createdAt.iso8601Milliseconds), "updatedAt": .string(notification.updatedAt.iso8601Milliseconds),
+                "createdAt": .string(notification.createdAt.iso8601Milliseconds),
+                "updatedAt": .string(notification.updatedAt.iso8601Milliseconds),
                 "channels": .array(notification.channels.map(JSONValue.string)), "subscriber": .object(subscriber),
                 "template": [
                     "_id": .string(notification.workflowId), "name": .string(workflow?.name ?? notification.workflowId),
@@ -191,7 +197,9 @@ struct ActivityRoutes {
                 "critical": .bool(workflow?.critical ?? false),
             ]
             if let event = events[notification.eventId] { object["payload"] = event.payload }
-            if let details = (stepDetails[""] ?? []).map(detailJSON) as [JSONValue]?, !details.isEmpty { object["executionDetails"] = .array(details) }
+            if let details = (stepDetails[""] ?? []).map(detailJSON) as [JSONValue]?, !details.isEmpty {
+                object["executionDetails"] = .array(details)
+            }
             if let topicKey = notification.topicKey { object["topics"] = [["_topicId": .string(topicKey), "topicKey": .string(topicKey)]] }
             return .object(object)
         }

@@ -54,7 +54,8 @@ struct DeliveryRoutes {
             }
             guard ids.count <= 10_000 else { throw APIError.invalidField("ids", "at most 10000 deliveries per request") }
             let redriven = try await engine.redrive(environmentId: environment.id, deliveryIds: ids)
-            return JSONResponse.data(["retried": .number(Double(redriven.count)), "ids": .array(redriven.map { .string($0.id) })], status: .created)
+            return JSONResponse.data(
+                ["retried": .number(Double(redriven.count)), "ids": .array(redriven.map { .string($0.id) })], status: .created)
         }
     }
 
@@ -62,7 +63,8 @@ struct DeliveryRoutes {
         try names.flatMap { $0.split(separator: ",").map(String.init) }.map { name in
             guard let status = DeliveryStatus(rawValue: name) else {
                 throw APIError.invalidField(
-                    "status", "status must be one of \(DeliveryStatus.allCases.map(\.rawValue).joined(separator: ", "))", value: .string(name))
+                    "status", "status must be one of \(DeliveryStatus.allCases.map(\.rawValue).joined(separator: ", "))",
+                    value: .string(name))
             }
             return status
         }

@@ -82,7 +82,8 @@ struct EventRoutes {
                 "errors": .array(
                     violations.map { violation in
                         var entry: [String: JSONValue] = [
-                            "field": .string(violation.field), "message": .string(violation.message), "schemaPath": .string(violation.schemaPath),
+                            "field": .string(violation.field), "message": .string(violation.message),
+                            "schemaPath": .string(violation.schemaPath),
                         ]
                         entry["value"] = violation.value ?? .null
                         return .object(entry)
@@ -95,7 +96,9 @@ struct EventRoutes {
             return APIError(
                 .unprocessableContent, message,
                 fieldErrors: errors.mapValues { APIError.FieldError(messages: $0) }.merging(
-                    values.reduce(into: [:]) { result, pair in result[pair.key] = APIError.FieldError(messages: errors[pair.key] ?? [], value: pair.value) },
+                    values.reduce(into: [:]) { result, pair in
+                        result[pair.key] = APIError.FieldError(messages: errors[pair.key] ?? [], value: pair.value)
+                    },
                     uniquingKeysWith: { $1 }))
         case .transactionConflict(let transactionId):
             runtime.metrics.triggersRejected.increment("transaction_conflict")

@@ -133,7 +133,8 @@ extension MessageContent {
         self.init(
             channel: text("channel").flatMap(Channel.init(rawValue:)) ?? .push, title: text("title"), body: text("body") ?? "",
             text: text("text"), data: object["data"]?.objectValue?.compactMapValues(\.stringValue) ?? [:], image: text("image"),
-            sound: text("sound"), badge: integer("badge"), ttl: integer("ttl"), priority: text("priority"), collapseKey: text("collapseKey"),
+            sound: text("sound"), badge: integer("badge"), ttl: integer("ttl"), priority: text("priority"),
+            collapseKey: text("collapseKey"),
             from: text("from"), senderName: text("senderName"), overrides: object["overrides"] ?? .object([:]),
             context: object["context"] ?? .object([:]))
     }

@@ -165,7 +165,8 @@ public struct DeliveryRecord: Sendable, Hashable {
     public var updatedAt: Date
 
     public init(
-        id: String, environmentId: String, messageId: String?, deviceId: String?, integrationId: String?, providerId: String, target: Secret,
+        id: String, environmentId: String, messageId: String?, deviceId: String?, integrationId: String?, providerId: String,
+        target: Secret,
         status: DeliveryStatus, outcome: String? = nil, attempts: Int = 0, providerMessageId: String? = nil, errorCode: String? = nil,
         errorText: String? = nil, nextAttemptAt: Date? = nil, windowStartedAt: Date? = nil, createdAt: Date, updatedAt: Date
     ) {
@@ -191,8 +192,12 @@ public struct DeliveryRecord: Sendable, Hashable {
 
 /// One line of the activity trail (Novu execution detail): what happened and why.
 public struct ExecutionDetail: Sendable, Hashable {
-    public enum Status: String, Sendable { case success = "Success", warning = "Warning", failed = "Failed", pending = "Pending", queued = "Queued" }
-    public enum Source: String, Sendable { case credentials = "Credentials", `internal` = "Internal", payload = "Payload", webhook = "Webhook" }
+    public enum Status: String, Sendable {
+        case success = "Success", warning = "Warning", failed = "Failed", pending = "Pending", queued = "Queued"
+    }
+    public enum Source: String, Sendable {
+        case credentials = "Credentials", `internal` = "Internal", payload = "Payload", webhook = "Webhook"
+    }
 
     public var id: String
     public var environmentId: String

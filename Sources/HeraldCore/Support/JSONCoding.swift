@@ -169,7 +169,9 @@ enum JSONCoding {
             let start = index
             if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
             guard index < bytes.count, (0x30...0x39).contains(bytes[index]) else { throw fail("invalid value") }
-            if bytes[index] == 0x30, index + 1 < bytes.count, (0x30...0x39).contains(bytes[index + 1]) { throw fail("leading zero in a number") }
+            if bytes[index] == 0x30, index + 1 < bytes.count, (0x30...0x39).contains(bytes[index + 1]) {
+                throw fail("leading zero in a number")
+            }
             while index < bytes.count, (0x30...0x39).contains(bytes[index]) { index += 1 }
             if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
                 index += 1

@@ -23,7 +23,9 @@ extension Engine {
         if let integration, integration.active {
             do {
                 let provider = try context.providers.provider(for: integration)
-                let batch = sendable.map { OutboundMessage(deliveryId: $0.id, target: $0.target, content: messages[$0.messageId!]!.content) }
+                let batch = sendable.map {
+                    OutboundMessage(deliveryId: $0.id, target: $0.target, content: messages[$0.messageId!]!.content)
+                }
                 let started = ContinuousClock.now
                 outcomes = await provider.send(batch)
                 metrics.providerCallSeconds.observe(ContinuousClock.now - started, providerId)
@@ -56,7 +58,8 @@ extension Engine {
     }
 
     private static func apply(
-        _ results: [String: DeliveryOutcome], integrationId: String, integration: Integration?, environmentId: String, session: StoreSession,
+        _ results: [String: DeliveryOutcome], integrationId: String, integration: Integration?, environmentId: String,
+        session: StoreSession,
         context: EngineContext, metrics: EngineMetrics
     ) async throws {
         let now = session.now
@@ -64,7 +67,7 @@ extension Engine {
         // Re-read under the transaction: a cancel may have finished some of these meanwhile.
         var deliveries = try await session.deliveries(ids: Array(results.keys)).filter { !$0.status.isFinal }
         guard !deliveries.isEmpty else { return }
-        let messages = try await session.messages(ids: Array(Set(deliveries.compactMap(\.messageId))))
+        let messages = try await session.messages(ids: Array(Set(deliveries.compactMap(\.messageId))), content: false)
         let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
         try await batch.load(notificationIds: Array(Set(messages.values.map(\.notificationId))))
 
@@ -100,7 +103,8 @@ extension Engine {
             case .invalidToken(let reason):
                 if message?.channel == .chat, let message, let integrationId = delivery.integrationId {
                     delivery.status = .invalid
-                    try await session.deactivateChannel(environmentId: environmentId, subscriberId: message.subscriberId, integrationId: integrationId)
+                    try await session.deactivateChannel(
+                        environmentId: environmentId, subscriberId: message.subscriberId, integrationId: integrationId)
                     details.append(
                         batch.detail(
                             notificationId, stepId: message.stepId, status: .warning, "chat_webhook_deactivated", messageId: message.id,
@@ -112,16 +116,19 @@ extension Engine {
                     details.append(
                         batch.detail(
                             notificationId, stepId: message?.stepId, status: .warning, "push_invalid_token_removed", messageId: message?.id,
-                            deliveryId: delivery.id, providerId: delivery.providerId, source: .credentials, raw: ["reason": .string(reason)]))
+                            deliveryId: delivery.id, providerId: delivery.providerId, source: .credentials, raw: ["reason": .string(reason)]
+                        ))
                 } else {
                     delivery.status = .failed
                     delivery.errorCode = "invalid_token_removal_withheld"
                     metrics.tokenRemovalsWithheld.increment(delivery.providerId)
                     details.append(
                         batch.detail(
-                            notificationId, stepId: message?.stepId, status: .failed, "invalid_token_removal_withheld", messageId: message?.id,
+                            notificationId, stepId: message?.stepId, status: .failed, "invalid_token_removal_withheld",
+                            messageId: message?.id,
                             deliveryId: delivery.id, providerId: delivery.providerId, source: .credentials,
-                            raw: ["reason": .string("every token of the batch failed as invalid; suspect the integration's configuration")]))
+                            raw: ["reason": .string("every token of the batch failed as invalid; suspect the integration's configuration")])
+                    )
                 }
             case .retryLater(_, let after):
                 let elapsed = Duration.milliseconds(now.millisecondsSince1970 - (delivery.windowStartedAt ?? now).millisecondsSince1970)
@@ -140,14 +147,18 @@ extension Engine {
                         batch.detail(
                             notificationId, stepId: message?.stepId, status: .pending, "delivery_retry_scheduled", messageId: message?.id,
                             deliveryId: delivery.id, providerId: delivery.providerId, isRetry: true,
-                            raw: ["attempt": .number(Double(delivery.attempts)), "at": .string(at.iso8601Milliseconds), "reason": .string(outcome.reason ?? "")]))
+                            raw: [
+                                "attempt": .number(Double(delivery.attempts)), "at": .string(at.iso8601Milliseconds),
+                                "reason": .string(outcome.reason ?? ""),
+                            ]))
                 } else {
                     delivery.status = .dead
                     metrics.deadDeliveries.increment(delivery.providerId)
                     details.append(
                         batch.detail(
                             notificationId, stepId: message?.stepId, status: .failed, "delivery_retries_exhausted", messageId: message?.id,
-                            deliveryId: delivery.id, providerId: delivery.providerId, raw: ["attempts": .number(Double(delivery.attempts))]))
+                            deliveryId: delivery.id, providerId: delivery.providerId, raw: ["attempts": .number(Double(delivery.attempts))])
+                    )
                 }
             case .badRequest:
                 delivery.status = .failed
@@ -189,15 +200,16 @@ extension Engine {
                 failures.contains(where: { $0.status == .dead || $0.errorCode == "auth_config" }),
                 let notification = batch.notifications[message.notificationId]
             {
-                let tried = Set(try await session.messages(notificationIds: [message.notificationId]).filter { $0.stepId == message.stepId }
-                    .compactMap(\.integrationId))
+                let tried = Set(
+                    try await session.messages(notificationIds: [message.notificationId]).filter { $0.stepId == message.stepId }
+                        .compactMap(\.integrationId))
                 if let next = try await batch.integrations(message.channel).first(where: { !tried.contains($0.id) }) {
                     batch.record([
                         batch.detail(
                             message.notificationId, stepId: message.stepId, status: .warning, "provider_failover", messageId: message.id,
                             providerId: next.providerId, raw: ["from": .string(message.providerId ?? ""), "to": .string(next.identifier)])
                     ])
-                    var content = message.content
+                    var content = try await session.messages(ids: [message.id])[message.id]?.content ?? message.content
                     content.overrides = .object([:])
                     batch.addMessage(
                         notification: notification, stepId: message.stepId, integration: next, content: content,
@@ -253,7 +265,8 @@ extension Engine {
             try await session.appendDetails(
                 deliveries.map { delivery in
                     ExecutionDetail(
-                        id: session.newId(), environmentId: environmentId, notificationId: delivery.messageId.flatMap { messages[$0]?.notificationId },
+                        id: session.newId(), environmentId: environmentId,
+                        notificationId: delivery.messageId.flatMap { messages[$0]?.notificationId },
                         messageId: delivery.messageId, deliveryId: delivery.id, stepId: delivery.messageId.flatMap { messages[$0]?.stepId },
                         providerId: delivery.providerId, status: .pending, detail: "delivery_redriven", isRetry: true, createdAt: now)
                 })

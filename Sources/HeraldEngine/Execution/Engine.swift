@@ -75,7 +75,8 @@ public struct Engine: Sendable {
     /// that page creates no duplicate runs.
     func expand(_ job: ExpandJob) async throws -> JobResult {
         let started = ContinuousClock.now
-        guard let event = try await store.read({ try await $0.event(id: job.event) }), event.status != "canceled", event.status != "expanded"
+        guard let event = try await store.read({ try await $0.event(id: job.event) }), event.status != "canceled",
+            event.status != "expanded"
         else { return .done }
         var cursor = ExpandCursor.decode(event.cursor)
         let entries: [[String: JSONValue]] = if case .array(let items) = event.recipients { items.compactMap(\.objectValue) } else { [] }
@@ -123,9 +124,11 @@ public struct Engine: Sendable {
                 guard let fresh = try await session.event(id: event.id), fresh.status != "canceled" else { return nil }
                 let page: Page<String>
                 if let topicKey {
-                    page = try await session.topicMembers(environmentId: event.environmentId, topicKey: topicKey, after: current.after, limit: pageSize)
+                    page = try await session.topicMembers(
+                        environmentId: event.environmentId, topicKey: topicKey, after: current.after, limit: pageSize)
                 } else {
-                    let subscribers = try await session.subscriberIds(environmentId: event.environmentId, after: current.after, limit: pageSize)
+                    let subscribers = try await session.subscriberIds(
+                        environmentId: event.environmentId, after: current.after, limit: pageSize)
                     page = subscribers
                 }
                 let members = page.items.filter { !excluded.contains($0) && $0 != actorId }
@@ -236,7 +239,7 @@ public struct Engine: Sendable {
                 .filter { !["completed", "canceled", "merged"].contains($0.status) }
             let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
             try await batch.load(notificationIds: notifications.map(\.id))
-            for notification in notifications { try batch.cancel(notification.id) }
+            for notification in notifications { try await batch.cancel(notification.id) }
             try await batch.flush()
             return jobs > 0 || !deliveries.isEmpty || !notifications.isEmpty || event.status == "accepted" || event.status == "expanding"
         }

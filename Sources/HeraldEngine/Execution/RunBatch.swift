@@ -35,7 +35,8 @@ final class RunBatch {
 
     // MARK: Loading
 
-    /// Loads notifications (locked on PostgreSQL) with their events, subscribers and channels.
+    /// Loads notifications (locked on PostgreSQL) with their events. Subscribers and their channels are loaded
+    /// when a run needs them (``ensureRecipients()``): finishing the last step of a run does not.
     func load(notificationIds: [String]) async throws {
         let loaded = try await session.notifications(ids: notificationIds, lock: true).filter { $0.environmentId == environmentId }
         for notification in loaded { notifications[notification.id] = notification }
@@ -43,7 +44,15 @@ final class RunBatch {
         for id in eventIds {
             if let event = try await session.event(id: id) { events[id] = event }
         }
-        let subscriberIds = Array(Set(loaded.map(\.subscriberId)).subtracting(subscribers.keys))
+    }
+
+    private var recipientsLoaded: Set<String> = []
+
+    /// Loads the subscribers and channels of every loaded notification not loaded yet, in batched queries.
+    func ensureRecipients() async throws {
+        let subscriberIds = Array(Set(notifications.values.map(\.subscriberId)).subtracting(recipientsLoaded))
+        guard !subscriberIds.isEmpty else { return }
+        recipientsLoaded.formUnion(subscriberIds)
         for (id, subscriber) in try await session.subscribers(environmentId: environmentId, subscriberIds: subscriberIds) {
             subscribers[id] = subscriber
         }
@@ -96,6 +105,7 @@ final class RunBatch {
     /// Starts a pending notification's run.
     func start(_ notificationId: String) async throws {
         guard notifications[notificationId]?.status == "pending" else { return }
+        try await ensureRecipients()
         guard var run = try run(notificationId) else {
             fail(notificationId, detail: "workflow_not_found")
             return
@@ -107,6 +117,12 @@ final class RunBatch {
     /// Reports a channel step's result into its run.
     func finishStep(_ notificationId: String, stepId: String, result: StepState) async throws {
         guard let status = notifications[notificationId]?.status, status == "running" || status == "waiting" else { return }
+        if runs[notificationId] == nil, let notification = notifications[notificationId],
+            RunState(stored: notification.state).steps.contains(where: { $0.key != stepId && !$0.value.status.isTerminal })
+        {
+            // Later steps will evaluate conditions and render: they need the subscriber.
+            try await ensureRecipients()
+        }
         guard var run = try run(notificationId), run.state.steps[stepId]?.status == .running else { return }
         let directives = run.finish(stepId, with: result, now: now)
         try await perform(directives, on: &run, notificationId: notificationId)
@@ -115,6 +131,7 @@ final class RunBatch {
     /// Resumes a waiting delay or digest step.
     func resume(_ notificationId: String, stepId: String, digest: Bool) async throws {
         guard let status = notifications[notificationId]?.status, status == "running" || status == "waiting" else { return }
+        try await ensureRecipients()
         guard var run = try run(notificationId) else { return }
         var directives: [RunDirective]
         if digest {
@@ -128,7 +145,8 @@ final class RunBatch {
     }
 
     /// Cancels a run (a cancelled transaction).
-    func cancel(_ notificationId: String) throws {
+    func cancel(_ notificationId: String) async throws {
+        try await ensureRecipients()
         guard let notification = notifications[notificationId], !["completed", "canceled", "merged"].contains(notification.status),
             var run = try run(notificationId)
         else { return }
@@ -159,12 +177,16 @@ final class RunBatch {
                 }
             case .wait(let stepId, let until):
                 jobs.append(resumeJob(notificationId, stepId: stepId, at: until, digest: false))
-                details.append(detail(notificationId, stepId: stepId, status: .pending, "delay_scheduled", raw: ["until": .string(until.iso8601Milliseconds)]))
+                details.append(
+                    detail(
+                        notificationId, stepId: stepId, status: .pending, "delay_scheduled",
+                        raw: ["until": .string(until.iso8601Milliseconds)]))
             case .digest(let stepId, let window, let key):
                 guard let notification = notifications[notificationId], let event = events[notification.eventId] else { continue }
                 let closesAt = now.addingTimeInterval(Double(window.components.seconds))
                 let joined = try await session.joinDigest(
-                    environmentId: environmentId, workflowId: notification.workflowId, stepId: stepId, subscriberId: notification.subscriberId,
+                    environmentId: environmentId, workflowId: notification.workflowId, stepId: stepId,
+                    subscriberId: notification.subscriberId,
                     key: key, notificationId: notificationId, event: event.payload, closesAt: closesAt)
                 if joined.opened {
                     jobs.append(resumeJob(notificationId, stepId: stepId, at: closesAt, digest: true))
@@ -172,7 +194,8 @@ final class RunBatch {
                 } else {
                     run.cancel(reason: "merged")
                     notifications[notificationId]?.status = "merged"
-                    details.append(detail(notificationId, stepId: stepId, status: .success, "digest_merged", raw: ["digest": .string(joined.id)]))
+                    details.append(
+                        detail(notificationId, stepId: stepId, status: .success, "digest_merged", raw: ["digest": .string(joined.id)]))
                 }
             case .skipped(let stepId, let reason):
                 details.append(detail(notificationId, stepId: stepId, status: .warning, reason))
@@ -239,7 +262,8 @@ final class RunBatch {
         for (integration, targets) in plans {
             var content = base
             content.overrides = Overrides.merged(
-                step: options.overrides[integration.providerId], trigger: event.overrides, stepId: stepId, providerId: integration.providerId)
+                step: options.overrides[integration.providerId], trigger: event.overrides, stepId: stepId,
+                providerId: integration.providerId)
             content.context = [
                 "payload": event.payload, "subscriber": run.context["subscriber"] ?? .null,
                 "step": ["id": .string(stepId), "type": .string(step.type.rawValue)], "transactionId": .string(event.transactionId),
@@ -264,7 +288,9 @@ final class RunBatch {
             deviceTokens: targets.map(\.target), createdAt: now, updatedAt: now)
         messages.append(message)
         details.append(
-            detail(notification.id, stepId: stepId, status: .pending, "message_created", messageId: message.id, providerId: integration.providerId))
+            detail(
+                notification.id, stepId: stepId, status: .pending, "message_created", messageId: message.id,
+                providerId: integration.providerId))
         let planned = targets.map { target in
             DeliveryRecord(
                 id: session.newId(), environmentId: environmentId, messageId: message.id, deviceId: target.deviceId,
@@ -287,7 +313,8 @@ final class RunBatch {
                 result.append(
                     NewJob(
                         environmentId: environmentId, kind: JobKind.deliver.rawValue,
-                        payload: DeliverJob(integration: key[0], deliveries: Array(ids[start..<min(start + batchSize, ids.count)])).encoded(),
+                        payload: DeliverJob(integration: key[0], deliveries: Array(ids[start..<min(start + batchSize, ids.count)]))
+                            .encoded(),
                         transactionId: key[2]))
             }
         }

@@ -168,7 +168,9 @@ public struct TriggerValidator: Sendable {
                 return .failure("a subscriber object needs a subscriberId (1–256 characters)")
             }
             for field in ["firstName", "lastName", "email", "phone", "avatar", "locale", "timezone"] {
-                if let value = object[field], value != .null, value.stringValue == nil { return .failure(RecipientError(stringLiteral: "\(field) must be a string")) }
+                if let value = object[field], value != .null, value.stringValue == nil {
+                    return .failure(RecipientError(stringLiteral: "\(field) must be a string"))
+                }
             }
             if let channels = object["channels"], channels != .null {
                 guard case .array(let entries) = channels else { return .failure("channels must be an array") }
@@ -179,7 +181,9 @@ public struct TriggerValidator: Sendable {
                     guard let kind = ProviderCatalog.channel(of: provider), kind == .push || kind == .chat else {
                         return .failure(RecipientError(stringLiteral: "channels[].providerId \(provider) is not a push or chat provider"))
                     }
-                    guard case .object(let credentials)? = channel["credentials"] else { return .failure("every channel needs credentials") }
+                    guard case .object(let credentials)? = channel["credentials"] else {
+                        return .failure("every channel needs credentials")
+                    }
                     if let tokens = credentials["deviceTokens"], tokens != .null {
                         guard case .array(let items) = tokens, items.allSatisfy({ $0.stringValue != nil }) else {
                             return .failure("credentials.deviceTokens must be an array of strings")

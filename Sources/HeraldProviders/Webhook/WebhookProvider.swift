@@ -58,7 +58,9 @@ public struct WebhookProvider: DeliveryProvider {
             destination = url ?? ""
         }
         let body = ByteBuffer(string: Self.body(for: message, providerId: providerId).jsonString())
-        var headers: [(String, String)] = [("content-type", "application/json"), ("user-agent", "Herald"), ("x-herald-delivery", message.deliveryId)]
+        var headers: [(String, String)] = [
+            ("content-type", "application/json"), ("user-agent", "Herald"), ("x-herald-delivery", message.deliveryId),
+        ]
         if let secretKey {
             let timestamp = String(Int64(clock.now().timeIntervalSince1970))
             headers += WebhookSignature.headers(secret: secretKey, timestamp: timestamp, body: body.readableBytesView)
@@ -106,7 +108,8 @@ public struct WebhookProvider: DeliveryProvider {
     }
 
     static func checkURL(_ url: String) throws {
-        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(), scheme == "https" || scheme == "http",
+        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
+            scheme == "https" || scheme == "http",
             let host = components.host, !host.isEmpty
         else {
             throw HeraldError(.configuration, "webhook URLs must be absolute http(s) URLs")

@@ -49,10 +49,11 @@ extension StoreSession {
                     workflowId: event.workflowId, subscriberId: subscriberId, topicKey: topicKey, status: "pending", state: "{}",
                     channels: [], createdAt: Date(millisecondsSince1970: now), updatedAt: Date(millisecondsSince1970: now))
                 records[record.id] = record
-                insert = insert.values([
-                    record.id, record.environmentId, record.eventId, record.transactionId, record.workflowId, record.subscriberId,
-                    record.topicKey, record.status, record.state, "[]", now, now,
-                ] as [any Encodable & Sendable])
+                insert = insert.values(
+                    [
+                        record.id, record.environmentId, record.eventId, record.transactionId, record.workflowId, record.subscriberId,
+                        record.topicKey, record.status, record.state, "[]", now, now,
+                    ] as [any Encodable & Sendable])
             }
             let rows = try await insert.ignoringConflicts(with: ["event_id", "subscriber_id"]).returning("id").all()
             for row in rows {
@@ -119,10 +120,13 @@ extension StoreSession {
     }
 
     /// A page of notifications, newest first (Novu's `/v1/notifications`, offset pagination).
-    public func listNotifications(environmentId: String, filter: NotificationFilter, page: Int, limit: Int) async throws
+    public func listNotifications(
+        environmentId: String, filter: NotificationFilter, page: Int, limit: Int
+    ) async throws
         -> [NotificationRecord]
     {
-        var query = SQLQueryString("SELECT \(unsafeRaw: Self.notificationColumns) FROM notifications WHERE environment_id = \(bind: environmentId)")
+        var query = SQLQueryString(
+            "SELECT \(unsafeRaw: Self.notificationColumns) FROM notifications WHERE environment_id = \(bind: environmentId)")
         if !filter.workflowIds.isEmpty { query += " AND workflow_id IN (\(binds: filter.workflowIds))" }
         if !filter.subscriberIds.isEmpty { query += " AND subscriber_id IN (\(binds: filter.subscriberIds))" }
         if let transactionId = filter.transactionId { query += " AND transaction_id = \(bind: transactionId)" }
@@ -139,8 +143,10 @@ extension StoreSession {
         let list: [String] = if case .array(let items) = channels { items.compactMap(\.stringValue) } else { [] }
         return NotificationRecord(
             id: try row.decode(column: "id", as: String.self), environmentId: try row.decode(column: "environment_id", as: String.self),
-            eventId: try row.decode(column: "event_id", as: String.self), transactionId: try row.decode(column: "transaction_id", as: String.self),
-            workflowId: try row.decode(column: "workflow_id", as: String.self), subscriberId: try row.decode(column: "subscriber_id", as: String.self),
+            eventId: try row.decode(column: "event_id", as: String.self),
+            transactionId: try row.decode(column: "transaction_id", as: String.self),
+            workflowId: try row.decode(column: "workflow_id", as: String.self),
+            subscriberId: try row.decode(column: "subscriber_id", as: String.self),
             topicKey: try row.optional("topic_key"), status: try row.decode(column: "status", as: String.self),
             state: try row.decode(column: "state", as: String.self), channels: list, createdAt: try row.date("created_at"),
             updatedAt: try row.date("updated_at"))
@@ -158,26 +164,31 @@ extension StoreSession {
             for message in messages[start..<min(start + 200, messages.count)] {
                 let content = message.content.json.jsonString()
                 let tokens = JSONValue.array(message.deviceTokens.map { .string($0) }).jsonString()
-                insert = insert.values([
-                    message.id, message.environmentId, message.notificationId, message.transactionId, message.workflowId,
-                    message.subscriberId, message.stepId, message.channel.rawValue, message.integrationId, message.providerId,
-                    message.status, message.channel == .email ? nil : message.content.title,
-                    message.channel == .email ? message.content.title : nil, message.content.body, content, tokens,
-                    message.channel == .email ? message.deviceTokens.first : nil, message.channel == .sms ? message.deviceTokens.first : nil,
-                    message.errorId, message.errorText, message.createdAt.millisecondsSince1970, message.updatedAt.millisecondsSince1970,
-                ] as [any Encodable & Sendable])
+                insert = insert.values(
+                    [
+                        message.id, message.environmentId, message.notificationId, message.transactionId, message.workflowId,
+                        message.subscriberId, message.stepId, message.channel.rawValue, message.integrationId, message.providerId,
+                        message.status, message.channel == .email ? nil : message.content.title,
+                        message.channel == .email ? message.content.title : nil, message.content.body, content, tokens,
+                        message.channel == .email ? message.deviceTokens.first : nil,
+                        message.channel == .sms ? message.deviceTokens.first : nil,
+                        message.errorId, message.errorText, message.createdAt.millisecondsSince1970,
+                        message.updatedAt.millisecondsSince1970,
+                    ] as [any Encodable & Sendable])
             }
             try await insert.run()
         }
     }
 
-    /// Messages by id.
-    public func messages(ids: [String]) async throws -> [String: MessageRecord] {
+    /// Messages by id. Without `content` the rendered content is left empty (recording outcomes does not need it,
+    /// and parsing it is the largest part of reading a message).
+    public func messages(ids: [String], content: Bool = true) async throws -> [String: MessageRecord] {
         guard !ids.isEmpty else { return [:] }
         var result: [String: MessageRecord] = [:]
+        let columns = content ? Self.messageColumns : Self.messageColumns.replacingOccurrences(of: "payload,", with: "'{}' AS payload,")
         for start in stride(from: 0, to: ids.count, by: 500) {
             let chunk = Array(ids[start..<min(start + 500, ids.count)])
-            for row in try await db.raw("SELECT \(unsafeRaw: Self.messageColumns) FROM messages WHERE id IN (\(binds: chunk))").all() {
+            for row in try await db.raw("SELECT \(unsafeRaw: columns) FROM messages WHERE id IN (\(binds: chunk))").all() {
                 let message = try Self.message(from: row)
                 result[message.id] = message
             }
@@ -233,7 +244,8 @@ extension StoreSession {
 
     /// Deletes one message (and its deliveries); false when it does not exist.
     public func deleteMessage(environmentId: String, id: String) async throws -> Bool {
-        try await !db.raw("DELETE FROM messages WHERE environment_id = \(bind: environmentId) AND id = \(bind: id) RETURNING id").all().isEmpty
+        try await !db.raw("DELETE FROM messages WHERE environment_id = \(bind: environmentId) AND id = \(bind: id) RETURNING id").all()
+            .isEmpty
     }
 
     /// Deletes the messages of a transaction, optionally of one channel. Returns how many.
@@ -253,11 +265,15 @@ extension StoreSession {
         return MessageRecord(
             id: try row.decode(column: "id", as: String.self), environmentId: try row.decode(column: "environment_id", as: String.self),
             notificationId: try row.decode(column: "notification_id", as: String.self),
-            transactionId: try row.decode(column: "transaction_id", as: String.self), workflowId: try row.decode(column: "workflow_id", as: String.self),
-            subscriberId: try row.decode(column: "subscriber_id", as: String.self), stepId: try row.decode(column: "step_id", as: String.self),
-            channel: Channel(rawValue: try row.decode(column: "channel", as: String.self)) ?? .push, integrationId: try row.optional("integration_id"),
+            transactionId: try row.decode(column: "transaction_id", as: String.self),
+            workflowId: try row.decode(column: "workflow_id", as: String.self),
+            subscriberId: try row.decode(column: "subscriber_id", as: String.self),
+            stepId: try row.decode(column: "step_id", as: String.self),
+            channel: Channel(rawValue: try row.decode(column: "channel", as: String.self)) ?? .push,
+            integrationId: try row.optional("integration_id"),
             providerId: try row.optional("provider_id"), status: try row.decode(column: "status", as: String.self), content: content,
-            deviceTokens: list, errorId: try row.optional("error_id"), errorText: try row.optional("error_text"), createdAt: try row.date("created_at"),
+            deviceTokens: list, errorId: try row.optional("error_id"), errorText: try row.optional("error_text"),
+            createdAt: try row.date("created_at"),
             updatedAt: try row.date("updated_at"))
     }
 
@@ -267,14 +283,17 @@ extension StoreSession {
     public func insertDeliveries(_ deliveries: [DeliveryRecord]) async throws {
         for start in stride(from: 0, to: deliveries.count, by: 300) {
             var insert = db.insert(into: "deliveries").columns(
-                "id", "environment_id", "message_id", "device_id", "integration_id", "provider_id", "target", "status", "attempts", "created_at",
+                "id", "environment_id", "message_id", "device_id", "integration_id", "provider_id", "target", "status", "attempts",
+                "created_at",
                 "updated_at")
             for delivery in deliveries[start..<min(start + 300, deliveries.count)] {
-                insert = insert.values([
-                    delivery.id, delivery.environmentId, delivery.messageId, delivery.deviceId, delivery.integrationId, delivery.providerId,
-                    delivery.target.revealed, delivery.status.rawValue, delivery.attempts, delivery.createdAt.millisecondsSince1970,
-                    delivery.updatedAt.millisecondsSince1970,
-                ] as [any Encodable & Sendable])
+                insert = insert.values(
+                    [
+                        delivery.id, delivery.environmentId, delivery.messageId, delivery.deviceId, delivery.integrationId,
+                        delivery.providerId,
+                        delivery.target.revealed, delivery.status.rawValue, delivery.attempts, delivery.createdAt.millisecondsSince1970,
+                        delivery.updatedAt.millisecondsSince1970,
+                    ] as [any Encodable & Sendable])
             }
             try await insert.run()
         }
@@ -286,8 +305,10 @@ extension StoreSession {
         var result: [DeliveryRecord] = []
         for start in stride(from: 0, to: ids.count, by: 500) {
             let chunk = Array(ids[start..<min(start + 500, ids.count)])
-            result += try await db.raw("SELECT \(unsafeRaw: Self.deliveryColumns) FROM deliveries WHERE id IN (\(binds: chunk)) ORDER BY id")
-                .all().map(Self.delivery(from:))
+            result += try await db.raw(
+                "SELECT \(unsafeRaw: Self.deliveryColumns) FROM deliveries WHERE id IN (\(binds: chunk)) ORDER BY id"
+            )
+            .all().map(Self.delivery(from:))
         }
         return result
     }
@@ -337,7 +358,9 @@ extension StoreSession {
             ).all()
             for row in rows {
                 let key = [try row.decode(column: "notification_id", as: String.self), try row.decode(column: "step_id", as: String.self)]
-                guard wanted.contains(key), let status = DeliveryStatus(rawValue: try row.decode(column: "status", as: String.self)) else { continue }
+                guard wanted.contains(key), let status = DeliveryStatus(rawValue: try row.decode(column: "status", as: String.self)) else {
+                    continue
+                }
                 result[key, default: [:]][status] = try row.decode(column: "n", as: Int.self)
             }
         }
@@ -370,10 +393,13 @@ extension StoreSession {
     }
 
     /// A page of deliveries with one of `statuses`, oldest first, after the cursor (a delivery id).
-    public func listDeliveries(environmentId: String, statuses: [DeliveryStatus], providerId: String?, after: String?, limit: Int) async throws
+    public func listDeliveries(
+        environmentId: String, statuses: [DeliveryStatus], providerId: String?, after: String?, limit: Int
+    ) async throws
         -> Page<DeliveryRecord>
     {
-        var query = SQLQueryString("SELECT \(unsafeRaw: Self.deliveryColumns) FROM deliveries WHERE environment_id = \(bind: environmentId)")
+        var query = SQLQueryString(
+            "SELECT \(unsafeRaw: Self.deliveryColumns) FROM deliveries WHERE environment_id = \(bind: environmentId)")
         if !statuses.isEmpty { query += " AND status IN (\(binds: statuses.map(\.rawValue)))" }
         if let providerId { query += " AND provider_id = \(bind: providerId)" }
         if let after { query += " AND id > \(bind: after)" }
@@ -399,12 +425,17 @@ extension StoreSession {
     private static func delivery(from row: any SQLRow) throws -> DeliveryRecord {
         DeliveryRecord(
             id: try row.decode(column: "id", as: String.self), environmentId: try row.decode(column: "environment_id", as: String.self),
-            messageId: try row.optional("message_id"), deviceId: try row.optional("device_id"), integrationId: try row.optional("integration_id"),
-            providerId: try row.decode(column: "provider_id", as: String.self), target: Secret(try row.decode(column: "target", as: String.self)),
-            status: DeliveryStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .pending, outcome: try row.optional("outcome"),
+            messageId: try row.optional("message_id"), deviceId: try row.optional("device_id"),
+            integrationId: try row.optional("integration_id"),
+            providerId: try row.decode(column: "provider_id", as: String.self),
+            target: Secret(try row.decode(column: "target", as: String.self)),
+            status: DeliveryStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .pending,
+            outcome: try row.optional("outcome"),
             attempts: try row.decode(column: "attempts", as: Int.self), providerMessageId: try row.optional("provider_message_id"),
-            errorCode: try row.optional("error_code"), errorText: try row.optional("error_text"), nextAttemptAt: try row.optionalDate("next_attempt_at"),
-            windowStartedAt: try row.optionalDate("window_started_at"), createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
+            errorCode: try row.optional("error_code"), errorText: try row.optional("error_text"),
+            nextAttemptAt: try row.optionalDate("next_attempt_at"),
+            windowStartedAt: try row.optionalDate("window_started_at"), createdAt: try row.date("created_at"),
+            updatedAt: try row.date("updated_at"))
     }
 
     // MARK: Execution details
@@ -413,13 +444,17 @@ extension StoreSession {
     public func appendDetails(_ details: [ExecutionDetail]) async throws {
         for start in stride(from: 0, to: details.count, by: 300) {
             var insert = db.insert(into: "execution_details").columns(
-                "id", "environment_id", "notification_id", "message_id", "delivery_id", "step_id", "provider_id", "status", "detail", "source",
+                "id", "environment_id", "notification_id", "message_id", "delivery_id", "step_id", "provider_id", "status", "detail",
+                "source",
                 "is_retry", "raw", "created_at")
             for detail in details[start..<min(start + 300, details.count)] {
-                insert = insert.values([
-                    detail.id, detail.environmentId, detail.notificationId, detail.messageId, detail.deliveryId, detail.stepId, detail.providerId,
-                    detail.status.rawValue, detail.detail, detail.source.rawValue, detail.isRetry, detail.raw, detail.createdAt.millisecondsSince1970,
-                ] as [any Encodable & Sendable])
+                insert = insert.values(
+                    [
+                        detail.id, detail.environmentId, detail.notificationId, detail.messageId, detail.deliveryId, detail.stepId,
+                        detail.providerId,
+                        detail.status.rawValue, detail.detail, detail.source.rawValue, detail.isRetry, detail.raw,
+                        detail.createdAt.millisecondsSince1970,
+                    ] as [any Encodable & Sendable])
             }
             try await insert.run()
         }
@@ -437,53 +472,61 @@ extension StoreSession {
             ExecutionDetail(
                 id: try row.decode(column: "id", as: String.self), environmentId: try row.decode(column: "environment_id", as: String.self),
                 notificationId: try row.optional("notification_id"), messageId: try row.optional("message_id"),
-                deliveryId: try row.optional("delivery_id"), stepId: try row.optional("step_id"), providerId: try row.optional("provider_id"),
+                deliveryId: try row.optional("delivery_id"), stepId: try row.optional("step_id"),
+                providerId: try row.optional("provider_id"),
                 status: ExecutionDetail.Status(rawValue: try row.decode(column: "status", as: String.self)) ?? .pending,
                 detail: try row.decode(column: "detail", as: String.self),
                 source: ExecutionDetail.Source(rawValue: try row.decode(column: "source", as: String.self)) ?? .internal,
-                isRetry: try row.decode(column: "is_retry", as: Bool.self), raw: try row.optional("raw"), createdAt: try row.date("created_at"))
+                isRetry: try row.decode(column: "is_retry", as: Bool.self), raw: try row.optional("raw"),
+                createdAt: try row.date("created_at"))
         }
     }
 
     // MARK: Digests
 
     /// Adds an event to the open digest of (workflow, step, subscriber, key), or opens one owned by `notificationId`
-    /// that closes at `closesAt`. Returns the digest id and whether this call opened it.
+    /// that closes at `closesAt`. Returns the digest id and whether this call opened it. Two runs racing to open the
+    /// same digest meet at the partial unique index: the loser waits for the winner's commit and joins its digest.
     public func joinDigest(
         environmentId: String, workflowId: String, stepId: String, subscriberId: String, key: String, notificationId: String,
         event: JSONValue, closesAt: Date, keepEvents: Int = 100
     ) async throws -> (id: String, opened: Bool) {
         let now = nowMilliseconds
         let lockSuffix = dialect == .postgres ? " FOR UPDATE" : ""
-        if let row = try await db.raw(
-            """
-            SELECT id, events, event_count FROM digests WHERE environment_id = \(bind: environmentId) AND workflow_id = \(bind: workflowId)
-            AND step_id = \(bind: stepId) AND subscriber_id = \(bind: subscriberId) AND digest_key = \(bind: key) AND status = 'open'\(unsafeRaw: lockSuffix)
-            """
-        ).first() {
-            let id = try row.decode(column: "id", as: String.self)
-            var events: [JSONValue] = []
-            if case .array(let stored) = try JSONValue.parse(try row.decode(column: "events", as: String.self)) { events = stored }
-            if events.count < keepEvents { events.append(event) }
-            try await db.raw(
+        for _ in 0..<2 {
+            if let row = try await db.raw(
                 """
-                UPDATE digests SET events = \(bind: JSONValue.array(events).jsonString()), event_count = event_count + 1,
-                    updated_at = \(bind: now) WHERE id = \(bind: id)
+                SELECT id, events, event_count FROM digests WHERE environment_id = \(bind: environmentId) AND workflow_id = \(bind: workflowId)
+                AND step_id = \(bind: stepId) AND subscriber_id = \(bind: subscriberId) AND digest_key = \(bind: key) AND status = 'open'\(unsafeRaw: lockSuffix)
                 """
-            ).run()
-            return (id, false)
+            ).first() {
+                let id = try row.decode(column: "id", as: String.self)
+                var events: [JSONValue] = []
+                if case .array(let stored) = try JSONValue.parse(try row.decode(column: "events", as: String.self)) { events = stored }
+                if events.count < keepEvents { events.append(event) }
+                try await db.raw(
+                    """
+                    UPDATE digests SET events = \(bind: JSONValue.array(events).jsonString()), event_count = event_count + 1,
+                        updated_at = \(bind: now) WHERE id = \(bind: id)
+                    """
+                ).run()
+                return (id, false)
+            }
+            let id = ids.next()
+            let inserted = try await db.raw(
+                """
+                INSERT INTO digests (id, environment_id, workflow_id, step_id, subscriber_id, digest_key, notification_id, closes_at, event_count,
+                    events, status, created_at, updated_at)
+                VALUES (\(bind: id), \(bind: environmentId), \(bind: workflowId), \(bind: stepId), \(bind: subscriberId), \(bind: key),
+                    \(bind: notificationId), \(bind: closesAt.millisecondsSince1970), 1, \(bind: JSONValue.array([event]).jsonString()), 'open',
+                    \(bind: now), \(bind: now))
+                ON CONFLICT (environment_id, workflow_id, step_id, subscriber_id, digest_key) WHERE status = 'open' DO NOTHING
+                RETURNING id
+                """
+            ).all()
+            if !inserted.isEmpty { return (id, true) }
         }
-        let id = ids.next()
-        try await db.raw(
-            """
-            INSERT INTO digests (id, environment_id, workflow_id, step_id, subscriber_id, digest_key, notification_id, closes_at, event_count,
-                events, status, created_at, updated_at)
-            VALUES (\(bind: id), \(bind: environmentId), \(bind: workflowId), \(bind: stepId), \(bind: subscriberId), \(bind: key),
-                \(bind: notificationId), \(bind: closesAt.millisecondsSince1970), 1, \(bind: JSONValue.array([event]).jsonString()), 'open',
-                \(bind: now), \(bind: now))
-            """
-        ).run()
-        return (id, true)
+        throw HeraldError(.conflict, "digest of step \(stepId) is being opened concurrently; retry")
     }
 
     /// Closes the open digest owned by a notification's step; returns the collected events and their total count.

@@ -103,7 +103,8 @@ extension StoreSession {
             actor: try row.optional("actor", as: String.self).map(JSONValue.parse),
             tenant: try row.optional("tenant", as: String.self).map(JSONValue.parse),
             overrides: try JSONValue.parse(try row.decode(column: "overrides", as: String.self)),
-            status: try row.decode(column: "status", as: String.self), cursor: try row.optional("cursor"), createdAt: try row.date("created_at")
+            status: try row.decode(column: "status", as: String.self), cursor: try row.optional("cursor"),
+            createdAt: try row.date("created_at")
         )
     }
 }

@@ -26,9 +26,11 @@ extension StoreSession {
             ).all() {
                 let device = Device(
                     id: try row.decode(column: "id", as: String.self), environmentId: environmentId,
-                    provider: try row.decode(column: "provider", as: String.self), token: Secret(try row.decode(column: "token", as: String.self)),
+                    provider: try row.decode(column: "provider", as: String.self),
+                    token: Secret(try row.decode(column: "token", as: String.self)),
                     integrationId: try row.optional("integration_id"), platform: try row.optional("platform"),
-                    subscriberId: try row.optional("subscriber_id"), createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"),
+                    subscriberId: try row.optional("subscriber_id"), createdAt: try row.date("created_at"),
+                    updatedAt: try row.date("updated_at"),
                     lastSuccessAt: try row.optionalDate("last_success_at"))
                 result[device.subscriberId ?? "", default: RecipientChannels()].devices.append(device)
             }
@@ -40,7 +42,8 @@ extension StoreSession {
             ).all() {
                 let subscriberId = try row.decode(column: "subscriber_id", as: String.self)
                 let credentials = try JSONValue.parse(try row.decode(column: "credentials", as: String.self)).objectValue ?? [:]
-                result[subscriberId, default: RecipientChannels()].credentials[try row.decode(column: "integration_id", as: String.self)] = credentials
+                result[subscriberId, default: RecipientChannels()].credentials[try row.decode(column: "integration_id", as: String.self)] =
+                    credentials
             }
         }
         return result

@@ -30,17 +30,18 @@ extension StoreSession {
             createdAt: Date(millisecondsSince1970: now), updatedAt: Date(millisecondsSince1970: now)
         )
         let p = subscriber.profile
-        do {
-            try await db.raw(
-                """
-                INSERT INTO subscribers (id, environment_id, subscriber_id, first_name, last_name, email, phone, avatar, locale, timezone, data,
-                    created_at, updated_at)
-                VALUES (\(bind: subscriber.id), \(bind: environmentId), \(bind: subscriberId), \(bind: p.firstName), \(bind: p.lastName),
-                    \(bind: p.email), \(bind: p.phone), \(bind: p.avatar), \(bind: p.locale), \(bind: p.timezone),
-                    \(bind: p.data?.jsonString()), \(bind: now), \(bind: now))
-                """
-            ).run()
-        } catch  where isUniqueViolation(error) {
+        // ON CONFLICT rather than catching the violation: on PostgreSQL a failed statement aborts the whole transaction.
+        let inserted = try await db.raw(
+            """
+            INSERT INTO subscribers (id, environment_id, subscriber_id, first_name, last_name, email, phone, avatar, locale, timezone, data,
+                created_at, updated_at)
+            VALUES (\(bind: subscriber.id), \(bind: environmentId), \(bind: subscriberId), \(bind: p.firstName), \(bind: p.lastName),
+                \(bind: p.email), \(bind: p.phone), \(bind: p.avatar), \(bind: p.locale), \(bind: p.timezone),
+                \(bind: p.data?.jsonString()), \(bind: now), \(bind: now))
+            ON CONFLICT (environment_id, subscriber_id) DO NOTHING RETURNING id
+            """
+        ).all()
+        if inserted.isEmpty {
             // A concurrent request created it first: apply this one as an update.
             guard !failIfExists, let existing = try await self.subscriber(environmentId: environmentId, subscriberId: subscriberId) else {
                 throw HeraldError.conflict("Subscriber: \(subscriberId) already exists", context: ["subscriberId": subscriberId])
