@@ -24,6 +24,23 @@ extension Request {
     }
 }
 
+extension Request {
+    /// The body as a ``JSONValue`` through the fast reader (the trigger hot path); syntax errors name the line and
+    /// column like ``decodeJSON(_:context:)``.
+    func jsonValue(context: HeraldRequestContext) async throws -> JSONValue {
+        let buffer = try await body.collect(upTo: context.maxUploadSize)
+        guard buffer.readableBytes > 0 else {
+            throw APIError(.badRequest, "Request body is empty; expected a JSON object")
+        }
+        do {
+            return try JSONValue.parse(bytes: buffer.readableBytesView)
+        } catch {
+            let problem = JSONSyntax.firstProblem(in: buffer.readableBytesView).map { "\($0)" } ?? "\(error)"
+            throw APIError(.badRequest, "Request body is not valid JSON: \(problem)")
+        }
+    }
+}
+
 /// JSON responses with `Content-Type: application/json` (the Novu SDK rejects any other type).
 enum JSONResponse {
     /// `value` as the response body with `status`.

@@ -15,14 +15,14 @@ struct EventRoutes {
     func register(on group: RouterGroup<HeraldRequestContext>) {
         group.post("/v1/events/trigger") { request, context in
             let environment = try context.requireEnvironment()
-            let body = try await request.decodeJSON(JSONValue.self, context: context)
+            let body = try await request.jsonValue(context: context)
             let command = try validate(body, broadcast: false, prefix: "")
             let receipts = try await accept(environmentId: environment.id, [command])
             return JSONResponse.data(receipts[0].json, status: .created)
         }
         group.post("/v1/events/trigger/bulk") { request, context in
             let environment = try context.requireEnvironment()
-            let body = try await request.decodeJSON(JSONValue.self, context: context)
+            let body = try await request.jsonValue(context: context)
             guard case .array(let events)? = body.objectValue?["events"] else {
                 throw APIError.invalidField("events", "events must be an array of trigger requests")
             }
@@ -38,7 +38,7 @@ struct EventRoutes {
         }
         group.post("/v1/events/trigger/broadcast") { request, context in
             let environment = try context.requireEnvironment()
-            let body = try await request.decodeJSON(JSONValue.self, context: context)
+            let body = try await request.jsonValue(context: context)
             let command = try validate(body, broadcast: true, prefix: "")
             let receipts = try await accept(environmentId: environment.id, [command])
             return JSONResponse.data(receipts[0].json, status: .created)

@@ -24,7 +24,9 @@ public actor TriggerIntake {
     let validator: TriggerValidator
     let metrics: EngineMetrics
     private var pending: [Submission] = []
-    private var flushing = false
+    /// Commits in flight, at most ``lanes``: SQLite has one writer, so one lane; PostgreSQL commits in parallel.
+    private var flushing = 0
+    let lanes: Int
     /// Most requests one commit takes.
     let maxBatch = 256
 
@@ -38,6 +40,7 @@ public actor TriggerIntake {
         self.store = store
         self.validator = validator
         self.metrics = metrics
+        self.lanes = store.dialect == .postgres ? 4 : 1
     }
 
     /// Commits one request's triggers (one, or a bulk request's up to 100) atomically and returns their receipts in
@@ -46,8 +49,8 @@ public actor TriggerIntake {
     public func accept(environmentId: String, commands: [TriggerCommand]) async throws -> [TriggerReceipt] {
         let result = await withCheckedContinuation { continuation in
             pending.append(Submission(environmentId: environmentId, commands: commands, continuation: continuation))
-            if !flushing {
-                flushing = true
+            if flushing < lanes {
+                flushing += 1
                 Task { await self.flush() }
             }
         }
@@ -67,7 +70,7 @@ public actor TriggerIntake {
             let results = await commit(batch)
             for (submission, result) in zip(batch, results) { submission.continuation.resume(returning: result) }
         }
-        flushing = false
+        flushing -= 1
     }
 
     /// One transaction for a batch of submissions; a per-request problem fails that request only.
