@@ -91,7 +91,8 @@ struct DeliveryMachineryTests {
             let devices = try await herald.store.read { try await $0.devices(environmentId: herald.environment.id, subscriberId: "jay") }
             #expect(devices.count == 4)
             let activity = try await herald.call(.get, "/v1/notifications?transactionId=tx-guard").json()
-            let details = activity.objectValue?["data"]?.arrayValue?.first?.objectValue?["jobs"]?.arrayValue?.first?
+            let details =
+                activity.objectValue?["data"]?.arrayValue?.first?.objectValue?["jobs"]?.arrayValue?.first?
                 .objectValue?["executionDetails"]?.arrayValue ?? []
             #expect(details.filter { $0.objectValue?["detail"] == "invalid_token_removal_withheld" }.count == 4)
         }
