@@ -113,8 +113,8 @@ extension StoreSession {
             "SELECT \(unsafeRaw: Self.deviceColumns) FROM devices WHERE environment_id = \(bind: environmentId) AND subscriber_id = \(bind: subscriberId)"
         )
         if let integrationId { query += " AND integration_id = \(bind: integrationId)" }
-        query += " ORDER BY id"
-        var devices = try await db.raw(query).all().map(Self.device(from:))
+        // Sorted here, not in SQL: `ORDER BY id` makes SQLite walk the environment's id index instead of the subscriber's.
+        var devices = try await db.raw(query).all().map(Self.device(from:)).sorted { $0.id < $1.id }
         let topics = try await deviceTopics(deviceIds: devices.map(\.id))
         for index in devices.indices { devices[index].topics = topics[devices[index].id] ?? [] }
         return devices

@@ -21,7 +21,7 @@ extension StoreSession {
                 """
                 SELECT id, environment_id, provider, token, integration_id, platform, subscriber_id, tags, meta, timezone, locale, created_at,
                     updated_at, last_success_at
-                FROM devices WHERE environment_id = \(bind: environmentId) AND subscriber_id IN (\(binds: chunk)) ORDER BY id
+                FROM devices WHERE environment_id = \(bind: environmentId) AND subscriber_id IN (\(binds: chunk))
                 """
             ).all() {
                 let device = Device(
@@ -34,6 +34,9 @@ extension StoreSession {
                     lastSuccessAt: try row.optionalDate("last_success_at"))
                 result[device.subscriberId ?? "", default: RecipientChannels()].devices.append(device)
             }
+            // No `ORDER BY` in SQL: it would make SQLite walk the environment's id index instead of the subscriber index
+            // (one full scan of the registry per page of a fan-out).
+            for key in chunk { result[key]?.devices.sort { $0.id < $1.id } }
             for row in try await db.raw(
                 """
                 SELECT subscriber_id, integration_id, credentials FROM subscriber_channels
@@ -54,8 +57,9 @@ extension StoreSession {
     public func integrationTokenCount(environmentId: String, integrationId: String, providerId: String) async throws -> Int {
         try await db.raw(
             """
-            SELECT COUNT(*) AS n FROM devices WHERE environment_id = \(bind: environmentId)
-            AND (integration_id = \(bind: integrationId) OR (integration_id IS NULL AND provider = \(bind: providerId)))
+            SELECT (SELECT COUNT(*) FROM devices WHERE integration_id = \(bind: integrationId))
+                + (SELECT COUNT(*) FROM devices WHERE environment_id = \(bind: environmentId) AND provider = \(bind: providerId)
+                   AND integration_id IS NULL) AS n
             """
         ).first()?.decode(column: "n", as: Int.self) ?? 0
     }
