@@ -114,12 +114,8 @@ final class SlotCounter: Sendable {
     func take() { state.withLock { $0.free -= 1 } }
 
     func release() {
-        let waiters = state.withLock { state in
-            state.free += 1
-            defer { state.waiters.removeAll() }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume() }
+        state.withLock { $0.free += 1 }
+        wakeAll()
     }
 
     func wakeAll() {

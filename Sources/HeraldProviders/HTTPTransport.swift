@@ -54,12 +54,12 @@ public final class HTTPTransport: Sendable {
 /// 2xx delivered, 404/410 gone, 401/403 credentials, 408/425/429/5xx retry (honouring `Retry-After`), other 4xx bad
 /// request.
 public enum HTTPOutcome {
-    public static func classify(_ response: HTTPTransport.Response, now: Date = Date(), goneIsInvalid: Bool = true) -> DeliveryOutcome {
+    public static func classify(_ response: HTTPTransport.Response, now: Date = Date()) -> DeliveryOutcome {
         let retryAfter = response.headers.first(name: "retry-after").flatMap { RetryAfter.parse($0, now: now) }
         switch response.status {
         case 200..<300:
             return .delivered(providerMessageId: messageId(in: response.body))
-        case 410 where goneIsInvalid, 404 where goneIsInvalid:
+        case 404, 410:
             return .invalidToken(reason: "HTTP \(response.status)")
         case 401, 403:
             return .authConfig(reason: "HTTP \(response.status)")

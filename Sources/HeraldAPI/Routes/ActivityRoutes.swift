@@ -197,8 +197,8 @@ struct ActivityRoutes {
                 "critical": .bool(workflow?.critical ?? false),
             ]
             if let event = events[notification.eventId] { object["payload"] = event.payload }
-            if let details = (stepDetails[""] ?? []).map(detailJSON) as [JSONValue]?, !details.isEmpty {
-                object["executionDetails"] = .array(details)
+            if let details = stepDetails[""], !details.isEmpty {
+                object["executionDetails"] = .array(details.map(detailJSON))
             }
             if let topicKey = notification.topicKey { object["topics"] = [["_topicId": .string(topicKey), "topicKey": .string(topicKey)]] }
             return .object(object)

@@ -27,13 +27,13 @@ extension Engine {
                     OutboundMessage(deliveryId: $0.id, target: $0.target, content: messages[$0.messageId!]!.content)
                 }
                 let started = ContinuousClock.now
-                outcomes = await provider.send(batch)
+                outcomes = await Self.send(batch, with: provider)
                 metrics.providerCallSeconds.observe(ContinuousClock.now - started, providerId)
                 // Credentials that can expire are refreshed once, and the affected messages sent again.
                 let authFailures = outcomes.indices.filter { if case .authConfig = outcomes[$0] { true } else { false } }
                 if !authFailures.isEmpty {
                     await provider.refreshCredentials()
-                    let again = await provider.send(authFailures.map { batch[$0] })
+                    let again = await Self.send(authFailures.map { batch[$0] }, with: provider)
                     for (index, outcome) in zip(authFailures, again) { outcomes[index] = outcome }
                 }
             } catch {
@@ -55,6 +55,29 @@ extension Engine {
                 context: context, metrics: metrics)
         }
         return .done
+    }
+
+    /// Sends messages in the provider's batch size, at most its declared concurrency of batches at a time; one
+    /// outcome per message, in order.
+    static func send(_ messages: [OutboundMessage], with provider: any DeliveryProvider) async -> [DeliveryOutcome] {
+        let size = max(1, provider.batchSize)
+        let chunks = stride(from: 0, to: messages.count, by: size).map { Array(messages[$0..<min($0 + size, messages.count)]) }
+        guard chunks.count > 1 else { return await provider.send(messages) }
+        var results = [[DeliveryOutcome]](repeating: [], count: chunks.count)
+        await withTaskGroup(of: (Int, [DeliveryOutcome]).self) { group in
+            var next = 0
+            func start() {
+                let index = next
+                next += 1
+                group.addTask { (index, await provider.send(chunks[index])) }
+            }
+            while next < min(chunks.count, max(1, provider.concurrency)) { start() }
+            for await (index, outcomes) in group {
+                results[index] = outcomes
+                if next < chunks.count { start() }
+            }
+        }
+        return results.flatMap { $0 }
     }
 
     private static func apply(

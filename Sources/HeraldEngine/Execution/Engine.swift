@@ -14,6 +14,9 @@ public struct EngineConfiguration: Sendable {
     public var expansionPageSize = 500
     /// Notifications per `run` job.
     public var runBatchSize = 100
+    /// Deliveries per `deliver` job: the unit a crash may repeat. The job sends them in the provider's own batch
+    /// size, with at most its declared concurrency.
+    public var deliveryJobSize = 100
     /// How long one expansion job works before it yields (and continues in a new claim).
     public var expansionTimeSlice: Duration = .seconds(5)
 
@@ -25,11 +28,6 @@ struct EngineContext: Sendable {
     let workflows: WorkflowRegistry
     let providers: ProviderPool
     let configuration: EngineConfiguration
-
-    func batchSize(for providerId: String) -> Int {
-        // Batching is per integration; webhook-style providers take 100 per job.
-        100
-    }
 }
 
 /// The workflow engine (DESIGN §7): job handlers for recipient expansion, run start and resume, and delivery.
@@ -99,7 +97,7 @@ public struct Engine: Sendable {
                 try await session.enqueue(Self.runJobs(created, event: event, batch: runBatch))
                 var next = initial
                 next.prepared = true
-                try await session.updateEvent(id: event.id, status: "expanding", cursor: next.encoded)
+                try await session.updateEvent(id: event.id, status: "expanding", cursor: next.encoded())
             }
             cursor.prepared = true
         }
@@ -141,7 +139,7 @@ public struct Engine: Sendable {
                     next.index += 1
                     next.after = nil
                 }
-                try await session.updateEvent(id: event.id, status: "expanding", cursor: next.encoded)
+                try await session.updateEvent(id: event.id, status: "expanding", cursor: next.encoded())
                 return next
             }
             guard let next else { return .done }
@@ -149,7 +147,7 @@ public struct Engine: Sendable {
         }
         let final = cursor
         try await store.transaction { session in
-            try await session.updateEvent(id: event.id, status: "expanded", cursor: final.encoded)
+            try await session.updateEvent(id: event.id, status: "expanded", cursor: final.encoded())
         }
         return .done
     }

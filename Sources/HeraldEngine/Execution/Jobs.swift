@@ -59,7 +59,7 @@ struct DeliverJob: JobPayload {
 }
 
 /// Fan-out progress of an event, saved with it after every page.
-struct ExpandCursor: Codable, Equatable {
+struct ExpandCursor: JobPayload, Equatable {
     /// Subscriber objects upserted, explicit subscribers' notifications created.
     var prepared = false
     /// The recipient entry being expanded.
@@ -68,13 +68,6 @@ struct ExpandCursor: Codable, Equatable {
     var after: String?
 
     static func decode(_ text: String?) -> ExpandCursor {
-        guard let text, let cursor = try? JSONDecoder().decode(ExpandCursor.self, from: Data(text.utf8)) else { return ExpandCursor() }
-        return cursor
-    }
-
-    var encoded: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return String(decoding: (try? encoder.encode(self)) ?? Data("{}".utf8), as: UTF8.self)
+        text.flatMap { try? decode($0) } ?? ExpandCursor()
     }
 }

@@ -308,7 +308,7 @@ final class RunBatch {
     private func deliveryJobs() -> [NewJob] {
         var result: [NewJob] = []
         for (key, ids) in outbound.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
-            let batchSize = max(1, engine.batchSize(for: key[1]))
+            let batchSize = max(1, engine.configuration.deliveryJobSize)
             for start in stride(from: 0, to: ids.count, by: batchSize) {
                 result.append(
                     NewJob(

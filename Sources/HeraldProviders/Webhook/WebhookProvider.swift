@@ -67,7 +67,7 @@ public struct WebhookProvider: DeliveryProvider {
         }
         do {
             let response = try await transport.post(destination, headers: headers, body: body)
-            return HTTPOutcome.classify(response, now: clock.now(), goneIsInvalid: true)
+            return HTTPOutcome.classify(response, now: clock.now())
         } catch {
             return HTTPOutcome.transportFailure(error)
         }

@@ -108,17 +108,6 @@ extension StoreSession {
         }
     }
 
-    /// Saves a run's status, executor state and channels.
-    public func updateNotification(id: String, status: String, state: String, channels: [String]) async throws {
-        try await db.raw(
-            """
-            UPDATE notifications SET status = \(bind: status), state = \(bind: state),
-                channels = \(bind: JSONValue.array(channels.map { .string($0) }).jsonString()), updated_at = \(bind: nowMilliseconds)
-            WHERE id = \(bind: id)
-            """
-        ).run()
-    }
-
     /// A page of notifications, newest first (Novu's `/v1/notifications`, offset pagination).
     public func listNotifications(
         environmentId: String, filter: NotificationFilter, page: Int, limit: Int
@@ -220,16 +209,6 @@ extension StoreSession {
                 """
             ).run()
         }
-    }
-
-    /// Sets a message's status and error.
-    public func updateMessage(id: String, status: String, errorId: String?, errorText: String?) async throws {
-        try await db.raw(
-            """
-            UPDATE messages SET status = \(bind: status), error_id = \(bind: errorId), error_text = \(bind: errorText),
-                updated_at = \(bind: nowMilliseconds) WHERE id = \(bind: id)
-            """
-        ).run()
     }
 
     /// A page of messages, newest first.
@@ -365,23 +344,6 @@ extension StoreSession {
             }
         }
         return result
-    }
-
-    /// How many deliveries of each status one step of one run has, over all its messages.
-    public func stepDeliveryCounts(notificationId: String, stepId: String) async throws -> [DeliveryStatus: Int] {
-        let rows = try await db.raw(
-            """
-            SELECT d.status AS status, COUNT(*) AS n FROM deliveries d JOIN messages m ON m.id = d.message_id
-            WHERE m.notification_id = \(bind: notificationId) AND m.step_id = \(bind: stepId) GROUP BY d.status
-            """
-        ).all()
-        var counts: [DeliveryStatus: Int] = [:]
-        for row in rows {
-            if let status = DeliveryStatus(rawValue: try row.decode(column: "status", as: String.self)) {
-                counts[status] = try row.decode(column: "n", as: Int.self)
-            }
-        }
-        return counts
     }
 
     /// The deliveries of messages.
