@@ -3,6 +3,7 @@ import Foundation
 import HeraldCore
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// The outbound HTTP client every provider shares: pooled keep-alive connections (HTTP/2 where the server offers it),
 /// no redirects (a redirect could lead a webhook to a private address), bounded timeouts.
@@ -16,12 +17,22 @@ public final class HTTPTransport: Sendable {
     /// Largest response body read.
     public let maxResponseBytes: Int
 
-    public init(connectionsPerHost: Int = 64, timeout: TimeAmount = .seconds(30), maxResponseBytes: Int = 1 << 20) {
+    /// TLS for every connection: the system trust store plus, when `HERALD_CA_FILE` names a PEM file, that CA (the
+    /// simulator's, so that a development or test Herald reaches its TLS emulators).
+    public let tlsConfiguration: TLSConfiguration
+
+    public init(
+        connectionsPerHost: Int = 64, timeout: TimeAmount = .seconds(30), maxResponseBytes: Int = 1 << 20,
+        caFile: String? = ProcessInfo.processInfo.environment["HERALD_CA_FILE"]
+    ) {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let caFile, !caFile.isEmpty { tls.additionalTrustRoots = [.file(caFile)] }
         var configuration = HTTPClient.Configuration(
-            redirectConfiguration: .disallow, timeout: .init(connect: .seconds(10), read: timeout))
+            tlsConfiguration: tls, redirectConfiguration: .disallow, timeout: .init(connect: .seconds(10), read: timeout))
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: connectionsPerHost)
         configuration.httpVersion = .automatic
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.tlsConfiguration = tls
         self.timeout = timeout
         self.maxResponseBytes = maxResponseBytes
     }
@@ -36,10 +47,19 @@ public final class HTTPTransport: Sendable {
 
     /// POSTs `body` to `url`. Throws only for transport failures (connection refused, reset, timeout).
     public func post(_ url: String, headers: [(String, String)], body: ByteBuffer) async throws -> Response {
+        try await send(.POST, url, headers: headers, body: body)
+    }
+
+    /// Sends a request and reads the whole answer. `tls` replaces the transport's TLS configuration for this request
+    /// (APNs certificate authentication presents a client certificate); connections are pooled per configuration.
+    public func send(
+        _ method: HTTPMethod, _ url: String, headers: [(String, String)], body: ByteBuffer?, tls: TLSConfiguration? = nil
+    ) async throws -> Response {
         var request = HTTPClientRequest(url: url)
-        request.method = .POST
+        request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
-        request.body = .bytes(body)
+        if let body { request.body = .bytes(body) }
+        if let tls { request.tlsConfiguration = tls }
         let response = try await client.execute(request, timeout: timeout)
         let collected = try await response.body.collect(upTo: maxResponseBytes)
         return Response(status: Int(response.status.code), headers: response.headers, body: collected)

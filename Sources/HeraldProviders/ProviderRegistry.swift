@@ -12,14 +12,27 @@ public struct StandardProviderFactory: ProviderFactory {
         self.clock = clock
     }
 
+    /// Provider ids with a client in this build.
+    public static let providerIds: Set<String> = WebhookProvider.providerIds.union([
+        "fcm", "apns", "web-push", "expo", "hms", "one-signal", "pusher-beams", "pushpad",
+    ])
+
     public func supports(_ providerId: String) -> Bool {
-        WebhookProvider.providerIds.contains(providerId)
+        Self.providerIds.contains(providerId)
     }
 
     public func makeProvider(for integration: Integration) throws -> any DeliveryProvider {
         switch integration.providerId {
         case let id where WebhookProvider.providerIds.contains(id):
             return try WebhookProvider(integration: integration, transport: transport, clock: clock)
+        case "fcm": return try FCMProvider(integration: integration, transport: transport, clock: clock)
+        case "apns": return try APNsProvider(integration: integration, transport: transport, clock: clock)
+        case "web-push": return try WebPushProvider(integration: integration, transport: transport, clock: clock)
+        case "expo": return try ExpoProvider(integration: integration, transport: transport, clock: clock)
+        case "hms": return try HMSProvider(integration: integration, transport: transport, clock: clock)
+        case "one-signal": return try OneSignalProvider(integration: integration, transport: transport, clock: clock)
+        case "pusher-beams": return try PusherBeamsProvider(integration: integration, transport: transport, clock: clock)
+        case "pushpad": return try PushpadProvider(integration: integration, transport: transport, clock: clock)
         default:
             throw HeraldError(.configuration, "provider \(integration.providerId) is not available in this build")
         }

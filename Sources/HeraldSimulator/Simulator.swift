@@ -1,27 +1,100 @@
 import Foundation
 import HeraldCore
 import Hummingbird
+import HummingbirdHTTP2
 import Logging
+import NIOSSL
 import ServiceLifecycle
 
-/// The provider emulators in one HTTP server (DESIGN §3, `HeraldSimulator`). Tests, benchmarks, the crash test and
-/// `herald dev` run it on `127.0.0.1` and an ephemeral port.
+/// Where a running simulator listens.
+public struct SimulatorEndpoints: Sendable {
+    /// `http://127.0.0.1:<port>`: webhooks and the control API (every route is also served over TLS).
+    public var plain: String
+    /// `https://127.0.0.1:<port>`: HTTP/2 (and HTTP/1.1) over TLS with the simulator's CA — the push APIs.
+    public var tls: String
+}
+
+/// The provider emulators (DESIGN §3, `HeraldSimulator`), served on two listeners: plain HTTP (webhooks, control API)
+/// and TLS with ALPN `h2`/`http/1.1` (the push services; APNs requires HTTP/2). Tests, benchmarks, the crash test and
+/// `herald dev` run it on `127.0.0.1` and ephemeral ports.
 public struct Simulator: Sendable {
     public let webhooks: WebhookEmulator
+    public let push: PushEmulator
+    public let identity: TLSIdentity
 
-    public init(webhooks: WebhookEmulator = WebhookEmulator()) {
+    public init(webhooks: WebhookEmulator = WebhookEmulator(), push: PushEmulator = PushEmulator(), devAccounts: Bool = true) throws {
         self.webhooks = webhooks
+        self.push = push
+        self.identity = try TLSIdentity()
+        if devAccounts { DevAccounts.register(on: push) }
     }
 
-    /// The HTTP application serving every emulator; `onRunning` receives the bound port.
+    func router() -> Router<SimulatorContext> {
+        let router = Router(context: SimulatorContext.self)
+        webhooks.register(on: router)
+        push.register(on: router)
+        router.get("/_control/health") { _, _ in "ok" }
+        return router
+    }
+
+    /// The plain-HTTP application; `onRunning` receives the bound port.
     public func application(
         host: String = "127.0.0.1", port: Int = 0, logger: Logger, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        let router = Router()
-        webhooks.register(on: router)
-        router.get("/_control/health") { _, _ in "ok" }
-        return Application(
-            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "HeraldSimulator"),
+        Application(
+            router: router(), configuration: .init(address: .hostname(host, port: port), serverName: "HeraldSimulator"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) }, logger: logger)
+    }
+
+    /// The TLS application (HTTP/2 with HTTP/1.1 fallback).
+    public func tlsApplication(
+        host: String = "127.0.0.1", port: Int = 0, logger: Logger, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) throws -> some ApplicationProtocol {
+        Application(
+            router: router(), server: try .http2Upgrade(tlsConfiguration: identity.serverConfiguration),
+            configuration: .init(address: .hostname(host, port: port), serverName: "HeraldSimulator"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) }, logger: logger)
+    }
+
+    /// Runs both listeners until cancelled; `onRunning` receives the endpoints once both are bound.
+    public func run(
+        host: String = "127.0.0.1", port: Int = 0, tlsPort: Int = 0, logger: Logger,
+        onRunning: @escaping @Sendable (SimulatorEndpoints) async -> Void
+    ) async throws {
+        let ports = AsyncStream<(Bool, Int)>.makeStream()
+        let plain = application(host: host, port: port, logger: logger) { ports.continuation.yield((false, $0)) }
+        let secure = try tlsApplication(host: host, port: tlsPort, logger: logger) { ports.continuation.yield((true, $0)) }
+        let group = ServiceGroup(
+            configuration: .init(services: [plain, secure], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            tasks.addTask {
+                var plainPort: Int?
+                var tlsPort: Int?
+                for await (isTLS, port) in ports.stream {
+                    if isTLS { tlsPort = port } else { plainPort = port }
+                    if let plainPort, let tlsPort {
+                        await onRunning(SimulatorEndpoints(plain: "http://\(host):\(plainPort)", tls: "https://\(host):\(tlsPort)"))
+                        break
+                    }
+                }
+            }
+            try await tasks.waitForAll()
+        }
+    }
+
+    /// Runs the simulator around `body` and stops it afterwards.
+    public func withRunning<T: Sendable>(
+        logger: Logger, _ body: @escaping @Sendable (SimulatorEndpoints) async throws -> T
+    ) async throws -> T {
+        let ready = AsyncStream<SimulatorEndpoints>.makeStream()
+        let server = Task { try await run(logger: logger) { ready.continuation.yield($0) } }
+        defer { server.cancel() }
+        var iterator = ready.stream.makeAsyncIterator()
+        guard let endpoints = await iterator.next() else { throw HeraldError(.unavailable, "simulator did not start") }
+        let result = try await body(endpoints)
+        server.cancel()
+        _ = try? await server.value
+        return result
     }
 }

@@ -3,6 +3,7 @@ import HTTPTypes
 import HeraldAPI
 import HeraldCore
 import HeraldEngine
+import HeraldProviders
 import HeraldSimulator
 import HeraldStore
 import HeraldTestSupport
@@ -20,8 +21,11 @@ struct EngineHarness: Sendable {
     let environment: HeraldCore.Environment
     let key: String
     let emulator: WebhookEmulator
+    let push: PushEmulator
     /// `http://127.0.0.1:<port>` of the simulator.
     let simulatorURL: String
+    /// `https://127.0.0.1:<port>` of the simulator's TLS (HTTP/2) listener.
+    let tlsURL: String
 
     /// Sends a Novu request and returns the response.
     func call(_ method: HTTPRequest.Method, _ path: String, _ json: String? = nil) async throws -> TestResponse {
@@ -56,6 +60,14 @@ struct EngineHarness: Sendable {
                 providerId == "generic-sms" ? "baseUrl" : "webhookUrl": .string("\(simulatorURL)/hooks/\(identifier)"),
                 "secretKey": .string(secret),
             ], primary: primary)
+    }
+
+    /// One integration of every push provider, reaching the simulator's push emulators with its dev accounts.
+    func pushIntegrations(only providers: Set<String>? = nil) async throws {
+        for (providerId, identifier, credentials) in DevAccounts.pushIntegrations(tlsBase: tlsURL)
+        where providers?.contains(providerId) ?? true {
+            try await integration(providerId, channel: "push", identifier: identifier, credentials: credentials)
+        }
     }
 
     /// Triggers and expects 201.
@@ -104,16 +116,24 @@ func withEngine(
     configure(&configured)
     let engineConfiguration = configured
     let emulator = WebhookEmulator()
-    let simulator = Simulator(webhooks: emulator).application(logger: testLogger)
-    try await simulator.test(.live) { simulatorClient in
-        let simulatorURL = "http://127.0.0.1:\(simulatorClient.port!)"
+    let push = PushEmulator(clock: { clock.now() })
+    let simulator = try Simulator(webhooks: emulator, push: push)
+    let caFile = FileManager.default.temporaryDirectory.appendingPathComponent("herald-test-ca-\(UUID().uuidString).pem").path
+    try simulator.identity.writeCA(to: caFile)
+    defer { try? FileManager.default.removeItem(atPath: caFile) }
+    let transport = HTTPTransport(caFile: caFile)
+    defer { Task { await transport.shutdown() } }
+    try await simulator.withRunning(logger: testLogger) { endpoints in
+        let simulatorURL = endpoints.plain
         try await withStore(backend, clock: clock) { store, _ in
             let (environment, key) = try await store.transaction { session in
                 let environment = try await session.createEnvironment(named: "development")
                 let (_, key) = try await session.createAPIKey(environmentId: environment.id)
                 return (environment, key.revealed)
             }
-            let runtime = Runtime(store: store, workflows: registry, engineConfiguration: engineConfiguration, logger: testLogger)
+            let runtime = Runtime(
+                store: store, workflows: registry, providers: StandardProviderFactory(transport: transport, clock: clock),
+                engineConfiguration: engineConfiguration, logger: testLogger)
             let dispatcher = Dispatcher(
                 store: store, engine: runtime.engine, metrics: runtime.metrics, workers: 4, lease: .seconds(30),
                 pollInterval: .milliseconds(50), logger: testLogger)
@@ -121,7 +141,8 @@ func withEngine(
             try await application.test(.router) { client in
                 try await body(
                     EngineHarness(
-                        client: client, store: store, environment: environment, key: key, emulator: emulator, simulatorURL: simulatorURL))
+                        client: client, store: store, environment: environment, key: key, emulator: emulator, push: push,
+                        simulatorURL: simulatorURL, tlsURL: endpoints.tls))
             }
         }
     }

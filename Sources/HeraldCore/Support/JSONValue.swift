@@ -70,6 +70,14 @@ public enum JSONValue: Sendable, Hashable, Codable {
         return nil
     }
 
+    /// This object with `overlay` merged in, recursively: objects merge key by key, anything else in `overlay`
+    /// replaces what is here (provider overrides, `reference/novu-api.md`).
+    public func deepMerged(with overlay: JSONValue) -> JSONValue {
+        guard case .object(var left) = self, case .object(let right) = overlay else { return overlay }
+        for (key, value) in right { left[key] = left[key].map { $0.deepMerged(with: value) } ?? value }
+        return .object(left)
+    }
+
     /// Whether this is `null`.
     public var isNull: Bool { self == .null }
 

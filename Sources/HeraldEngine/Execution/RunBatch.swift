@@ -396,15 +396,9 @@ enum Overrides {
             object[providerId], object["providers"]?.objectValue?[providerId],
             object["steps"]?.objectValue?[stepId]?.objectValue?["providers"]?.objectValue?[providerId],
         ] {
-            if let layer { result = deepMerge(result, layer) }
+            if let layer { result = result.deepMerged(with: layer) }
         }
         return result
-    }
-
-    static func deepMerge(_ base: JSONValue, _ overlay: JSONValue) -> JSONValue {
-        guard case .object(var left) = base, case .object(let right) = overlay else { return overlay }
-        for (key, value) in right { left[key] = left[key].map { deepMerge($0, value) } ?? value }
-        return .object(left)
     }
 }
 

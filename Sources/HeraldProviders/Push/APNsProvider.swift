@@ -1,0 +1,198 @@
+import Crypto
+import Foundation
+import HeraldCore
+import NIOCore
+import NIOSSL
+
+/// Apple Push Notification service (`reference/providers.md` §2): HTTP/2 over TLS, `POST /3/device/<token>`.
+///
+/// Token authentication signs one ES256 provider token (`kid` = key id, `iss` = team id, `iat`) and reuses it for 50
+/// minutes on every connection — APNs answers `TooManyProviderTokenUpdates` to a provider that regenerates it more
+/// often than every 20 minutes. Certificate authentication presents the integration's PKCS#12 identity in the TLS
+/// handshake instead.
+///
+/// Credentials (Novu's names): `secretKey` (the .p8 key), `apiKey` (key id), `projectName` (team id),
+/// `applicationId` (bundle id), `secure` (true: production host), or `certificate` (base64 PKCS#12) with
+/// `passphrase`; `baseUrl` replaces the host.
+public struct APNsProvider: DeliveryProvider {
+    public let providerId = "apns"
+    public let batchSize = 100
+    public let concurrency = 16
+    let host: String
+    let bundleId: String
+    let signing: (key: P256.Signing.PrivateKey, keyId: String, teamId: String)?
+    let tls: TLSConfiguration?
+    let transport: HTTPTransport
+    let clock: any WallClock
+    let tokens: CredentialCache
+
+    /// Provider tokens live this long (Apple: refresh no more than every 20 and no less than every 60 minutes).
+    static let tokenLifetime: TimeInterval = 50 * 60
+
+    public init(integration: Integration, transport: HTTPTransport, clock: any WallClock = SystemWallClock()) throws {
+        let credentials = integration.credentials
+        bundleId = try PushSupport.required(integration, "applicationId")
+        let production: Bool =
+            switch credentials["secure"] {
+            case .bool(let value)?: value
+            case .string(let text)?: text == "true"
+            default: false
+            }
+        host = try PushSupport.baseURL(
+            integration, default: production ? "https://api.push.apple.com" : "https://api.sandbox.push.apple.com")
+        self.transport = transport
+        self.clock = clock
+        if let certificate = credentials.string("certificate"), !certificate.isEmpty {
+            guard let bytes = Data(base64Encoded: certificate, options: .ignoreUnknownCharacters),
+                let bundle = try? NIOSSLPKCS12Bundle(buffer: Array(bytes), passphrase: Array((credentials.string("passphrase") ?? "").utf8))
+            else {
+                throw HeraldError(
+                    .configuration,
+                    "apns integration \(integration.identifier): certificate is not a PKCS#12 bundle (or the passphrase is wrong)")
+            }
+            var tls = transport.tlsConfiguration
+            tls.certificateChain = bundle.certificateChain.map { .certificate($0) }
+            tls.privateKey = .privateKey(bundle.privateKey)
+            self.tls = tls
+            signing = nil
+        } else {
+            let pem = try PushSupport.required(integration, "secretKey")
+            guard let key = try? P256.Signing.PrivateKey(pemRepresentation: pem) else {
+                throw HeraldError(.configuration, "apns integration \(integration.identifier): secretKey is not a P-256 .p8 key")
+            }
+            signing = (key, try PushSupport.required(integration, "apiKey"), try PushSupport.required(integration, "projectName"))
+            tls = nil
+        }
+        let signing = self.signing
+        tokens = CredentialCache(refreshMargin: 0, clock: clock) {
+            guard let signing else { return CachedCredential(value: "", expiresAt: .distantFuture) }
+            let now = clock.now()
+            let token = try JWS.sign(
+                header: ["kid": .string(signing.keyId)],
+                claims: ["iss": .string(signing.teamId), "iat": .number(Double(Int64(now.timeIntervalSince1970)))],
+                signer: .es256(signing.key))
+            return CachedCredential(value: token, expiresAt: now.addingTimeInterval(Self.tokenLifetime))
+        }
+    }
+
+    public func send(_ batch: [OutboundMessage]) async -> [DeliveryOutcome] {
+        await PushSupport.each(batch) { await self.send($0) }
+    }
+
+    public func refreshCredentials() async { await tokens.invalidate() }
+
+    /// A request ready to go: headers without `authorization`, and the body.
+    struct Request {
+        var path: String
+        var headers: [(String, String)]
+        var body: [UInt8]
+    }
+
+    enum Built {
+        case request(Request)
+        case rejected(DeliveryOutcome)
+    }
+
+    func send(_ message: OutboundMessage) async -> DeliveryOutcome {
+        let request: Request
+        switch Self.request(for: message, bundleId: bundleId, now: clock.now()) {
+        case .request(let built): request = built
+        case .rejected(let problem): return problem
+        }
+        var renewed = false
+        while true {
+            var headers = request.headers
+            var token: String?
+            if signing != nil {
+                do { token = try await tokens.value() } catch { return .authConfig(reason: "cannot sign the APNs provider token") }
+                headers.append(("authorization", "bearer \(token!)"))
+            }
+            let response: HTTPTransport.Response
+            do {
+                response = try await transport.send(
+                    .POST, host + request.path, headers: headers, body: ByteBuffer(bytes: request.body), tls: tls)
+            } catch {
+                return HTTPOutcome.transportFailure(error)
+            }
+            let reason = PushSupport.json(response)["reason"]?.stringValue ?? ""
+            if response.status == 403, reason == "ExpiredProviderToken", let token, !renewed {
+                await tokens.invalidate(token)
+                renewed = true
+                continue
+            }
+            return Self.classify(response, now: clock.now())
+        }
+    }
+
+    /// Headers and `aps` payload for one delivery (`reference/providers.md` §2.4), or a bad-request outcome when the
+    /// payload is over the limit (4 KB, 5 KB for VoIP) — refused without a network call.
+    static func request(for message: OutboundMessage, bundleId: String, now: Date) -> Built {
+        let content = message.content
+        var overrides = content.overrides.objectValue ?? [:]
+        let headerOverrides = overrides.removeValue(forKey: "headers")?.objectValue ?? [:]
+        let pushType =
+            overrides.removeValue(forKey: "pushType")?.stringValue ?? headerOverrides["apns-push-type"]?.stringValue
+            ?? ((content.title ?? "").isEmpty && content.body.isEmpty ? "background" : "alert")
+        let suffixes = [
+            "voip": ".voip", "complication": ".complication", "fileprovider": ".pushkit.fileprovider", "location": ".location-query",
+            "pushtotalk": ".voip-ptt", "widgets": ".push-type.widgets", "liveactivity": ".push-type.liveactivity",
+        ]
+        let topic = overrides.removeValue(forKey: "topic")?.stringValue ?? bundleId + (suffixes[pushType] ?? "")
+        var aps: [String: JSONValue] = [:]
+        if pushType == "background" {
+            aps["content-available"] = 1
+        } else {
+            var alert: [String: JSONValue] = ["body": .string(content.body)]
+            alert.set("title", content.title)
+            aps["alert"] = .object(alert)
+            aps.set("sound", content.sound)
+            aps.set("badge", content.badge)
+            if content.image != nil { aps["mutable-content"] = 1 }
+        }
+        var payload: [String: JSONValue] = [:]
+        for (key, value) in content.data where key != "aps" { payload[key] = .string(value) }
+        if let image = content.image { payload["image"] = .string(image) }
+        payload["aps"] = .object(aps)
+        var merged = JSONValue.object(payload)
+        if let apsOverride = overrides.removeValue(forKey: "aps") { merged = merged.deepMerged(with: ["aps": apsOverride]) }
+        if let payloadOverride = overrides.removeValue(forKey: "payload") { merged = merged.deepMerged(with: payloadOverride) }
+        for key in ["tokens", "deviceTokens", "type"] { overrides.removeValue(forKey: key) }
+        merged = merged.deepMerged(with: .object(overrides))
+        let body = Array(merged.jsonString().utf8)
+        let limit = pushType == "voip" ? 5120 : 4096
+        guard body.count <= limit else {
+            return .rejected(.badRequest(reason: "APNs payload is \(body.count) bytes, over the \(limit)-byte limit"))
+        }
+        let priority = pushType == "background" ? "5" : content.priority == "normal" ? "5" : "10"
+        var headers: [String: String] = [
+            "apns-push-type": pushType, "apns-topic": topic, "apns-priority": priority,
+            "apns-id": PushSupport.stableUUID([message.deliveryId]), "content-type": "application/json",
+        ]
+        if let ttl = content.ttl { headers["apns-expiration"] = ttl <= 0 ? "0" : String(Int64(now.timeIntervalSince1970) + Int64(ttl)) }
+        if let collapseKey = content.collapseKey {
+            guard collapseKey.utf8.count <= 64 else { return .rejected(.badRequest(reason: "apns-collapse-id is longer than 64 bytes")) }
+            headers["apns-collapse-id"] = collapseKey
+        }
+        for (name, value) in headerOverrides { if let text = value.stringValue { headers[name.lowercased()] = text } }
+        return .request(Request(path: "/3/device/\(message.target.revealed)", headers: headers.map { ($0.key, $0.value) }, body: body))
+    }
+
+    /// Maps an answer onto the outcome classes (`reference/providers.md` §2.5).
+    static func classify(_ response: HTTPTransport.Response, now: Date) -> DeliveryOutcome {
+        if response.status == 200 { return .delivered(providerMessageId: response.headers.first(name: "apns-id")) }
+        let reason = PushSupport.json(response)["reason"]?.stringValue ?? ""
+        let text = "APNs \(response.status) \(reason)"
+        switch (response.status, reason) {
+        case (410, _), (400, "BadDeviceToken"), (400, "DeviceTokenNotForTopic"):
+            return .invalidToken(reason: text)
+        case (400, "TopicDisallowed"), (403, _):
+            return .authConfig(reason: text)
+        case (400, "IdleTimeout"), (429, "TooManyRequests"), (500..<600, _):
+            return .retryLater(reason: text, after: PushSupport.retryAfter(response, now: now))
+        case (429, _):
+            return .retryLater(reason: text, after: PushSupport.retryAfter(response, now: now) ?? .seconds(60))
+        default:
+            return .badRequest(reason: text)
+        }
+    }
+}
