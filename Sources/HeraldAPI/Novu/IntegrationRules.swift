@@ -33,7 +33,7 @@ enum IntegrationRules {
     /// Credential fields whose values are secrets.
     static let secretFields: Set<String> = [
         "apiKey", "secretKey", "password", "token", "serviceAccount", "vapidPrivateKey", "apiToken", "authenticationTokenKey",
-        "signingSecret",
+        "signingSecret", "certificate", "passphrase",
         "accessKey", "webhookUrl", "inboundWebhookSigningKey",
     ]
 
@@ -61,7 +61,10 @@ enum IntegrationRules {
     static func problems(providerId: String, credentials: IntegrationCredentials, active: Bool) -> [String: String] {
         var problems: [String: String] = [:]
         if active {
-            for field in required[providerId] ?? [] where credentials[field] == nil || credentials.string(field)?.isEmpty == true {
+            // APNs certificate authentication (a PKCS#12 `certificate`) replaces the .p8 key, key id and team id.
+            let certificateAuth = providerId == "apns" && credentials.string("certificate")?.isEmpty == false
+            let fields = (required[providerId] ?? []).filter { !certificateAuth || $0 == "applicationId" }
+            for field in fields where credentials[field] == nil || credentials.string(field)?.isEmpty == true {
                 problems["credentials.\(field)"] = "credentials.\(field) is required for \(providerId)"
             }
         }

@@ -79,7 +79,11 @@ public struct APNsProvider: DeliveryProvider {
         await PushSupport.each(batch) { await self.send($0) }
     }
 
-    public func refreshCredentials() async { await tokens.invalidate() }
+    /// Signs a new provider token only when the current one is at least 20 minutes old: APNs refuses tokens that
+    /// change more often, and a 403 other than `ExpiredProviderToken` is not cured by a new token anyway.
+    public func refreshCredentials() async {
+        await tokens.invalidate(expiringBefore: clock.now().addingTimeInterval(Self.tokenLifetime - 20 * 60))
+    }
 
     /// A request ready to go: headers without `authorization`, and the body.
     struct Request {

@@ -61,6 +61,12 @@ public actor CredentialCache {
         }
     }
 
+    /// Forgets the credential only if it expires before `date` (APNs: a provider token younger than 20 minutes must
+    /// not be replaced, or APNs answers `TooManyProviderTokenUpdates`).
+    public func invalidate(expiringBefore date: Date) {
+        if let current, current.expiresAt < date { self.current = nil }
+    }
+
     /// Forgets the credential if it is still `value` (another caller may have renewed it already).
     public func invalidate(_ value: String? = nil) {
         if value == nil || current?.value == value { current = nil }

@@ -349,3 +349,8 @@ func zip2(_ first: Date?, _ last: Date?) -> (Date, Date)? {
     guard let first, let last else { return nil }
     return (first, last)
 }
+
+extension PushEmulator {
+    /// Forgets every access token issued (as after a key rotation): the next API calls answer 401.
+    public func revokeAccessTokens() { state.withLock { $0.accessTokens.removeAll() } }
+}
