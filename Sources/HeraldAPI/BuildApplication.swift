@@ -71,12 +71,17 @@ public func buildApplication(
     let workflowService = WorkflowDirectoryService(directory: configuration.workflowsDirectory, registry: workflows, logger: logger)
     workflowService.load()
     var services: [any Service] = [store, workflowService]
+    // The dispatcher starts claiming once the schema is migrated (the server's start-up hook opens the gate).
+    let schemaReady = AsyncStream<Void>.makeStream()
     if configuration.role != .api {
         services.append(
             Dispatcher(
                 store: store, engine: runtime.engine, metrics: runtime.metrics, workers: configuration.workers,
                 lease: configuration.jobLease,
-                pollInterval: configuration.pollInterval, logger: logger))
+                pollInterval: configuration.pollInterval, logger: logger,
+                ready: {
+                    for await _ in schemaReady.stream { return }
+                }))
     }
     var application = Application(
         router: router,
@@ -102,6 +107,8 @@ public func buildApplication(
             }
         }
         try await store.read { try await $0.verifyEncryptionKey() }
+        schemaReady.continuation.yield()
+        schemaReady.continuation.finish()
         if let (environment, key) = try await store.transaction({ try await $0.bootstrap(providedKey: configuration.initialAPIKey) }) {
             onBootstrap(BootstrapResult(environment: environment, generatedKey: configuration.initialAPIKey == nil ? key : nil))
         }

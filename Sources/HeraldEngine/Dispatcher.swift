@@ -17,11 +17,14 @@ public struct Dispatcher: Service {
     let lease: Duration
     let pollInterval: Duration
     let logger: Logger
+    /// Awaited before the first claim (the server opens it once migrations are applied).
+    let ready: @Sendable () async -> Void
 
     public init(
         store: SQLStore, engine: Engine, metrics: EngineMetrics, workers: Int, lease: Duration = .seconds(60),
-        pollInterval: Duration = .seconds(1), logger: Logger
+        pollInterval: Duration = .seconds(1), logger: Logger, ready: @escaping @Sendable () async -> Void = {}
     ) {
+        self.ready = ready
         self.store = store
         self.engine = engine
         self.metrics = metrics
@@ -32,6 +35,7 @@ public struct Dispatcher: Service {
     }
 
     public func run() async throws {
+        await ready()
         let stopping = Atomic<Bool>(false)
         let slots = SlotCounter(capacity: workers)
         let wake = store.jobSignal

@@ -13,7 +13,7 @@ struct Herald: AsyncParsableCommand {
             Flags override environment variables, which override defaults. Every command that touches the database takes
             --database (HERALD_DATABASE_URL, default sqlite://./herald.sqlite).
             """,
-        subcommands: [Serve.self, Migrate.self, EnvCommand.self, KeysCommand.self, Validate.self, Graph.self, Simulate.self]
+        subcommands: [Serve.self, Migrate.self, EnvCommand.self, KeysCommand.self, Validate.self, Graph.self, Simulate.self, Dev.self]
     )
 }
 

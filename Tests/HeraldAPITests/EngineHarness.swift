@@ -122,28 +122,36 @@ func withEngine(
     try simulator.identity.writeCA(to: caFile)
     defer { try? FileManager.default.removeItem(atPath: caFile) }
     let transport = HTTPTransport(caFile: caFile)
-    defer { Task { await transport.shutdown() } }
-    try await simulator.withRunning(logger: testLogger) { endpoints in
-        let simulatorURL = endpoints.plain
-        try await withStore(backend, clock: clock) { store, _ in
-            let (environment, key) = try await store.transaction { session in
-                let environment = try await session.createEnvironment(named: "development")
-                let (_, key) = try await session.createAPIKey(environmentId: environment.id)
-                return (environment, key.revealed)
-            }
-            let runtime = Runtime(
-                store: store, workflows: registry, providers: StandardProviderFactory(transport: transport, clock: clock),
-                engineConfiguration: engineConfiguration, logger: testLogger)
-            let dispatcher = Dispatcher(
-                store: store, engine: runtime.engine, metrics: runtime.metrics, workers: 4, lease: .seconds(30),
-                pollInterval: .milliseconds(50), logger: testLogger)
-            let application = Application(router: buildRouter(store: store, runtime: runtime), services: [dispatcher])
-            try await application.test(.router) { client in
-                try await body(
-                    EngineHarness(
-                        client: client, store: store, environment: environment, key: key, emulator: emulator, push: push,
-                        simulatorURL: simulatorURL, tlsURL: endpoints.tls))
+    @Sendable func run(simulator: Simulator, transport: HTTPTransport) async throws {
+        try await simulator.withRunning(logger: testLogger) { endpoints in
+            let simulatorURL = endpoints.plain
+            try await withStore(backend, clock: clock) { store, _ in
+                let (environment, key) = try await store.transaction { session in
+                    let environment = try await session.createEnvironment(named: "development")
+                    let (_, key) = try await session.createAPIKey(environmentId: environment.id)
+                    return (environment, key.revealed)
+                }
+                let runtime = Runtime(
+                    store: store, workflows: registry, providers: StandardProviderFactory(transport: transport, clock: clock),
+                    engineConfiguration: engineConfiguration, logger: testLogger)
+                let dispatcher = Dispatcher(
+                    store: store, engine: runtime.engine, metrics: runtime.metrics, workers: 4, lease: .seconds(30),
+                    pollInterval: .milliseconds(50), logger: testLogger)
+                let application = Application(router: buildRouter(store: store, runtime: runtime), services: [dispatcher])
+                try await application.test(.router) { client in
+                    try await body(
+                        EngineHarness(
+                            client: client, store: store, environment: environment, key: key, emulator: emulator, push: push,
+                            simulatorURL: simulatorURL, tlsURL: endpoints.tls))
+                }
             }
         }
     }
+    do {
+        try await run(simulator: simulator, transport: transport)
+    } catch {
+        await transport.shutdown()
+        throw error
+    }
+    await transport.shutdown()
 }

@@ -88,6 +88,8 @@ public final class PushEmulator: Sendable {
         // APNs: provider token per connection and when it last changed.
         var apnsConnections: [ObjectIdentifier: (token: String, changedAt: Date)] = [:]
         var expoReceipts: [String: JSONValue] = [:]
+        /// Arrival times (Unix seconds) of accepted messages, for latency percentiles in benchmarks.
+        var arrivals: [Double] = []
         var tokenRequests: [String: Int] = [:]
     }
 
@@ -98,6 +100,7 @@ public final class PushEmulator: Sendable {
     }
 
     let state = Mutex(State())
+    let observers = Mutex<[@Sendable (PushRecord) -> Void]>([])
     public let keepRecent: Int
     /// What is counted as "now" (token ages, expiries).
     let clock: @Sendable () -> Date
@@ -166,6 +169,7 @@ public final class PushEmulator: Sendable {
             $0.recent.removeAll()
             $0.counts.removeAll()
             $0.totals.removeAll()
+            $0.arrivals.removeAll()
             $0.firstAt = nil
             $0.lastAt = nil
         }
@@ -214,7 +218,11 @@ public final class PushEmulator: Sendable {
         return result
     }
 
+    /// Calls `observer` for every message received from now on (`herald dev` prints them).
+    public func observe(_ observer: @escaping @Sendable (PushRecord) -> Void) { observers.withLock { $0.append(observer) } }
+
     func record(_ record: PushRecord) {
+        for observer in observers.withLock({ $0 }) { observer(record) }
         state.withLock { state in
             let now = record.receivedAt
             if state.firstAt == nil { state.firstAt = now }
@@ -222,6 +230,7 @@ public final class PushEmulator: Sendable {
             if (200..<300).contains(record.status) {
                 state.counts["\(record.provider) \(record.target)", default: 0] += 1
                 state.totals[record.provider, default: 0] += 1
+                if state.arrivals.count < 4_000_000 { state.arrivals.append(now.timeIntervalSince1970) }
             }
             state.recent.append(record)
             if state.recent.count > keepRecent { state.recent.removeFirst(state.recent.count - keepRecent) }
@@ -271,16 +280,45 @@ public final class PushEmulator: Sendable {
             self.reset()
             return .noContent
         }
-        router.get("/_control/push/stats") { _, _ -> Response in
+        router.get("/_control/push/stats") { request, _ -> Response in
             let stats = self.stats()
-            let perProvider = self.state.withLock { $0.totals }
-            return Self.json(
-                200,
-                [
-                    "accepted": .number(Double(stats.accepted)), "distinct": .number(Double(stats.distinct)),
-                    "duplicates": .number(Double(stats.duplicates)), "seconds": .number(stats.seconds),
-                    "providers": .object(perProvider.mapValues { .number(Double($0)) }),
-                ])
+            let (perProvider, last) = self.state.withLock { ($0.totals, $0.lastAt) }
+            var body: [String: JSONValue] = [
+                "accepted": .number(Double(stats.accepted)), "distinct": .number(Double(stats.distinct)),
+                "duplicates": .number(Double(stats.duplicates)), "seconds": .number(stats.seconds),
+                "providers": .object(perProvider.mapValues { .number(Double($0)) }),
+                "last": last.map { .number($0.timeIntervalSince1970) } ?? .null,
+            ]
+            // `?since=<unix seconds>`: arrival-latency percentiles relative to that moment (a benchmark's trigger).
+            if let since = request.uri.queryParameters.get("since").flatMap(Double.init) {
+                let arrivals = self.state.withLock { $0.arrivals }.sorted()
+                func percentile(_ p: Double) -> JSONValue {
+                    guard !arrivals.isEmpty else { return .null }
+                    let index = min(arrivals.count - 1, Int((Double(arrivals.count) * p).rounded(.up)) - 1)
+                    return .number(((arrivals[max(index, 0)] - since) * 1000).rounded())
+                }
+                body["latency_ms"] = ["p50": percentile(0.5), "p99": percentile(0.99), "max": percentile(1)]
+            }
+            return Self.json(200, .object(body))
+        }
+        router.get("/_control/apns/dev-token") { _, _ -> Response in
+            // A provider token of the dev APNs key, for load generators (h2load) that drive the emulator directly.
+            let key = try P256.Signing.PrivateKey(pemRepresentation: DevAccounts.p256PEM)
+            let token = try JWS.sign(
+                header: ["kid": .string(DevAccounts.apnsKeyId)],
+                claims: ["iss": .string(DevAccounts.apnsTeamId), "iat": .number(Double(Int64(self.clock().timeIntervalSince1970)))],
+                signer: .es256(key))
+            return Self.json(200, ["token": .string(token)])
+        }
+        router.get("/_control/dev/integrations") { request, _ -> Response in
+            // The credentials of one integration per push provider reaching this simulator (for scripts).
+            guard let tls = request.uri.queryParameters.get("tls") else {
+                return Self.json(400, ["error": "tls=<https base URL> is required"])
+            }
+            let list = DevAccounts.pushIntegrations(tlsBase: String(tls)).map { item -> JSONValue in
+                ["providerId": .string(item.providerId), "identifier": .string(item.identifier), "credentials": item.credentials]
+            }
+            return Self.json(200, ["data": .array(list)])
         }
         router.post("/_control/push/faults") { request, _ -> HTTPResponse.Status in
             let buffer = try await request.body.collect(upTo: 1 << 20)

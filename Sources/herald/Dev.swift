@@ -1,0 +1,167 @@
+import ArgumentParser
+import Foundation
+import HeraldAPI
+import HeraldCore
+import HeraldProviders
+import HeraldSimulator
+import Hummingbird
+import NIOCore
+import NIOHTTP1
+
+struct Dev: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run Herald with the provider simulator in one process, ready to trigger.",
+        discussion: """
+            Starts the simulator (every push emulator over HTTP/2 and TLS with its own CA, plus the webhook receivers),
+            then Herald on SQLite (./herald-dev.sqlite unless --database or HERALD_DATABASE_URL says otherwise) with the
+            example workflows. In the development environment it creates one integration of every push provider
+            pointed at the simulator and a subscriber `demo` with a device on each, prints the API key and a curl
+            command that triggers `order-shipped`, and then prints one line per push the simulator receives.
+            """
+    )
+
+    @Option(help: "HTTP port of Herald.") var port = 3000
+    @Option(help: "Directory of workflow files.") var workflows = "./workflows"
+    @OptionGroup var options: DatabaseOptions
+
+    static let defaultKey = "herald-dev-secret-key"
+
+    func run() async throws {
+        try await reportingErrors {
+            let logger = try makeLogger(level: options.logLevel ?? "warning")
+            let simulator = try Simulator()
+            let caFile = FileManager.default.temporaryDirectory.appendingPathComponent("herald-dev-ca-\(getpid()).pem").path
+            try simulator.identity.writeCA(to: caFile)
+            let ready = AsyncStream<SimulatorEndpoints>.makeStream()
+            let simulatorTask = Task { try await simulator.run(logger: logger) { ready.continuation.yield($0) } }
+            defer { simulatorTask.cancel() }
+            var iterator = ready.stream.makeAsyncIterator()
+            guard let endpoints = await iterator.next() else { throw HeraldError(.unavailable, "the simulator did not start") }
+            simulator.push.observe { record in
+                guard (200..<300).contains(record.status) else { return }
+                let target = record.target.count > 24 ? record.target.prefix(21) + "…" : Substring(record.target)
+                Dev.write(
+                    "push  \(record.provider.padding(toLength: 12, withPad: " ", startingAt: 0)) \(target)  \"\(record.title ?? "")\"")
+            }
+
+            var databaseOptions = options
+            if databaseOptions.database == nil, ProcessInfo.processInfo.environment["HERALD_DATABASE_URL"] == nil {
+                databaseOptions.database = "sqlite://./herald-dev.sqlite"
+            }
+            let store = try await databaseOptions.openStore(logger: logger)
+            var configuration = ServerConfiguration()
+            configuration.port = port
+            configuration.workflowsDirectory = workflows
+            configuration.initialAPIKey = ProcessInfo.processInfo.environment["HERALD_API_KEY"] ?? Self.defaultKey
+            configuration.pollInterval = .milliseconds(50)
+            let key = configuration.initialAPIKey!
+            let transport = HTTPTransport(caFile: caFile)
+            let application = buildApplication(
+                configuration: configuration, store: store, providers: StandardProviderFactory(transport: transport, clock: store.clock),
+                logger: logger,
+                onServerRunning: { port in
+                    // Set up once the server answers (this callback runs before it accepts connections).
+                    Task {
+                        do {
+                            try await Dev.configure(
+                                herald: "http://127.0.0.1:\(port)", key: key, simulator: simulator, endpoints: endpoints)
+                        } catch {
+                            Dev.write("herald dev: setting up the development environment failed: \(error)")
+                        }
+                    }
+                })
+            do {
+                try await application.runService()
+            } catch {
+                await transport.shutdown()
+                throw error
+            }
+            await transport.shutdown()
+        }
+    }
+
+    /// Creates the integrations and the demo subscriber through Herald's own API (idempotent: a second start finds
+    /// them), then prints how to use them.
+    static func configure(herald: String, key: String, simulator: Simulator, endpoints: SimulatorEndpoints) async throws {
+        let client = HTTPTransport()
+        do {
+            try await configure(client: client, herald: herald, key: key, simulator: simulator, endpoints: endpoints)
+        } catch {
+            await client.shutdown()
+            throw error
+        }
+        await client.shutdown()
+    }
+
+    static func configure(
+        client: HTTPTransport, herald: String, key: String, simulator: Simulator, endpoints: SimulatorEndpoints
+    )
+        async throws
+    {
+        @discardableResult
+        func call(_ method: HTTPMethod, _ path: String, _ body: JSONValue? = nil) async throws -> (Int, JSONValue) {
+            let response = try await client.send(
+                method, herald + path, headers: [("authorization", "ApiKey \(key)"), ("content-type", "application/json")],
+                body: body.map { ByteBuffer(string: $0.jsonString()) })
+            return (response.status, (try? JSONValue.parse(response.text)) ?? .null)
+        }
+        let (_, existing) = try await call(.GET, "/v1/integrations")
+        var ids: [String: String] = [:]
+        for integration in existing.objectValue?["data"]?.arrayValue ?? [] {
+            if let object = integration.objectValue, let identifier = object["identifier"]?.stringValue, let id = object["_id"]?.stringValue
+            {
+                ids[identifier] = id
+            }
+        }
+        for (providerId, identifier, credentials) in DevAccounts.pushIntegrations(tlsBase: endpoints.tls) {
+            if let id = ids[identifier] {
+                // From an earlier run: point it at this run's simulator ports.
+                try await call(.PUT, "/v1/integrations/\(id)", ["credentials": credentials, "active": true])
+            } else {
+                let body: JSONValue = [
+                    "providerId": .string(providerId), "channel": "push", "identifier": .string(identifier), "name": .string(identifier),
+                    "active": true, "credentials": credentials,
+                ]
+                try await call(.POST, "/v1/integrations", body)
+            }
+        }
+        try await call(.POST, "/v1/subscribers", ["subscriberId": "demo", "firstName": "Demo", "email": "demo@herald.local"])
+        let webPush = simulator.push.makeWebPushSubscription(
+            baseURL: endpoints.tls, applicationServerKey: DevAccounts.vapidPublicKey, id: "demo-browser")
+        let devices: [(String, String)] = [
+            ("fcm", "fcm-demo-device"), ("apns", String(repeating: "d0", count: 32)), ("web-push", webPush),
+            ("expo", "ExponentPushToken[demo]"), ("hms", "hms-demo-device"), ("one-signal", "8d5b2f8e-1c1d-4f51-9d2c-3b9f0d7c1e11"),
+            ("pusher-beams", "demo"), ("pushpad", "demo"),
+        ]
+        for (providerId, token) in devices {
+            try await call(
+                .PUT, "/v1/subscribers/demo/credentials",
+                [
+                    "providerId": .string(providerId), "integrationIdentifier": .string("dev-\(providerId)"),
+                    "credentials": ["deviceTokens": [.string(token)]],
+                ])
+        }
+        write(
+            """
+
+            Herald dev is running.
+              API         \(herald)   (Novu API under /v1, Centrifugo API under /api)
+              API key     \(key)
+              Simulator   \(endpoints.plain) and \(endpoints.tls) (push emulators over HTTP/2 + TLS)
+              Workflows   \(ProcessInfo.processInfo.environment["HERALD_WORKFLOWS"] ?? "./workflows") (edit and save: reloaded)
+
+            Trigger the example workflow for the demo subscriber (one device on each of 8 push providers):
+
+              curl -s -X POST \(herald)/v1/events/trigger \\
+                -H 'Authorization: ApiKey \(key)' -H 'Content-Type: application/json' \\
+                -d '{"name":"order-shipped","to":"demo","payload":{"orderId":"A-1001","eta":"2026-12-01T10:00:00Z"}}'
+
+            Each push the simulator accepts is printed below.
+
+            """)
+    }
+
+    static func write(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    }
+}
