@@ -56,12 +56,27 @@ def wait_http(url, timeout=60):
 
 
 class Simulator:
+    """`herald simulate`: `url` is the plain listener, `tls_url` the HTTP/2 TLS one whose CA is in `ca_file` (give it to
+    Herald as HERALD_CA_FILE)."""
+
     def __init__(self, binary):
-        self.process = subprocess.Popen([os.path.abspath(binary), "simulate", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.ca_file = tempfile.mktemp(prefix="herald-sim-ca-", suffix=".pem")
+        self.process = subprocess.Popen([os.path.abspath(binary), "simulate", "--port", "0", "--ca-file", self.ca_file],
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.process.stdout.readline()
         if "listening on" not in line:
             raise SystemExit("simulator did not start: " + line)
         self.url = line.strip().rsplit(" ", 1)[-1]
+        line = self.process.stdout.readline()
+        if "tls on" not in line:
+            raise SystemExit("simulator TLS listener did not start: " + line)
+        self.tls_url = line.strip().rsplit(" ", 1)[-1]
+
+    def push_stats(self, since=None):
+        return request("GET", self.url + "/_control/push/stats" + (f"?since={since}" if since else ""), key=None)[1]
+
+    def dev_integrations(self):
+        return request("GET", f"{self.url}/_control/dev/integrations?tls={self.tls_url}", key=None)[1]["data"]
 
     def stats(self):
         return request("GET", self.url + "/_control/stats", key=None)[1]
@@ -72,6 +87,10 @@ class Simulator:
     def stop(self):
         self.process.terminate()
         self.process.wait(timeout=10)
+        try:
+            os.unlink(self.ca_file)
+        except OSError:
+            pass
 
 
 class Server:
@@ -122,9 +141,12 @@ class Server:
         return 0
 
 
-def sqlite_seed_topic(database_path, topic, count, integration_id, prefix="m"):
-    """Writes `count` subscribers with one push-webhook device each and a topic subscription straight into the
-    SQLite database (benchmark set-up only; the API path is exercised by the tests)."""
+def sqlite_seed_topic(database_path, topic, count, integration_id, prefix="m", devices=None):
+    """Writes `count` subscribers with one device each and a topic subscription straight into the SQLite database
+    (benchmark set-up only; the API path is exercised by the tests). `devices` is a list of (provider, integration
+    id, token function of the member index) used in turn; by default one push-webhook device per member."""
+    if devices is None:
+        devices = [("push-webhook", integration_id, lambda i: f"tok-{prefix}{i:08d}")]
     import sqlite3
     connection = sqlite3.connect(database_path)
     cursor = connection.cursor()
@@ -140,8 +162,9 @@ def sqlite_seed_topic(database_path, topic, count, integration_id, prefix="m"):
             [(os.urandom(12).hex(), environment, f"{prefix}{i:08d}", now, now) for i in rows])
         cursor.executemany(
             "INSERT INTO devices (id, environment_id, provider, token, integration_id, subscriber_id, created_at, updated_at) "
-            "VALUES (?, ?, 'push-webhook', ?, ?, ?, ?, ?)",
-            [(os.urandom(12).hex(), environment, f"tok-{prefix}{i:08d}", integration_id, f"{prefix}{i:08d}", now, now) for i in rows])
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(os.urandom(12).hex(), environment, devices[i % len(devices)][0], devices[i % len(devices)][2](i),
+              devices[i % len(devices)][1], f"{prefix}{i:08d}", now, now) for i in rows])
         cursor.executemany(
             "INSERT INTO topic_subscriptions (id, environment_id, topic_key, subscriber_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
             [(os.urandom(12).hex(), environment, topic, f"{prefix}{i:08d}", now, now) for i in rows])

@@ -39,7 +39,14 @@ extension PushEmulator {
                 return reject(403, "InvalidProviderToken")
             }
             guard let key = self.state.withLock({ $0.apnsKeys["\(team).\(kid)"] }) else { return reject(403, "InvalidProviderToken") }
-            guard jws.verifies(with: key) else { return reject(403, "InvalidProviderToken") }
+            // A token's signature is checked once (as APNs does per connection), then remembered.
+            if !self.state.withLock({ $0.verifiedProviderTokens.contains(jwt) }) {
+                guard jws.verifies(with: key) else { return reject(403, "InvalidProviderToken") }
+                self.state.withLock { state in
+                    if state.verifiedProviderTokens.count > 10_000 { state.verifiedProviderTokens.removeAll() }
+                    state.verifiedProviderTokens.insert(jwt)
+                }
+            }
             let now = self.clock()
             guard let iat = jws.integer("iat"), now.timeIntervalSince1970 - Double(iat) <= 3600 else {
                 return reject(403, "ExpiredProviderToken")

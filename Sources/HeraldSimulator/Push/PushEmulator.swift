@@ -87,6 +87,7 @@ public final class PushEmulator: Sendable {
         var tokenLifetime: TimeInterval = 3599
         // APNs: provider token per connection and when it last changed.
         var apnsConnections: [ObjectIdentifier: (token: String, changedAt: Date)] = [:]
+        var verifiedProviderTokens: Set<String> = []
         var expoReceipts: [String: JSONValue] = [:]
         /// Arrival times (Unix seconds) of accepted messages, for latency percentiles in benchmarks.
         var arrivals: [Double] = []
