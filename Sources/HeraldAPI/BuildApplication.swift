@@ -6,6 +6,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 
 /// How `herald serve` runs (DESIGN §4). Every field has the documented default.
 public struct ServerConfiguration: Sendable {
@@ -33,6 +34,8 @@ public struct ServerConfiguration: Sendable {
     public var jobLease: Duration = .seconds(60)
     /// Longest idle workers sleep without a wake-up signal.
     public var pollInterval: Duration = .seconds(1)
+    /// Remove devices without a successful delivery or re-registration for this long (nil: never).
+    public var deviceTTL: Duration? = nil
 
     public init() {}
 
@@ -72,16 +75,20 @@ public func buildApplication(
     workflowService.load()
     var services: [any Service] = [store, workflowService]
     // The dispatcher starts claiming once the schema is migrated (the server's start-up hook opens the gate).
-    let schemaReady = AsyncStream<Void>.makeStream()
+    let schemaReady = ReadyGate()
     if configuration.role != .api {
         services.append(
             Dispatcher(
                 store: store, engine: runtime.engine, metrics: runtime.metrics, workers: configuration.workers,
                 lease: configuration.jobLease,
                 pollInterval: configuration.pollInterval, logger: logger,
-                ready: {
-                    for await _ in schemaReady.stream { return }
-                }))
+                ready: { await schemaReady.wait() }))
+        if let ttl = configuration.deviceTTL {
+            services.append(
+                DeviceSweeper(
+                    store: store, ttl: ttl, logger: logger,
+                    ready: { await schemaReady.wait() }))
+        }
     }
     var application = Application(
         router: router,
@@ -107,11 +114,35 @@ public func buildApplication(
             }
         }
         try await store.read { try await $0.verifyEncryptionKey() }
-        schemaReady.continuation.yield()
-        schemaReady.continuation.finish()
+        schemaReady.open()
         if let (environment, key) = try await store.transaction({ try await $0.bootstrap(providedKey: configuration.initialAPIKey) }) {
             onBootstrap(BootstrapResult(environment: environment, generatedKey: configuration.initialAPIKey == nil ? key : nil))
         }
     }
     return application
+}
+
+/// A one-way gate: `wait()` returns once `open()` was called (at once afterwards).
+final class ReadyGate: Sendable {
+    private let state = Mutex<(open: Bool, waiting: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let resumeNow = state.withLock { state -> Bool in
+                if state.open { return true }
+                state.waiting.append(continuation)
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+
+    func open() {
+        let waiting = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.open = true
+            defer { state.waiting.removeAll() }
+            return state.waiting
+        }
+        for continuation in waiting { continuation.resume() }
+    }
 }

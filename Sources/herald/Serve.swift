@@ -57,6 +57,12 @@ struct Serve: AsyncParsableCommand {
             valueName: "seconds"))
     var jobLease: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            "Remove devices with no successful delivery and no re-registration for this many seconds. [env: HERALD_DEVICE_TTL] [default: off]",
+            valueName: "seconds"))
+    var deviceTtl: Int?
+
     @Flag(help: "Do not apply pending migrations on start-up; refuse to start if any are pending.")
     var noMigrate = false
 
@@ -133,6 +139,10 @@ struct Serve: AsyncParsableCommand {
                 throw HeraldError(.configuration, "HERALD_TOKEN_GUARD_SHARE must be a number from 0 to 1")
             }
             configuration.engine.invalidTokenGuard.maximumShare = value
+        }
+        if let ttl = try deviceTtl ?? environment["HERALD_DEVICE_TTL"].map({ try Self.integer($0, name: "HERALD_DEVICE_TTL") }) {
+            guard ttl >= 60 else { throw HeraldError(.configuration, "the device TTL must be at least 60 seconds") }
+            configuration.deviceTTL = .seconds(ttl)
         }
         configuration.migrate = !noMigrate
         configuration.initialAPIKey = environment["HERALD_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }

@@ -70,6 +70,21 @@ extension StoreSession {
         try await db.raw("UPDATE devices SET last_success_at = \(bind: nowMilliseconds) WHERE id IN (\(binds: ids))").run()
     }
 
+    /// Removes up to `limit` devices (of every environment) that neither had a successful delivery nor were
+    /// registered again since `cutoff` (the `--device-ttl` inactivity rule); returns how many were removed.
+    public func removeInactiveDevices(before cutoff: Date, limit: Int) async throws -> Int {
+        let milliseconds = Int64((cutoff.timeIntervalSince1970 * 1000).rounded(.down))
+        let rows = try await db.raw(
+            """
+            DELETE FROM devices WHERE id IN (
+                SELECT id FROM devices WHERE updated_at < \(bind: milliseconds)
+                AND (last_success_at IS NULL OR last_success_at < \(bind: milliseconds)) LIMIT \(bind: limit))
+            RETURNING id
+            """
+        ).all()
+        return rows.count
+    }
+
     /// Deactivates a subscriber's chat credential for an integration (its webhook answered gone).
     public func deactivateChannel(environmentId: String, subscriberId: String, integrationId: String) async throws {
         try await db.raw(
