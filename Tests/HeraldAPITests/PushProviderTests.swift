@@ -277,6 +277,48 @@ struct PushProviderTests {
         }
     }
 
+    @Test("Expo receipts are fetched after the delay and a receipt's DeviceNotRegistered removes the device", arguments: [Backend.sqlite])
+    func expoReceipts(_ backend: Backend) async throws {
+        let clock = ManualWallClock(Date())
+        try await withEngine(backend, workflows: [Self.workflow], clock: clock) { herald in
+            try await herald.pushIntegrations(only: ["expo"])
+            herald.push.addFault(
+                PushFault(provider: "expo-receipt", targets: ["ExponentPushToken[gone]"], status: 200, error: "DeviceNotRegistered"))
+            herald.push.addFault(
+                PushFault(provider: "expo-receipt", targets: ["ExponentPushToken[big]"], status: 200, error: "MessageTooBig"))
+            try await herald.trigger([
+                "name": "flash-sale", "payload": ["code": "X", "percent": 1],
+                "to": [
+                    "subscriberId": "xia", "firstName": "Xia",
+                    "channels": [
+                        [
+                            "providerId": "expo",
+                            "credentials": [
+                                "deviceTokens": ["ExponentPushToken[ok]", "ExponentPushToken[gone]", "ExponentPushToken[big]"]
+                            ],
+                        ]
+                    ],
+                ],
+            ])
+            try await herald.settle()
+            #expect(herald.push.accepted(provider: "expo") == 3)
+            #expect(try await herald.scheduledJobs() == 1)
+            clock.advance(by: .seconds(16 * 60))
+            try await herald.eventually("the receipts to be applied") {
+                let devices = try await herald.store.read {
+                    try await $0.devices(environmentId: herald.environment.id, subscriberId: "xia")
+                }
+                return devices.count == 2
+            }
+            try await herald.settle()
+            let devices = try await herald.store.read { try await $0.devices(environmentId: herald.environment.id, subscriberId: "xia") }
+            #expect(Set(devices.map(\.token.revealed)) == ["ExponentPushToken[ok]", "ExponentPushToken[big]"])
+            let failed = try await herald.call(.get, "/v1/deliveries?status=failed").json()
+            #expect(failed.objectValue?["data"]?.arrayValue?.first?.objectValue?["outcome"] == "badRequest")
+            #expect(try await herald.scheduledJobs() == 0)
+        }
+    }
+
     @Test("the mass-deletion guard trips when a whole batch of a provider answers invalid", arguments: [Backend.sqlite])
     func guardTrips(_ backend: Backend) async throws {
         try await withEngine(

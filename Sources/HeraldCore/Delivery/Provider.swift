@@ -94,6 +94,16 @@ extension DeliveryProvider {
     public func shutdown() async {}
 }
 
+/// A provider whose acceptance is provisional: the service reports the real outcome later (Expo's push receipts).
+/// The engine asks ``receipts(_:)`` for the provider message ids of delivered messages ``receiptDelay`` after
+/// delivery and applies what comes back (a dead device is removed like any invalid token).
+public protocol ReceiptProvider: DeliveryProvider {
+    /// How long after delivery the receipts are ready (Expo: about 15 minutes).
+    var receiptDelay: Duration { get }
+    /// Outcomes per provider message id; ids without a receipt yet are absent.
+    func receipts(_ ids: [String]) async throws -> [String: DeliveryOutcome]
+}
+
 /// Makes provider clients for integrations. The engine keeps one client per integration version and asks the
 /// factory again when an integration's credentials change.
 public protocol ProviderFactory: Sendable {

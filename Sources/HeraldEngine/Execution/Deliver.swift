@@ -19,10 +19,12 @@ extension Engine {
         let sendable = deliveries.filter { $0.messageId.flatMap { messages[$0] } != nil }
 
         var outcomes: [DeliveryOutcome]
+        var receiptDelay: Duration?
         let providerId = integration?.providerId ?? sendable.first?.providerId ?? "unknown"
         if let integration, integration.active {
             do {
                 let provider = try context.providers.provider(for: integration)
+                receiptDelay = (provider as? any ReceiptProvider)?.receiptDelay
                 let batch = sendable.map {
                     OutboundMessage(deliveryId: $0.id, target: $0.target, content: messages[$0.messageId!]!.content)
                 }
@@ -49,10 +51,22 @@ extension Engine {
         let metrics = self.metrics
         let results = Dictionary(zip(sendable.map(\.id), outcomes), uniquingKeysWith: { first, _ in first })
         let integrationId = job.integration
+        let delay = receiptDelay
         try await store.transaction { session in
             try await Self.apply(
                 results, integrationId: integrationId, integration: integration, environmentId: environmentId, session: session,
                 context: context, metrics: metrics)
+            if let delay {
+                let delivered = sendable.map(\.id).filter { if case .delivered(let id)? = results[$0], id != nil { true } else { false } }
+                if !delivered.isEmpty {
+                    let at = session.now.addingTimeInterval(Double(delay.components.seconds))
+                    try await session.enqueue([
+                        NewJob(
+                            environmentId: environmentId, kind: JobKind.receipts.rawValue,
+                            payload: ReceiptsJob(integration: integrationId, deliveries: delivered, attempt: 0).encoded(), runAt: at)
+                    ])
+                }
+            }
         }
         return .done
     }

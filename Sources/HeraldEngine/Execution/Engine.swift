@@ -61,6 +61,7 @@ public struct Engine: Sendable {
         case .run: return try await run(RunJob.decode(job.payload), environmentId: job.environmentId ?? "")
         case .resume: return try await resume(ResumeJob.decode(job.payload), environmentId: job.environmentId ?? "")
         case .deliver: return try await deliver(DeliverJob.decode(job.payload), environmentId: job.environmentId ?? "")
+        case .receipts: return try await receipts(ReceiptsJob.decode(job.payload), environmentId: job.environmentId ?? "")
         }
     }
 

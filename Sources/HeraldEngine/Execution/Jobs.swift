@@ -11,6 +11,8 @@ public enum JobKind: String, Sendable, CaseIterable {
     case resume
     /// Send a batch of deliveries to one integration.
     case deliver
+    /// Fetch the provider's receipts for delivered messages (Expo) and apply them.
+    case receipts
 }
 
 /// What a job handler asks the dispatcher to do with its job.
@@ -56,6 +58,13 @@ struct ResumeJob: JobPayload {
 struct DeliverJob: JobPayload {
     var integration: String
     var deliveries: [String]
+}
+
+struct ReceiptsJob: JobPayload {
+    var integration: String
+    var deliveries: [String]
+    /// How many times receipts were asked for already (ids without a receipt are asked again, at most 3 times).
+    var attempt: Int
 }
 
 /// Fan-out progress of an event, saved with it after every page.

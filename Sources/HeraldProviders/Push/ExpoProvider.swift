@@ -4,14 +4,17 @@ import NIOCore
 
 /// Expo's push API (`reference/providers.md` §4): up to 100 messages per request, one ticket per message in order.
 /// A ticket's `DeviceNotRegistered` removes the token at once; an `ok` ticket keeps its receipt id as the provider
-/// message id (the receipts endpoint reports later failures).
+/// message id, and the engine fetches the receipts 15 minutes later (``ReceiptProvider``): a receipt's
+/// `DeviceNotRegistered` removes the device then.
 ///
 /// Credentials: `apiKey` (the access token, when the project enforces enhanced push security); `baseUrl` replaces
 /// `https://exp.host`.
-public struct ExpoProvider: DeliveryProvider {
+public struct ExpoProvider: ReceiptProvider {
     public let providerId = "expo"
     public let batchSize = 100
     public let concurrency = 6
+    /// Expo: "check receipts about 15 minutes after sending".
+    public let receiptDelay: Duration = .seconds(15 * 60)
     let base: String
     let accessToken: String?
     let transport: HTTPTransport

@@ -70,7 +70,12 @@ extension PushEmulator {
                     } else {
                         self.record(record)
                         let id = UUID().uuidString.lowercased()
-                        self.state.withLock { $0.expoReceipts[id] = ["status": "ok"] }
+                        // A fault for provider `expo-receipt` turns up in this message's receipt instead of its ticket.
+                        let receipt: JSONValue =
+                            if let error = self.fault(provider: "expo-receipt", targets: [target])?.error {
+                                ["status": "error", "message": .string("emulated \(error)"), "details": ["error": .string(error)]]
+                            } else { ["status": "ok"] }
+                        self.state.withLock { $0.expoReceipts[id] = receipt }
                         tickets.append(["status": "ok", "id": .string(id)])
                     }
                 }
