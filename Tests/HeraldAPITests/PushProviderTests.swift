@@ -27,6 +27,7 @@ struct PushProviderTests {
         """
 
     static let apnsToken = String(repeating: "ab", count: 32)
+    static let resetToken = String(repeating: "ef", count: 32)
     static let oneSignalId = "6392d91a-b206-4b7b-a620-cd68e32c3a76"
 
     /// JIT channels for every push provider (the Web Push subscription comes from the emulator, bound to the dev VAPID
@@ -237,6 +238,19 @@ struct PushProviderTests {
             try await herald.settle()
             let remaining = try await herald.store.read { try await $0.devices(environmentId: herald.environment.id, subscriberId: "eve") }
             #expect(remaining.count == 4)
+
+            // A connection reset in the middle of a request is a transport failure: retried on a new connection.
+            push.addFault(PushFault(provider: "apns", targets: [Self.resetToken], status: 0, times: 1, reset: true))
+            try await herald.trigger([
+                "name": "flash-sale", "payload": ["code": "RST", "percent": 3],
+                "to": [
+                    "subscriberId": "rita", "firstName": "Rita",
+                    "channels": [["providerId": "apns", "credentials": ["deviceTokens": .array([.string(Self.resetToken)])]]],
+                ],
+            ])
+            try await herald.eventually("the reset request to be retried and delivered") {
+                push.deliveries(provider: "apns", target: Self.resetToken) == 1
+            }
         }
     }
 
