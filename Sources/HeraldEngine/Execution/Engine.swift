@@ -13,10 +13,10 @@ public struct EngineConfiguration: Sendable {
     /// Subscribers per expansion page (one transaction each: the crash-replay bound).
     public var expansionPageSize = 500
     /// Notifications per `run` job.
-    public var runBatchSize = 100
+    public var runBatchSize = 250
     /// Deliveries per `deliver` job: the unit a crash may repeat. The job sends them in the provider's own batch
     /// size, with at most its declared concurrency.
-    public var deliveryJobSize = 100
+    public var deliveryJobSize = 400
     /// How long one expansion job works before it yields (and continues in a new claim).
     public var expansionTimeSlice: Duration = .seconds(5)
 
