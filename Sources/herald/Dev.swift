@@ -32,6 +32,7 @@ struct Dev: AsyncParsableCommand {
             let simulator = try Simulator()
             let caFile = FileManager.default.temporaryDirectory.appendingPathComponent("herald-dev-ca-\(getpid()).pem").path
             try simulator.identity.writeCA(to: caFile)
+            defer { try? FileManager.default.removeItem(atPath: caFile) }
             let ready = AsyncStream<SimulatorEndpoints>.makeStream()
             let simulatorTask = Task { try await simulator.run(logger: logger) { ready.continuation.yield($0) } }
             defer { simulatorTask.cancel() }
