@@ -12,6 +12,9 @@ public struct SimulatorEndpoints: Sendable {
     public var plain: String
     /// `https://127.0.0.1:<port>`: HTTP/2 (and HTTP/1.1) over TLS with the simulator's CA — the push APIs.
     public var tls: String
+    /// `https://127.0.0.1:<port>`: the same over TLS that requires a client certificate of the simulator's CA (APNs
+    /// certificate authentication).
+    public var mutualTLS: String
 }
 
 /// The provider emulators (DESIGN §3, `HeraldSimulator`), served on two listeners: plain HTTP (webhooks, control API)
@@ -46,12 +49,14 @@ public struct Simulator: Sendable {
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) }, logger: logger)
     }
 
-    /// The TLS application (HTTP/2 with HTTP/1.1 fallback).
+    /// The TLS application (HTTP/2 with HTTP/1.1 fallback); `mutual` requires client certificates.
     public func tlsApplication(
-        host: String = "127.0.0.1", port: Int = 0, logger: Logger, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+        host: String = "127.0.0.1", port: Int = 0, mutual: Bool = false, logger: Logger,
+        onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         Application(
-            router: router(), server: try .http2Upgrade(tlsConfiguration: identity.serverConfiguration),
+            router: router(),
+            server: try .http2Upgrade(tlsConfiguration: mutual ? identity.mutualServerConfiguration : identity.serverConfiguration),
             configuration: .init(address: .hostname(host, port: port), serverName: "HeraldSimulator"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) }, logger: logger)
     }
@@ -61,20 +66,23 @@ public struct Simulator: Sendable {
         host: String = "127.0.0.1", port: Int = 0, tlsPort: Int = 0, logger: Logger,
         onRunning: @escaping @Sendable (SimulatorEndpoints) async -> Void
     ) async throws {
-        let ports = AsyncStream<(Bool, Int)>.makeStream()
-        let plain = application(host: host, port: port, logger: logger) { ports.continuation.yield((false, $0)) }
-        let secure = try tlsApplication(host: host, port: tlsPort, logger: logger) { ports.continuation.yield((true, $0)) }
+        let ports = AsyncStream<(Int, Int)>.makeStream()
+        let plain = application(host: host, port: port, logger: logger) { ports.continuation.yield((0, $0)) }
+        let secure = try tlsApplication(host: host, port: tlsPort, logger: logger) { ports.continuation.yield((1, $0)) }
+        let mutual = try tlsApplication(host: host, port: 0, mutual: true, logger: logger) { ports.continuation.yield((2, $0)) }
         let group = ServiceGroup(
-            configuration: .init(services: [plain, secure], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: [plain, secure, mutual], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             tasks.addTask {
-                var plainPort: Int?
-                var tlsPort: Int?
-                for await (isTLS, port) in ports.stream {
-                    if isTLS { tlsPort = port } else { plainPort = port }
-                    if let plainPort, let tlsPort {
-                        await onRunning(SimulatorEndpoints(plain: "http://\(host):\(plainPort)", tls: "https://\(host):\(tlsPort)"))
+                var bound: [Int: Int] = [:]
+                for await (listener, port) in ports.stream {
+                    bound[listener] = port
+                    if let plainPort = bound[0], let tlsPort = bound[1], let mutualPort = bound[2] {
+                        await onRunning(
+                            SimulatorEndpoints(
+                                plain: "http://\(host):\(plainPort)", tls: "https://\(host):\(tlsPort)",
+                                mutualTLS: "https://\(host):\(mutualPort)"))
                         break
                     }
                 }

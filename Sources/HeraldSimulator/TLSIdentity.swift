@@ -13,6 +13,8 @@ public struct TLSIdentity: Sendable {
     public let caPEM: String
     let certificate: NIOSSLCertificate
     let privateKey: NIOSSLPrivateKey
+    let caKey: P256.Signing.PrivateKey
+    let caName: DistinguishedName
 
     public init() throws {
         let now = Date()
@@ -39,6 +41,8 @@ public struct TLSIdentity: Sendable {
                 SubjectAlternativeNames([.dnsName("localhost"), .ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1]))])
             }, issuerPrivateKey: .init(caKey))
         caPEM = try ca.serializeAsPEM().pemString
+        self.caKey = caKey
+        self.caName = caName
         certificate = try NIOSSLCertificate(bytes: Array(server.serializeAsPEM().pemString.utf8), format: .pem)
         privateKey = try NIOSSLPrivateKey(bytes: Array(serverKey.pemRepresentation.utf8), format: .pem)
     }
@@ -49,6 +53,42 @@ public struct TLSIdentity: Sendable {
             certificateChain: [.certificate(certificate)], privateKey: .privateKey(privateKey))
         configuration.applicationProtocols = ["h2", "http/1.1"]
         return configuration
+    }
+
+    /// Server TLS that requires a client certificate issued by this CA (APNs certificate authentication).
+    public var mutualServerConfiguration: TLSConfiguration {
+        var configuration = serverConfiguration
+        configuration.certificateVerification = .noHostnameVerification
+        configuration.trustRoots = .certificates([try! NIOSSLCertificate(bytes: Array(caPEM.utf8), format: .pem)])
+        return configuration
+    }
+
+    /// A client certificate and key (PEM) issued by this CA with the subject `CN=<commonName>` — what Apple issues as
+    /// an APNs certificate ("Apple Push Services: <bundle id>").
+    public func issueClientCertificate(commonName: String) throws -> (certificatePEM: String, privateKeyPEM: String) {
+        let now = Date()
+        let key = P256.Signing.PrivateKey()
+        let certificate = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: now - 3600,
+            notValidAfter: now + 30 * 86_400, issuer: caName, subject: try DistinguishedName { CommonName(commonName) },
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                Critical(KeyUsage(digitalSignature: true))
+                try ExtendedKeyUsage([.clientAuth])
+            }, issuerPrivateKey: .init(caKey))
+        return (try certificate.serializeAsPEM().pemString, key.pemRepresentation)
+    }
+
+    /// The common name of a DER certificate.
+    static func commonName(der: [UInt8]) -> String? {
+        guard let certificate = try? Certificate(derEncoded: der) else { return nil }
+        for rdn in certificate.subject {
+            for attribute in rdn where attribute.type == ASN1ObjectIdentifier.RDNAttributeType.commonName {
+                let text = String(describing: attribute.value)
+                return text
+            }
+        }
+        return nil
     }
 
     /// Writes the CA certificate to `path` (for `HERALD_CA_FILE`).

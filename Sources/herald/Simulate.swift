@@ -27,7 +27,10 @@ struct Simulate: AsyncParsableCommand {
         let simulator = try Simulator()
         try simulator.identity.writeCA(to: caFile)
         try await simulator.run(host: host, port: port, tlsPort: tlsPort, logger: logger) { endpoints in
-            FileHandle.standardOutput.write(Data("simulator listening on \(endpoints.plain)\nsimulator tls on \(endpoints.tls)\n".utf8))
+            FileHandle.standardOutput.write(
+                Data(
+                    "simulator listening on \(endpoints.plain)\nsimulator tls on \(endpoints.tls)\nsimulator mutual-tls on \(endpoints.mutualTLS)\n"
+                        .utf8))
         }
     }
 }

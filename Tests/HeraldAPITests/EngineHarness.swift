@@ -26,6 +26,10 @@ struct EngineHarness: Sendable {
     let simulatorURL: String
     /// `https://127.0.0.1:<port>` of the simulator's TLS (HTTP/2) listener.
     let tlsURL: String
+    /// The listener that requires client certificates of the simulator's CA.
+    let mutualTLSURL: String
+    /// The simulator's CA (issues client certificates).
+    let identity: TLSIdentity
 
     /// Sends a Novu request and returns the response.
     func call(_ method: HTTPRequest.Method, _ path: String, _ json: String? = nil) async throws -> TestResponse {
@@ -142,7 +146,8 @@ func withEngine(
                     try await body(
                         EngineHarness(
                             client: client, store: store, environment: environment, key: key, emulator: emulator, push: push,
-                            simulatorURL: simulatorURL, tlsURL: endpoints.tls))
+                            simulatorURL: simulatorURL, tlsURL: endpoints.tls, mutualTLSURL: endpoints.mutualTLS,
+                            identity: simulator.identity))
                 }
             }
         }

@@ -291,6 +291,70 @@ struct PushProviderTests {
         }
     }
 
+    @Test("APNs certificate authentication: a PKCS#12 identity is presented in the TLS handshake", arguments: [Backend.sqlite])
+    func apnsCertificate(_ backend: Backend) async throws {
+        try await withEngine(backend, workflows: [Self.workflow]) { herald in
+            // Two certificates of the simulator's CA: one for the app's bundle id, one for another app.
+            for (identifier, bundle) in [("apns-cert", DevAccounts.apnsBundleId), ("apns-wrong-cert", "com.example.other")] {
+                let (certificate, key) = try herald.identity.issueClientCertificate(commonName: "Apple Push Services: \(bundle)")
+                let p12 = try Self.pkcs12(certificate: certificate, key: key, passphrase: "p12-secret")
+                try await herald.integration(
+                    "apns", channel: "push", identifier: identifier,
+                    credentials: [
+                        "certificate": .string(p12), "passphrase": "p12-secret", "applicationId": .string(DevAccounts.apnsBundleId),
+                        "secure": false, "baseUrl": .string(herald.mutualTLSURL),
+                    ])
+            }
+            try await herald.trigger([
+                "name": "flash-sale", "payload": ["code": "C", "percent": 9],
+                "to": [
+                    "subscriberId": "cat", "firstName": "Cat",
+                    "channels": [
+                        [
+                            "providerId": "apns", "integrationIdentifier": "apns-cert",
+                            "credentials": ["deviceTokens": .array([.string(Self.apnsToken)])],
+                        ],
+                        [
+                            "providerId": "apns", "integrationIdentifier": "apns-wrong-cert",
+                            "credentials": ["deviceTokens": .array([.string(Self.resetToken)])],
+                        ],
+                    ],
+                ],
+            ])
+            try await herald.settle()
+            let received = herald.push.messages(provider: "apns")
+            #expect(received.filter { $0.status == 200 }.map(\.target) == [Self.apnsToken])
+            #expect(received.first { $0.status == 200 }?.title == "Sale C")
+            // The other app's certificate does not cover this bundle id: a configuration failure, the device stays.
+            let failed = try await herald.call(.get, "/v1/deliveries?status=failed").json()
+            let failure = try #require(failed.objectValue?["data"]?.arrayValue?.first?.objectValue)
+            #expect(failure["outcome"] == "authConfig")
+            #expect(failure["errorText"]?.stringValue?.contains("TopicDisallowed") == true)
+            let devices = try await herald.store.read { try await $0.devices(environmentId: herald.environment.id, subscriberId: "cat") }
+            #expect(devices.count == 2)
+        }
+    }
+
+    /// A base64 PKCS#12 bundle made by the `openssl` command line (what `openssl pkcs12 -export` gives an APNs user).
+    static func pkcs12(certificate: String, key: String, passphrase: String) throws -> String {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("herald-p12-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try certificate.write(to: directory.appendingPathComponent("cert.pem"), atomically: true, encoding: .utf8)
+        try key.write(to: directory.appendingPathComponent("key.pem"), atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "openssl", "pkcs12", "-export", "-in", directory.appendingPathComponent("cert.pem").path, "-inkey",
+            directory.appendingPathComponent("key.pem").path, "-passout", "pass:\(passphrase)", "-out",
+            directory.appendingPathComponent("id.p12").path,
+        ]
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "openssl pkcs12 failed")
+        return try Data(contentsOf: directory.appendingPathComponent("id.p12")).base64EncodedString()
+    }
+
     @Test("Expo receipts are fetched after the delay and a receipt's DeviceNotRegistered removes the device", arguments: [Backend.sqlite])
     func expoReceipts(_ backend: Backend) async throws {
         let clock = ManualWallClock(Date())
