@@ -355,6 +355,38 @@ struct PushProviderTests {
         return try Data(contentsOf: directory.appendingPathComponent("id.p12")).base64EncodedString()
     }
 
+    @Test(
+        "targets named in the overrides: an FCM topic without any stored token, and deviceTokens replacing stored ones",
+        arguments: [Backend.sqlite])
+    func overrideTargets(_ backend: Backend) async throws {
+        try await withEngine(backend, workflows: [Self.workflow]) { herald in
+            try await herald.pushIntegrations(only: ["fcm", "expo"])
+            // No device at all: the FCM topic from the overrides is still sent, once.
+            try await herald.trigger([
+                "name": "flash-sale", "payload": ["code": "T", "percent": 1], "to": ["subscriberId": "tom", "firstName": "Tom"],
+                "overrides": ["providers": ["fcm": ["topic": "sale-news"]]],
+            ])
+            // A stored Expo token, replaced for this trigger by the overrides' deviceTokens.
+            try await herald.trigger([
+                "name": "flash-sale", "payload": ["code": "U", "percent": 2],
+                "to": [
+                    "subscriberId": "uma", "firstName": "Uma",
+                    "channels": [["providerId": "expo", "credentials": ["deviceTokens": ["ExponentPushToken[stored]"]]]],
+                ],
+                "overrides": ["expo": ["deviceTokens": ["ExponentPushToken[one]", "ExponentPushToken[two]"]]],
+            ])
+            try await herald.settle()
+            let fcm = herald.push.messages(provider: "fcm")
+            #expect(fcm.map(\.target) == ["/topics/sale-news"])
+            #expect(fcm.first?.payload.objectValue?["topic"] == "sale-news")
+            #expect(fcm.first?.payload.objectValue?["token"] == nil)
+            #expect(Set(herald.push.messages(provider: "expo").map(\.target)) == ["ExponentPushToken[one]", "ExponentPushToken[two]"])
+            let activity = try await herald.call(.get, "/v1/notifications?subscriberIds=tom").json()
+            let jobs = activity.objectValue?["data"]?.arrayValue?.first?.objectValue?["jobs"]?.arrayValue ?? []
+            #expect(jobs.first?.objectValue?["status"] == "completed")
+        }
+    }
+
     @Test("Expo receipts are fetched after the delay and a receipt's DeviceNotRegistered removes the device", arguments: [Backend.sqlite])
     func expoReceipts(_ backend: Backend) async throws {
         let clock = ManualWallClock(Date())

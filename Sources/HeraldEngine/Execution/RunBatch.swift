@@ -237,10 +237,25 @@ final class RunBatch {
         switch channel {
         case .push:
             for integration in candidates {
-                let devices = subscriberChannels.devices.filter {
-                    $0.integrationId == integration.id || ($0.integrationId == nil && $0.provider == integration.providerId)
+                // Targets named by the overrides win, as in Novu: `deviceTokens` (any provider) or FCM's `tokens`
+                // replace the stored tokens; an FCM `topic`/`condition` is one send whatever the subscriber's devices.
+                let overrides =
+                    Overrides.merged(
+                        step: options.overrides[integration.providerId], trigger: event.overrides, stepId: stepId,
+                        providerId: integration.providerId
+                    ).objectValue ?? [:]
+                let named = (overrides["deviceTokens"] ?? (integration.providerId == "fcm" ? overrides["tokens"] : nil))?.arrayValue?
+                    .compactMap(\.stringValue)
+                if integration.providerId == "fcm", let topic = overrides["topic"]?.stringValue ?? overrides["condition"]?.stringValue {
+                    plans.append((integration, [(topic, nil)]))
+                } else if let named, !named.isEmpty {
+                    plans.append((integration, named.map { ($0, nil) }))
+                } else {
+                    let devices = subscriberChannels.devices.filter {
+                        $0.integrationId == integration.id || ($0.integrationId == nil && $0.provider == integration.providerId)
+                    }
+                    if !devices.isEmpty { plans.append((integration, devices.map { ($0.token.revealed, $0.id) })) }
                 }
-                if !devices.isEmpty { plans.append((integration, devices.map { ($0.token.revealed, $0.id) })) }
             }
             if plans.isEmpty { return candidates.isEmpty ? "no_active_integration" : "missing_push_token" }
         case .chat:
