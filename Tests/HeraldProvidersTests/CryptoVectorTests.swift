@@ -120,4 +120,14 @@ import _CryptoExtras
             Hex.encode(Array((t1 + t2).prefix(42)))
                 == "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865")
     }
+
+    @Test func gzipRoundTrips() throws {
+        let text = Array(String(repeating: "{\"to\":\"ExponentPushToken[x]\",\"body\":\"hello\"},", count: 200).utf8)
+        let compressed = try #require(Gzip.compress(text))
+        #expect(compressed.prefix(2) == [0x1f, 0x8b])
+        #expect(compressed.count < text.count / 5)
+        #expect(Gzip.decompress(compressed) == text)
+        #expect(Gzip.decompress(Array("not gzip".utf8)) == nil)
+        #expect(Gzip.decompress(compressed, limit: 100) == nil)
+    }
 }

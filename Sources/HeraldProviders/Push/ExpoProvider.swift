@@ -7,6 +7,8 @@ import NIOCore
 /// message id, and the engine fetches the receipts 15 minutes later (``ReceiptProvider``): a receipt's
 /// `DeviceNotRegistered` removes the device then.
 ///
+/// Bodies over 1 KiB are sent gzip-compressed, as Expo's SDK does.
+///
 /// Credentials: `apiKey` (the access token, when the project enforces enhanced push security); `baseUrl` replaces
 /// `https://exp.host`.
 public struct ExpoProvider: ReceiptProvider {
@@ -34,7 +36,13 @@ public struct ExpoProvider: ReceiptProvider {
     }
 
     public func send(_ batch: [OutboundMessage]) async -> [DeliveryOutcome] {
-        let body = PushSupport.body(.array(batch.map(Self.message(for:))))
+        var body = PushSupport.body(.array(batch.map(Self.message(for:))))
+        var headers = self.headers
+        // Like Expo's SDK: bodies over 1 KiB go gzip-compressed.
+        if body.readableBytes > 1024, let compressed = Gzip.compress(Array(body.readableBytesView)) {
+            body = ByteBuffer(bytes: compressed)
+            headers.append(("content-encoding", "gzip"))
+        }
         let response: HTTPTransport.Response
         do { response = try await transport.post(base + "/--/api/v2/push/send", headers: headers, body: body) } catch {
             return Array(repeating: HTTPOutcome.transportFailure(error), count: batch.count)

@@ -19,7 +19,14 @@ extension PushEmulator {
 
     func registerExpo(on router: Router<SimulatorContext>) {
         router.post("/expo/--/api/v2/push/send") { request, context -> Response in
-            let bytes = try await Self.body(request)
+            var bytes = try await Self.body(request)
+            if request.headers[.contentEncoding]?.lowercased() == "gzip" {
+                guard let inflated = Gzip.decompress(bytes) else {
+                    return Self.json(400, ["errors": [["code": "VALIDATION_ERROR", "message": "the gzip body does not decompress"]]])
+                }
+                bytes = inflated
+                self.state.withLock { $0.gzipRequests += 1 }
+            }
             if let required = self.state.withLock({ $0.expoAccessToken }), request.headers[.authorization] != "Bearer \(required)" {
                 return Self.json(401, ["errors": [["code": "UNAUTHORIZED", "message": "The bearer token is invalid"]]])
             }

@@ -88,6 +88,8 @@ public final class PushEmulator: Sendable {
         // APNs: provider token per connection and when it last changed.
         var apnsConnections: [ObjectIdentifier: (token: String, changedAt: Date)] = [:]
         var verifiedProviderTokens: Set<String> = []
+        /// Expo requests that came gzip-compressed.
+        var gzipRequests = 0
         var expoReceipts: [String: JSONValue] = [:]
         /// Arrival times (Unix seconds) of accepted messages, for latency percentiles in benchmarks.
         var arrivals: [Double] = []
@@ -136,6 +138,9 @@ public final class PushEmulator: Sendable {
     public func registerPushpadProject(projectId: String, token: String) { state.withLock { $0.pushpadProjects[projectId] = token } }
     /// Lifetime of the OAuth access tokens the Google and HMS emulators issue.
     public func setAccessTokenLifetime(_ seconds: TimeInterval) { state.withLock { $0.tokenLifetime = seconds } }
+    /// How many Expo requests arrived gzip-compressed.
+    public var expoGzipRequests: Int { state.withLock { $0.gzipRequests } }
+
     /// How many access tokens each token endpoint issued (`google`, `hms`).
     public func tokenRequests(_ provider: String) -> Int { state.withLock { $0.tokenRequests[provider] ?? 0 } }
 
