@@ -185,7 +185,7 @@ public final class WebhookEmulator: Sendable {
         }
         router.get("/_control/stats") { _, _ -> Response in
             let stats = self.stats()
-            let seconds = zip(stats.first, stats.last).map { $1.timeIntervalSince($0) } ?? 0
+            let seconds = zip2(stats.first, stats.last).map { $1.timeIntervalSince($0) } ?? 0
             let json: JSONValue = [
                 "total": .number(Double(stats.total)), "distinct": .number(Double(stats.distinct)),
                 "duplicates": .number(Double(stats.duplicates)), "seconds": .number(seconds),
@@ -200,9 +200,4 @@ public final class WebhookEmulator: Sendable {
                 body: .init(byteBuffer: ByteBuffer(string: "{\"deliveries\":\(count)}")))
         }
     }
-}
-
-private func zip(_ first: Date?, _ last: Date?) -> (Date, Date)? {
-    guard let first, let last else { return nil }
-    return (first, last)
 }

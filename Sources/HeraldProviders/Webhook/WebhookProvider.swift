@@ -39,14 +39,7 @@ public struct WebhookProvider: DeliveryProvider {
     }
 
     public func send(_ batch: [OutboundMessage]) async -> [DeliveryOutcome] {
-        await withTaskGroup(of: (Int, DeliveryOutcome).self) { group in
-            for (index, message) in batch.enumerated() {
-                group.addTask { (index, await self.send(message)) }
-            }
-            var outcomes = [DeliveryOutcome](repeating: .retryLater(reason: "not sent", after: nil), count: batch.count)
-            for await (index, outcome) in group { outcomes[index] = outcome }
-            return outcomes
-        }
+        await PushSupport.each(batch) { await self.send($0) }
     }
 
     func send(_ message: OutboundMessage) async -> DeliveryOutcome {
