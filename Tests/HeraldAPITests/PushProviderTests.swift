@@ -360,7 +360,13 @@ struct PushProviderTests {
         arguments: [Backend.sqlite])
     func overrideTargets(_ backend: Backend) async throws {
         try await withEngine(backend, workflows: [Self.workflow]) { herald in
-            try await herald.pushIntegrations(only: ["fcm", "expo"])
+            try await herald.pushIntegrations(only: ["fcm", "expo", "web-push"])
+            // A browser named only in the overrides: sent to, and the target list is not part of the encrypted payload.
+            let subscription = Self.webPushSubscription(herald, id: "override-browser")
+            try await herald.trigger([
+                "name": "flash-sale", "payload": ["code": "W", "percent": 5], "to": ["subscriberId": "wes", "firstName": "Wes"],
+                "overrides": ["providers": ["web-push": ["deviceTokens": .array([.string(subscription)]), "tag": "sale"]]],
+            ])
             // No device at all: the FCM topic from the overrides is still sent, once.
             try await herald.trigger([
                 "name": "flash-sale", "payload": ["code": "T", "percent": 1], "to": ["subscriberId": "tom", "firstName": "Tom"],
@@ -381,6 +387,10 @@ struct PushProviderTests {
             #expect(fcm.first?.payload.objectValue?["topic"] == "sale-news")
             #expect(fcm.first?.payload.objectValue?["token"] == nil)
             #expect(Set(herald.push.messages(provider: "expo").map(\.target)) == ["ExponentPushToken[one]", "ExponentPushToken[two]"])
+            let web = try #require(herald.push.messages(provider: "web-push").first)
+            #expect(web.target == "override-browser")
+            #expect(web.payload.objectValue?["tag"] == "sale")
+            #expect(web.payload.objectValue?["deviceTokens"] == nil)
             let activity = try await herald.call(.get, "/v1/notifications?subscriberIds=tom").json()
             let jobs = activity.objectValue?["data"]?.arrayValue?.first?.objectValue?["jobs"]?.arrayValue ?? []
             #expect(jobs.first?.objectValue?["status"] == "completed")

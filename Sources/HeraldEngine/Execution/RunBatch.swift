@@ -233,35 +233,38 @@ final class RunBatch {
         let profile = subscribers[notification.subscriberId]?.profile
         let base = StepRenderer.render(step, context: run.evaluationContext)
 
-        var plans: [(Integration, [(target: String, deviceId: String?)])] = []
+        // The provider overrides of each candidate, merged once (push targets may come from them).
+        func overrides(_ integration: Integration) -> JSONValue {
+            Overrides.merged(
+                step: options.overrides[integration.providerId], trigger: event.overrides, stepId: stepId,
+                providerId: integration.providerId)
+        }
+        var plans: [(Integration, [(target: String, deviceId: String?)], overrides: JSONValue)] = []
         switch channel {
         case .push:
             for integration in candidates {
                 // Targets named by the overrides win, as in Novu: `deviceTokens` (any provider) or FCM's `tokens`
                 // replace the stored tokens; an FCM `topic`/`condition` is one send whatever the subscriber's devices.
-                let overrides =
-                    Overrides.merged(
-                        step: options.overrides[integration.providerId], trigger: event.overrides, stepId: stepId,
-                        providerId: integration.providerId
-                    ).objectValue ?? [:]
-                let named = (overrides["deviceTokens"] ?? (integration.providerId == "fcm" ? overrides["tokens"] : nil))?.arrayValue?
+                let merged = overrides(integration)
+                let object = merged.objectValue ?? [:]
+                let named = (object["deviceTokens"] ?? (integration.providerId == "fcm" ? object["tokens"] : nil))?.arrayValue?
                     .compactMap(\.stringValue)
-                if integration.providerId == "fcm", let topic = overrides["topic"]?.stringValue ?? overrides["condition"]?.stringValue {
-                    plans.append((integration, [(topic, nil)]))
+                if integration.providerId == "fcm", let topic = object["topic"]?.stringValue ?? object["condition"]?.stringValue {
+                    plans.append((integration, [(topic, nil)], merged))
                 } else if let named, !named.isEmpty {
-                    plans.append((integration, named.map { ($0, nil) }))
+                    plans.append((integration, named.map { ($0, nil) }, merged))
                 } else {
                     let devices = subscriberChannels.devices.filter {
                         $0.integrationId == integration.id || ($0.integrationId == nil && $0.provider == integration.providerId)
                     }
-                    if !devices.isEmpty { plans.append((integration, devices.map { ($0.token.revealed, $0.id) })) }
+                    if !devices.isEmpty { plans.append((integration, devices.map { ($0.token.revealed, $0.id) }, merged)) }
                 }
             }
             if plans.isEmpty { return candidates.isEmpty ? "no_active_integration" : "missing_push_token" }
         case .chat:
             for integration in candidates {
                 if let url = subscriberChannels.credentials[integration.id]?["webhookUrl"]?.stringValue {
-                    plans.append((integration, [(url, nil)]))
+                    plans.append((integration, [(url, nil)], overrides(integration)))
                 }
             }
             if plans.isEmpty { return candidates.isEmpty ? "no_active_integration" : "missing_webhook_url" }
@@ -269,16 +272,14 @@ final class RunBatch {
             let address = channel == .email ? profile?.email : profile?.phone
             guard let address, !address.isEmpty else { return channel == .email ? "missing_email" : "missing_phone" }
             guard let primary = candidates.first else { return "no_active_integration" }
-            plans.append((primary, [(address, nil)]))
+            plans.append((primary, [(address, nil)], overrides(primary)))
         default:
             return "unsupported_channel"
         }
 
-        for (integration, targets) in plans {
+        for (integration, targets, merged) in plans {
             var content = base
-            content.overrides = Overrides.merged(
-                step: options.overrides[integration.providerId], trigger: event.overrides, stepId: stepId,
-                providerId: integration.providerId)
+            content.overrides = merged
             content.context = [
                 "payload": event.payload, "subscriber": run.context["subscriber"] ?? .null,
                 "step": ["id": .string(stepId), "type": .string(step.type.rawValue)], "transactionId": .string(event.transactionId),

@@ -132,7 +132,7 @@ public struct APNsProvider: DeliveryProvider {
     /// payload is over the limit (4 KB, 5 KB for VoIP) — refused without a network call.
     static func request(for message: OutboundMessage, bundleId: String, now: Date) -> Built {
         let content = message.content
-        var overrides = content.overrides.objectValue ?? [:]
+        var overrides = PushSupport.overrides(content)
         let headerOverrides = overrides.removeValue(forKey: "headers")?.objectValue ?? [:]
         let pushType =
             overrides.removeValue(forKey: "pushType")?.stringValue ?? headerOverrides["apns-push-type"]?.stringValue
@@ -160,7 +160,6 @@ public struct APNsProvider: DeliveryProvider {
         var merged = JSONValue.object(payload)
         if let apsOverride = overrides.removeValue(forKey: "aps") { merged = merged.deepMerged(with: ["aps": apsOverride]) }
         if let payloadOverride = overrides.removeValue(forKey: "payload") { merged = merged.deepMerged(with: payloadOverride) }
-        for key in ["tokens", "deviceTokens", "type"] { overrides.removeValue(forKey: key) }
         merged = merged.deepMerged(with: .object(overrides))
         let body = Array(merged.jsonString().utf8)
         let limit = pushType == "voip" ? 5120 : 4096

@@ -79,9 +79,7 @@ public struct ExpoProvider: ReceiptProvider {
         message.set("ttl", content.ttl)
         if let priority = content.priority { message["priority"] = .string(priority == "high" ? "high" : "normal") }
         if !content.data.isEmpty { message["data"] = PushSupport.data(content) }
-        var overrides = content.overrides.objectValue ?? [:]
-        for key in ["tokens", "deviceTokens", "type"] { overrides.removeValue(forKey: key) }
-        return JSONValue.object(message).deepMerged(with: .object(overrides))
+        return JSONValue.object(message).deepMerged(with: .object(PushSupport.overrides(content)))
     }
 
     static func classify(ticket: [String: JSONValue]) -> DeliveryOutcome {

@@ -172,7 +172,7 @@ public struct FCMProvider: DeliveryProvider {
     /// data-only message (title and body move into `data`), as Novu does.
     static func message(for outbound: OutboundMessage) -> JSONValue {
         let content = outbound.content
-        var overrides = content.overrides.objectValue ?? [:]
+        var overrides = PushSupport.overrides(content)
         var message: [String: JSONValue] = [:]
         if let topic = overrides.removeValue(forKey: "topic")?.stringValue {
             message["topic"] = .string(topic.hasPrefix("/topics/") ? String(topic.dropFirst(8)) : topic)
@@ -181,8 +181,7 @@ public struct FCMProvider: DeliveryProvider {
         } else {
             message["token"] = .string(outbound.target.revealed)
         }
-        let dataOnly = overrides.removeValue(forKey: "type")?.stringValue == "data"
-        for key in ["tokens", "deviceTokens"] { overrides.removeValue(forKey: key) }
+        let dataOnly = content.overrides.objectValue?["type"]?.stringValue == "data"
         var data = content.data
         if dataOnly {
             data["title"] = content.title ?? ""

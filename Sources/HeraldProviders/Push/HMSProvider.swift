@@ -82,9 +82,7 @@ public struct HMSProvider: DeliveryProvider {
             "token": .array(tokens.map(JSONValue.string)), "notification": .object(notification), "android": .object(android),
         ]
         if !content.data.isEmpty { message["data"] = .string(PushSupport.data(content).jsonString()) }
-        var overrides = content.overrides.objectValue ?? [:]
-        for key in ["tokens", "deviceTokens", "type"] { overrides.removeValue(forKey: key) }
-        return JSONValue.object(message).deepMerged(with: .object(overrides))
+        return JSONValue.object(message).deepMerged(with: .object(PushSupport.overrides(content)))
     }
 
     /// Outcomes per token from an answer (`reference/providers.md` §5.3).

@@ -228,9 +228,5 @@ enum HostedPush {
         return outcomes
     }
 
-    static func overrides(_ content: MessageContent) -> JSONValue {
-        var overrides = content.overrides.objectValue ?? [:]
-        for key in ["tokens", "deviceTokens", "type"] { overrides.removeValue(forKey: key) }
-        return .object(overrides)
-    }
+    static func overrides(_ content: MessageContent) -> JSONValue { .object(PushSupport.overrides(content)) }
 }

@@ -10,12 +10,7 @@ enum PushSupport {
         _ batch: [OutboundMessage], _ send: @escaping @Sendable (OutboundMessage) async -> DeliveryOutcome
     ) async -> [DeliveryOutcome] {
         if batch.count == 1 { return [await send(batch[0])] }
-        return await withTaskGroup(of: (Int, DeliveryOutcome).self) { group in
-            for (index, message) in batch.enumerated() { group.addTask { (index, await send(message)) } }
-            var outcomes = [DeliveryOutcome](repeating: .retryLater(reason: "not sent", after: nil), count: batch.count)
-            for await (index, outcome) in group { outcomes[index] = outcome }
-            return outcomes
-        }
+        return await each(indices: batch.indices) { await send(batch[$0]) }
     }
 
     /// Runs `send` for each index concurrently; results in index order.
@@ -100,6 +95,14 @@ enum PushSupport {
             throw HeraldError(.configuration, "\(integration.providerId) integration \(integration.identifier) has no \(field)")
         }
         return value
+    }
+
+    /// A provider's own overrides without the keys that are not payload: the targets (`tokens`, `deviceTokens`, read
+    /// by the engine) and Novu's FCM mode switch `type`.
+    static func overrides(_ content: MessageContent) -> [String: JSONValue] {
+        var overrides = content.overrides.objectValue ?? [:]
+        for key in ["tokens", "deviceTokens", "type"] { overrides.removeValue(forKey: key) }
+        return overrides
     }
 
     /// `data` as JSON strings.

@@ -99,7 +99,7 @@ public struct WebPushProvider: DeliveryProvider {
     /// The JSON the service worker receives: `title`, `body`, `image`, `data`, plus overrides (`headers` in
     /// overrides sets `urgency`/`topic` instead).
     static func payload(for content: MessageContent) -> (JSONValue, [String: String]) {
-        var overrides = content.overrides.objectValue ?? [:]
+        var overrides = PushSupport.overrides(content)
         let headers = (overrides.removeValue(forKey: "headers")?.objectValue ?? [:]).reduce(into: [String: String]()) {
             if let text = $1.value.stringValue { $0[$1.key.lowercased()] = text }
         }
