@@ -15,6 +15,8 @@ public struct APIError: Error, Sendable {
     /// Extra fields merged into a Novu error body (Novu spreads an exception's object into the body; the SDK types
     /// the 409 of subscriber creation as a `SubscriberResponseDto`).
     public var extraFields: [String: JSONValue] = [:]
+    /// The Centrifugo error code when the status alone does not tell it (108 `not available`).
+    public var centrifugoCode: Int?
 
     /// One field's validation failure.
     public struct FieldError: Sendable, Equatable {

@@ -20,9 +20,9 @@ public func buildRouter(store: SQLStore, runtime: Runtime? = nil, configuration:
     SubscriberRoutes(store: store).register(on: api)
     IntegrationRoutes(store: store).register(on: api)
     TopicRoutes(store: store).register(on: api)
-    CentrifugoRoutes(store: store).register(on: api)
+    CentrifugoRoutes(store: store, pushes: runtime.pushes).register(on: api)
     EventRoutes(runtime: runtime).register(on: api)
     ActivityRoutes(store: store, workflows: runtime.workflows).register(on: api)
-    DeliveryRoutes(store: store, engine: runtime.engine).register(on: api)
+    DeliveryRoutes(store: store, engine: runtime.engine, pushes: runtime.pushes).register(on: api)
     return router
 }

@@ -9,6 +9,8 @@ import Logging
 public struct Runtime: Sendable {
     public let workflows: WorkflowRegistry
     public let intake: TriggerIntake
+    /// Raw provider-payload sends (Centrifugo).
+    public let pushes: PushIntake
     public let engine: Engine
     public let metrics: EngineMetrics
     public let validator: TriggerValidator
@@ -22,6 +24,7 @@ public struct Runtime: Sendable {
         self.metrics = metrics
         self.validator = TriggerValidator(workflows: workflows)
         self.intake = TriggerIntake(store: store, validator: validator, metrics: metrics)
+        self.pushes = PushIntake(store: store, metrics: metrics)
         let factory = providers ?? StandardProviderFactory(transport: .shared, clock: store.clock)
         self.engine = Engine(
             store: store, workflows: workflows, providers: ProviderPool(factory: factory), metrics: metrics,

@@ -105,6 +105,11 @@ public final class EngineMetrics: Sendable {
         "herald_token_removals_withheld_total", help: "Invalid-token removals held back by the mass-deletion guard.", labels: ["provider"])
     public let deadDeliveries = CounterFamily(
         "herald_deliveries_dead_total", help: "Deliveries that exhausted their retries.", labels: ["provider"])
+    public let pushNotifications = CounterFamily(
+        "herald_push_notification_count", help: "Push provider call outcomes, by provider, device platform and outcome class.",
+        labels: ["provider", "platform", "outcome"])
+    public let pushSends = CounterFamily(
+        "herald_push_sends_total", help: "Raw push sends (send_push_notification) accepted, by recipient type.", labels: ["recipient_type"])
     public let jobs = CounterFamily("herald_jobs_processed_total", help: "Jobs run, by kind and result.", labels: ["kind", "result"])
     public let providerCallSeconds = HistogramFamily(
         "herald_provider_call_duration_seconds", help: "Duration of one provider batch call.", labels: ["provider"],
@@ -122,7 +127,10 @@ public final class EngineMetrics: Sendable {
     /// The exposition text, with the queue gauges given.
     public func render(queue: (ready: Int, running: Int, scheduled: Int), lag: Duration) -> String {
         var text = ""
-        for counter in [triggersAccepted, triggersRejected, deliveries, tokensRemoved, tokenRemovalsWithheld, deadDeliveries, jobs] {
+        for counter in [
+            triggersAccepted, triggersRejected, deliveries, pushNotifications, pushSends, tokensRemoved, tokenRemovalsWithheld,
+            deadDeliveries, jobs,
+        ] {
             counter.render(into: &text)
         }
         providerCallSeconds.render(into: &text)

@@ -1,15 +1,17 @@
 import Foundation
 import HeraldCore
+import HeraldEngine
 import HeraldStore
 import Hummingbird
 import NIOCore
 
 /// Centrifugo PRO's push API (`reference/centrifugo-push-api.md`): `POST /api/<method>` with a JSON body, results as
 /// `{"result": …}`, errors as `{"error": {"code", "message"}}` (HTTP 200, or mapped statuses with
-/// `X-Centrifugo-Error-Mode: transport`), and `POST /api/batch`. This file holds the device registry and topic
-/// methods; they work on the same devices and topic subscriptions as the Novu API.
+/// `X-Centrifugo-Error-Mode: transport`), and `POST /api/batch`. The device registry and topic methods work on the
+/// same devices and topic subscriptions as the Novu API; the push methods hand raw sends to ``PushIntake``.
 struct CentrifugoRoutes {
     let store: SQLStore
+    let pushes: PushIntake
 
     typealias Method = @Sendable (JSONValue, HeraldCore.Environment) async throws -> JSONValue
 
@@ -17,7 +19,8 @@ struct CentrifugoRoutes {
         [
             "device_register": deviceRegister, "device_update": deviceUpdate, "device_remove": deviceRemove, "device_list": deviceList,
             "device_topic_update": deviceTopicUpdate, "device_topic_list": deviceTopicList, "user_topic_update": userTopicUpdate,
-            "user_topic_list": userTopicList,
+            "user_topic_list": userTopicList, "send_push_notification": sendPushNotification, "cancel_push": cancelPush,
+            "update_push_status": updatePushStatus,
         ]
     }
 
@@ -196,6 +199,40 @@ struct CentrifugoRoutes {
         return .object(object)
     }
 
+    // MARK: Sends
+
+    /// A domain error in Centrifugo's terms: invalid input is `107 bad request` (or `108 not available` for features
+    /// Herald does not offer), with the located problem in the message.
+    static func centrifugo(_ error: HeraldError) -> any Error {
+        guard error.code == .invalidInput else { return error }
+        var apiError = APIError(.badRequest, error.message.hasPrefix("not available") ? error.message : "bad request: \(error.message)")
+        if error.context["code"] == "108" { apiError.centrifugoCode = 108 }
+        return apiError
+    }
+
+    func sendPushNotification(_ params: JSONValue, environment: HeraldCore.Environment) async throws -> JSONValue {
+        do {
+            return ["uid": .string(try await pushes.send(environmentId: environment.id, body: params))]
+        } catch let error as HeraldError { throw Self.centrifugo(error) }
+    }
+
+    func cancelPush(_ params: JSONValue, environment: HeraldCore.Environment) async throws -> JSONValue {
+        let uid = try CentrifugoParams(params).requiredString("uid")
+        try await pushes.cancel(environmentId: environment.id, uid: uid)
+        return [:]
+    }
+
+    func updatePushStatus(_ params: JSONValue, environment: HeraldCore.Environment) async throws -> JSONValue {
+        let p = CentrifugoParams(params)
+        do {
+            try await pushes.report(
+                environmentId: environment.id, analyticsUid: try p.requiredString("analytics_uid"),
+                deviceId: try p.requiredString("device_id"),
+                status: try p.requiredString("status"))
+        } catch let error as HeraldError { throw Self.centrifugo(error) }
+        return [:]
+    }
+
     // MARK: Topics
 
     struct TopicsUpdate {
@@ -356,7 +393,8 @@ struct CentrifugoParams: Sendable {
 /// Centrifugo's error codes for API errors.
 enum CentrifugoError {
     static func code(_ error: APIError) -> Int {
-        switch error.status {
+        if let code = error.centrifugoCode { return code }
+        return switch error.status {
         case .notFound: 104
         case .conflict: 113
         case .internalServerError, .serviceUnavailable: 100

@@ -6,9 +6,11 @@ import Hummingbird
 
 /// Herald's own delivery API: list deliveries by status (dead letters, failures, retries in flight) and re-drive
 /// them. A re-driven delivery starts a fresh retry window and goes through the same machinery as the first send.
+/// `GET /v1/push-stats?uid=` reports a raw send's outcomes per provider and platform.
 struct DeliveryRoutes {
     let store: SQLStore
     let engine: Engine
+    let pushes: PushIntake
 
     struct RetryBody: Decodable {
         var ids: [String]?
@@ -29,6 +31,13 @@ struct DeliveryRoutes {
                     limit: limit)
             }
             return JSONResponse.make(["data": .array(page.items.map(Self.json)), "next": page.nextCursor.map(JSONValue.string) ?? .null])
+        }
+        group.get("/v1/push-stats") { request, context in
+            let environment = try context.requireEnvironment()
+            guard let uid = NovuQuery(request).string("uid"), !uid.isEmpty else {
+                throw APIError.invalidField("uid", "uid is required (the uid of a send_push_notification)")
+            }
+            return JSONResponse.data(try await pushes.stats(environmentId: environment.id, uid: uid))
         }
         group.post("/v1/deliveries/:deliveryId/retry") { _, context in
             let environment = try context.requireEnvironment()
@@ -77,7 +86,8 @@ struct DeliveryRoutes {
             "updatedAt": .string(delivery.updatedAt.iso8601Milliseconds), "target": .string(Secret.redact(delivery.target.revealed)),
         ]
         for (key, value) in [
-            ("_messageId", delivery.messageId), ("_deviceId", delivery.deviceId), ("_integrationId", delivery.integrationId),
+            ("_messageId", delivery.messageId), ("_pushId", delivery.pushId), ("platform", delivery.platform),
+            ("_deviceId", delivery.deviceId), ("_integrationId", delivery.integrationId),
             ("outcome", delivery.outcome), ("providerMessageId", delivery.providerMessageId), ("errorCode", delivery.errorCode),
             ("errorText", delivery.errorText), ("nextAttemptAt", delivery.nextAttemptAt?.iso8601Milliseconds),
         ] {

@@ -43,11 +43,16 @@ public struct MessageContent: Sendable, Hashable {
     public var overrides: JSONValue
     /// The trigger payload, subscriber and step, for providers that forward the whole context (webhooks).
     public var context: JSONValue
+    /// A provider-native payload passed through unchanged (Centrifugo raw sends): when set, the provider ignores the
+    /// neutral fields and only adds the target. FCM and HMS take their `message` object, APNs and Web Push
+    /// `{"headers": {…}, "payload": …}`; providers without a raw form refuse it as a bad request.
+    public var raw: JSONValue?
 
     public init(
         channel: Channel, title: String? = nil, body: String, text: String? = nil, data: [String: String] = [:], image: String? = nil,
         sound: String? = nil, badge: Int? = nil, ttl: Int? = nil, priority: String? = nil, collapseKey: String? = nil,
-        from: String? = nil, senderName: String? = nil, overrides: JSONValue = .object([:]), context: JSONValue = .object([:])
+        from: String? = nil, senderName: String? = nil, overrides: JSONValue = .object([:]), context: JSONValue = .object([:]),
+        raw: JSONValue? = nil
     ) {
         self.channel = channel
         self.title = title
@@ -64,6 +69,7 @@ public struct MessageContent: Sendable, Hashable {
         self.senderName = senderName
         self.overrides = overrides
         self.context = context
+        self.raw = raw
     }
 }
 
@@ -129,6 +135,7 @@ extension MessageContent {
         }
         if let badge { object["badge"] = .number(Double(badge)) }
         if let ttl { object["ttl"] = .number(Double(ttl)) }
+        if let raw { object["raw"] = raw }
         return .object(object)
     }
 
@@ -146,6 +153,6 @@ extension MessageContent {
             sound: text("sound"), badge: integer("badge"), ttl: integer("ttl"), priority: text("priority"),
             collapseKey: text("collapseKey"),
             from: text("from"), senderName: text("senderName"), overrides: object["overrides"] ?? .object([:]),
-            context: object["context"] ?? .object([:]))
+            context: object["context"] ?? .object([:]), raw: object["raw"])
     }
 }

@@ -147,7 +147,11 @@ public struct DeliveryRecord: Sendable, Hashable {
     public var id: String
     public var environmentId: String
     public var messageId: String?
+    /// The raw send (``PushSend``) it belongs to, for deliveries without a message.
+    public var pushId: String?
     public var deviceId: String?
+    /// The device's platform (`ios`, `android`, `web`) where known, for push statistics.
+    public var platform: String?
     public var integrationId: String?
     public var providerId: String
     public var target: Secret
@@ -168,9 +172,12 @@ public struct DeliveryRecord: Sendable, Hashable {
         id: String, environmentId: String, messageId: String?, deviceId: String?, integrationId: String?, providerId: String,
         target: Secret,
         status: DeliveryStatus, outcome: String? = nil, attempts: Int = 0, providerMessageId: String? = nil, errorCode: String? = nil,
-        errorText: String? = nil, nextAttemptAt: Date? = nil, windowStartedAt: Date? = nil, createdAt: Date, updatedAt: Date
+        errorText: String? = nil, nextAttemptAt: Date? = nil, windowStartedAt: Date? = nil, pushId: String? = nil, platform: String? = nil,
+        createdAt: Date, updatedAt: Date
     ) {
         self.windowStartedAt = windowStartedAt
+        self.pushId = pushId
+        self.platform = platform
         self.id = id
         self.environmentId = environmentId
         self.messageId = messageId

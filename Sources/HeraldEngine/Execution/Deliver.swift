@@ -8,15 +8,17 @@ extension Engine {
     /// scheduled, invalid tokens removed (behind the mass-deletion guard), messages and steps finished, runs
     /// advanced, and email/SMS failed over to the next integration when the first cannot deliver.
     func deliver(_ job: DeliverJob, environmentId: String) async throws -> JobResult {
-        let loaded = try await store.read { session -> ([DeliveryRecord], [String: MessageRecord], Integration?) in
+        let loaded = try await store.read { session -> ([DeliveryRecord], [String: MessageRecord], [String: PushSend], Integration?) in
             let deliveries = try await session.deliveries(ids: job.deliveries).filter { !$0.status.isFinal }
             let messages = try await session.messages(ids: Array(Set(deliveries.compactMap(\.messageId))))
+            let pushes = try await session.pushes(ids: Array(Set(deliveries.compactMap(\.pushId))))
             let integration = try await session.integration(environmentId: environmentId, id: job.integration)
-            return (deliveries, messages, integration)
+            return (deliveries, messages, pushes, integration)
         }
-        let (deliveries, messages, integration) = loaded
+        let (deliveries, messages, pushes, integration) = loaded
         guard !deliveries.isEmpty else { return .done }
-        let sendable = deliveries.filter { $0.messageId.flatMap { messages[$0] } != nil }
+        let contents = try await contents(of: deliveries, messages: messages, pushes: pushes)
+        let sendable = deliveries.filter { contents[$0.id] != nil }
 
         var outcomes: [DeliveryOutcome]
         var receiptDelay: Duration?
@@ -25,9 +27,7 @@ extension Engine {
             do {
                 let provider = try context.providers.provider(for: integration)
                 receiptDelay = (provider as? any ReceiptProvider)?.receiptDelay
-                let batch = sendable.map {
-                    OutboundMessage(deliveryId: $0.id, target: $0.target, content: messages[$0.messageId!]!.content)
-                }
+                let batch = sendable.map { OutboundMessage(deliveryId: $0.id, target: $0.target, content: contents[$0.id]!) }
                 let started = ContinuousClock.now
                 outcomes = await Self.send(batch, with: provider)
                 metrics.providerCallSeconds.observe(ContinuousClock.now - started, providerId)
@@ -45,7 +45,12 @@ extension Engine {
         } else {
             outcomes = sendable.map { _ in .authConfig(reason: "integration \(job.integration) is inactive or deleted") }
         }
-        for outcome in outcomes { metrics.deliveries.increment(providerId, outcome.label) }
+        for (delivery, outcome) in zip(sendable, outcomes) {
+            metrics.deliveries.increment(providerId, outcome.label)
+            if delivery.pushId != nil || messages[delivery.messageId ?? ""]?.channel == .push {
+                metrics.pushNotifications.increment(providerId, delivery.platform ?? "unknown", outcome.label)
+            }
+        }
 
         let context = self.context
         let metrics = self.metrics
@@ -69,6 +74,39 @@ extension Engine {
             }
         }
         return .done
+    }
+
+    /// What each delivery sends: its message's content, or its raw send's payload for the provider. Deliveries of
+    /// raw sends cancelled or expired meanwhile are finished here, unsent, and get no content.
+    private func contents(
+        of deliveries: [DeliveryRecord], messages: [String: MessageRecord], pushes: [String: PushSend]
+    ) async throws -> [String: MessageContent] {
+        var result: [String: MessageContent] = [:]
+        var requests: [String: PushSendRequest] = [:]
+        var stopped: [DeliveryRecord] = []
+        let now = store.clock.now()
+        for delivery in deliveries {
+            if let message = delivery.messageId.flatMap({ messages[$0] }) {
+                result[delivery.id] = message.content
+            } else if let pushId = delivery.pushId, let push = pushes[pushId] {
+                var finished = delivery
+                if push.status == .canceled {
+                    finished.status = .canceled
+                } else if let expireAt = push.expireAt, expireAt <= now {
+                    (finished.status, finished.errorCode, finished.errorText) = (.failed, "expired", "expire_at passed before it was sent")
+                } else {
+                    if requests[pushId] == nil { requests[pushId] = try PushSendRequest(json: push.request) }
+                    result[delivery.id] = requests[pushId]?.content(providerId: delivery.providerId)
+                    continue
+                }
+                stopped.append(finished)
+            }
+        }
+        if !stopped.isEmpty {
+            let finished = stopped
+            try await store.transaction { try await $0.updateDeliveries(finished) }
+        }
+        return result
     }
 
     /// Sends messages in the provider's batch size, at most its declared concurrency of batches at a time; one
@@ -119,6 +157,7 @@ extension Engine {
 
         var generator = SystemRandomNumberGenerator()
         var removeDevices: [String] = []
+        var removeTokens: [String: [String]] = [:]
         var reached: [String] = []
         var retryJobs: [NewJob] = []
         var details: [ExecutionDetail] = []
@@ -148,7 +187,12 @@ extension Engine {
                             deliveryId: delivery.id, providerId: delivery.providerId, source: .webhook, raw: ["reason": .string(reason)]))
                 } else if removalAllowed {
                     delivery.status = .invalid
-                    if let deviceId = delivery.deviceId { removeDevices.append(deviceId) }
+                    if let deviceId = delivery.deviceId {
+                        removeDevices.append(deviceId)
+                    } else if delivery.pushId != nil {
+                        // A raw token of a raw send: the device registered with it, if any, is just as dead.
+                        removeTokens[delivery.providerId, default: []].append(delivery.target.revealed)
+                    }
                     metrics.tokensRemoved.increment(delivery.providerId)
                     details.append(
                         batch.detail(
@@ -208,8 +252,12 @@ extension Engine {
         }
         try await session.updateDeliveries(deliveries)
         try await session.removeDevices(environmentId: environmentId, ids: removeDevices)
+        for (provider, tokens) in removeTokens {
+            try await session.removeDevices(environmentId: environmentId, provider: provider, tokens: tokens)
+        }
         try await session.markDevicesReached(ids: reached)
-        batch.record(details)
+        // Raw sends keep no activity trail (their deliveries and statistics are the record).
+        batch.record(details.filter { $0.notificationId != nil })
         batch.enqueue(retryJobs)
 
         // Finish messages whose deliveries are all final, then steps whose messages are all final.

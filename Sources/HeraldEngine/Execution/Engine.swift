@@ -17,6 +17,8 @@ public struct EngineConfiguration: Sendable {
     /// Deliveries per `deliver` job: the unit a crash may repeat. The job sends them in the provider's own batch
     /// size, with at most its declared concurrency.
     public var deliveryJobSize = 400
+    /// Devices per raw-send page (one transaction each: the crash-replay bound of its fan-out).
+    public var pushPageSize = 1000
     /// How long one expansion job works before it yields (and continues in a new claim).
     public var expansionTimeSlice: Duration = .seconds(5)
 
@@ -62,6 +64,7 @@ public struct Engine: Sendable {
         case .resume: return try await resume(ResumeJob.decode(job.payload), environmentId: job.environmentId ?? "")
         case .deliver: return try await deliver(DeliverJob.decode(job.payload), environmentId: job.environmentId ?? "")
         case .receipts: return try await receipts(ReceiptsJob.decode(job.payload), environmentId: job.environmentId ?? "")
+        case .push: return try await sendPush(PushJob.decode(job.payload), environmentId: job.environmentId ?? "")
         }
     }
 

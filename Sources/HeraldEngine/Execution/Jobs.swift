@@ -13,6 +13,8 @@ public enum JobKind: String, Sendable, CaseIterable {
     case deliver
     /// Fetch the provider's receipts for delivered messages (Expo) and apply them.
     case receipts
+    /// Fan a raw send (`send_push_notification`) out to its devices or tokens, page by page (checkpointed).
+    case push
 }
 
 /// What a job handler asks the dispatcher to do with its job.
@@ -65,6 +67,22 @@ struct ReceiptsJob: JobPayload {
     var deliveries: [String]
     /// How many times receipts were asked for already (ids without a receipt are asked again, at most 3 times).
     var attempt: Int
+}
+
+struct PushJob: JobPayload {
+    var push: String
+}
+
+/// Fan-out progress of a raw send, saved with it after every page.
+struct PushCursor: JobPayload, Equatable {
+    /// The last device id done.
+    var after: String?
+    /// Targets without an active integration of their provider.
+    var skipped = 0
+
+    static func decode(_ text: String?) -> PushCursor {
+        text.flatMap { try? decode($0) } ?? PushCursor()
+    }
 }
 
 /// Fan-out progress of an event, saved with it after every page.

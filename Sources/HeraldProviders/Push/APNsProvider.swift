@@ -132,16 +132,13 @@ public struct APNsProvider: DeliveryProvider {
     /// payload is over the limit (4 KB, 5 KB for VoIP) — refused without a network call.
     static func request(for message: OutboundMessage, bundleId: String, now: Date) -> Built {
         let content = message.content
+        if let raw = content.raw { return rawRequest(raw, for: message, bundleId: bundleId) }
         var overrides = PushSupport.overrides(content)
         let headerOverrides = overrides.removeValue(forKey: "headers")?.objectValue ?? [:]
         let pushType =
             overrides.removeValue(forKey: "pushType")?.stringValue ?? headerOverrides["apns-push-type"]?.stringValue
             ?? ((content.title ?? "").isEmpty && content.body.isEmpty ? "background" : "alert")
-        let suffixes = [
-            "voip": ".voip", "complication": ".complication", "fileprovider": ".pushkit.fileprovider", "location": ".location-query",
-            "pushtotalk": ".voip-ptt", "widgets": ".push-type.widgets", "liveactivity": ".push-type.liveactivity",
-        ]
-        let topic = overrides.removeValue(forKey: "topic")?.stringValue ?? bundleId + (suffixes[pushType] ?? "")
+        let topic = overrides.removeValue(forKey: "topic")?.stringValue ?? bundleId + (topicSuffixes[pushType] ?? "")
         var aps: [String: JSONValue] = [:]
         if pushType == "background" {
             aps["content-available"] = 1
@@ -177,6 +174,39 @@ public struct APNsProvider: DeliveryProvider {
             headers["apns-collapse-id"] = collapseKey
         }
         for (name, value) in headerOverrides { if let text = value.stringValue { headers[name.lowercased()] = text } }
+        return .request(Request(path: "/3/device/\(message.target.revealed)", headers: headers.map { ($0.key, $0.value) }, body: body))
+    }
+
+    static let topicSuffixes = [
+        "voip": ".voip", "complication": ".complication", "fileprovider": ".pushkit.fileprovider", "location": ".location-query",
+        "pushtotalk": ".voip-ptt", "widgets": ".push-type.widgets", "liveactivity": ".push-type.liveactivity",
+    ]
+
+    /// A raw `{headers, payload}` (Centrifugo `apns`): the payload goes out as given, the headers as given (names
+    /// lower-cased); Herald only fills in what APNs needs and the caller left out — `apns-topic` (the bundle id, with
+    /// the push type's suffix), `apns-push-type` (`background` for a content-available-only payload, else `alert`)
+    /// and a stable `apns-id`.
+    static func rawRequest(_ raw: JSONValue, for message: OutboundMessage, bundleId: String) -> Built {
+        let object = raw.objectValue ?? [:]
+        let payload = object["payload"] ?? [:]
+        var headers: [String: String] = [:]
+        for (name, value) in object["headers"]?.objectValue ?? [:] { if let text = value.stringValue { headers[name.lowercased()] = text } }
+        let aps = payload.objectValue?["aps"]?.objectValue ?? [:]
+        let silent = aps["alert"] == nil && aps["sound"] == nil && aps["badge"] == nil && aps["content-available"] != nil
+        let pushType = headers["apns-push-type"] ?? (silent ? "background" : "alert")
+        headers["apns-push-type"] = pushType
+        headers["apns-topic"] = headers["apns-topic"] ?? bundleId + (topicSuffixes[pushType] ?? "")
+        if pushType == "background", headers["apns-priority"] == nil { headers["apns-priority"] = "5" }
+        headers["apns-id"] = headers["apns-id"] ?? PushSupport.stableUUID([message.deliveryId])
+        headers["content-type"] = "application/json"
+        let body = Array(payload.jsonString().utf8)
+        let limit = pushType == "voip" ? 5120 : 4096
+        guard body.count <= limit else {
+            return .rejected(.badRequest(reason: "APNs payload is \(body.count) bytes, over the \(limit)-byte limit"))
+        }
+        if let collapseId = headers["apns-collapse-id"], collapseId.utf8.count > 64 {
+            return .rejected(.badRequest(reason: "apns-collapse-id is longer than 64 bytes"))
+        }
         return .request(Request(path: "/3/device/\(message.target.revealed)", headers: headers.map { ($0.key, $0.value) }, body: body))
     }
 

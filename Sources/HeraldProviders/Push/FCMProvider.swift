@@ -172,6 +172,11 @@ public struct FCMProvider: DeliveryProvider {
     /// data-only message (title and body move into `data`), as Novu does.
     static func message(for outbound: OutboundMessage) -> JSONValue {
         let content = outbound.content
+        if case .object(var raw)? = content.raw {
+            // A raw `message` goes out as given; the target is the token unless it names a topic or condition.
+            if raw["topic"] == nil && raw["condition"] == nil { raw["token"] = .string(outbound.target.revealed) }
+            return .object(raw)
+        }
         var overrides = PushSupport.overrides(content)
         var message: [String: JSONValue] = [:]
         if let topic = overrides.removeValue(forKey: "topic")?.stringValue {

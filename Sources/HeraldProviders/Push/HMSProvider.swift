@@ -69,6 +69,10 @@ public struct HMSProvider: DeliveryProvider {
     }
 
     static func message(for content: MessageContent, tokens: [String]) -> JSONValue {
+        if case .object(var raw)? = content.raw {
+            if raw["topic"] == nil && raw["condition"] == nil { raw["token"] = .array(tokens.map(JSONValue.string)) }
+            return .object(raw)
+        }
         var notification: [String: JSONValue] = ["body": .string(content.body)]
         notification.set("title", content.title)
         notification.set("image", content.image)

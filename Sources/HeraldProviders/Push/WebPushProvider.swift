@@ -67,10 +67,10 @@ public struct WebPushProvider: DeliveryProvider {
         guard let subscription = WebPushSubscription(token: message.target.revealed), let origin = subscription.origin else {
             return .invalidToken(reason: "not a PushSubscription")
         }
-        let (payload, headerOverrides) = Self.payload(for: message.content)
+        let (plaintext, headerOverrides) = Self.payload(for: message.content)
         let body: [UInt8]
         do {
-            body = try WebPushCrypto.encrypt(Array(payload.jsonString().utf8), p256dh: subscription.p256dh, auth: subscription.auth)
+            body = try WebPushCrypto.encrypt(plaintext, p256dh: subscription.p256dh, auth: subscription.auth)
         } catch WebPushCrypto.Failure.tooLarge {
             return .badRequest(reason: "Web Push payload over \(WebPushCrypto.maximumPlaintext) bytes")
         } catch {
@@ -79,7 +79,8 @@ public struct WebPushProvider: DeliveryProvider {
         let jwt: String
         do { jwt = try await tokens.token(audience: origin) } catch { return .authConfig(reason: "cannot sign the VAPID token") }
         var headers: [(String, String)] = [
-            ("ttl", String(max(message.content.ttl ?? 86_400, 0))), ("content-encoding", "aes128gcm"),
+            ("ttl", headerOverrides["ttl"].flatMap { Int($0) }.map { String(max($0, 0)) } ?? String(max(message.content.ttl ?? 86_400, 0))),
+            ("content-encoding", "aes128gcm"),
             ("content-type", "application/octet-stream"), ("authorization", "vapid t=\(jwt), k=\(publicKey)"),
         ]
         if let priority = headerOverrides["urgency"] ?? message.content.priority.map({ $0 == "high" ? "high" : "normal" }) {
@@ -96,19 +97,30 @@ public struct WebPushProvider: DeliveryProvider {
         }
     }
 
-    /// The JSON the service worker receives: `title`, `body`, `image`, `data`, plus overrides (`headers` in
-    /// overrides sets `urgency`/`topic` instead).
-    static func payload(for content: MessageContent) -> (JSONValue, [String: String]) {
-        var overrides = PushSupport.overrides(content)
-        let headers = (overrides.removeValue(forKey: "headers")?.objectValue ?? [:]).reduce(into: [String: String]()) {
-            if let text = $1.value.stringValue { $0[$1.key.lowercased()] = text }
+    /// The bytes the service worker receives — the JSON `title`, `body`, `image`, `data`, plus overrides (`headers`
+    /// in overrides sets `ttl`/`urgency`/`topic` instead) — and the header values asked for, by lower-cased name. A
+    /// raw `{headers, payload}` sends its payload as given (a string as its text, anything else as JSON) with a
+    /// four-week TTL unless its headers say otherwise (Centrifugo's default).
+    static func payload(for content: MessageContent) -> ([UInt8], [String: String]) {
+        func lowercased(_ headers: JSONValue?) -> [String: String] {
+            (headers?.objectValue ?? [:]).reduce(into: [String: String]()) {
+                if let text = $1.value.stringValue { $0[$1.key.lowercased()] = text }
+            }
         }
+        if let raw = content.raw?.objectValue {
+            var headers = lowercased(raw["headers"])
+            if headers["ttl"] == nil { headers["ttl"] = "2419200" }
+            let payload = raw["payload"] ?? ""
+            return (Array((payload.stringValue ?? payload.jsonString()).utf8), headers)
+        }
+        var overrides = PushSupport.overrides(content)
+        let headers = lowercased(overrides.removeValue(forKey: "headers"))
         var payload: [String: JSONValue] = ["body": .string(content.body)]
         payload.set("title", content.title)
         payload.set("image", content.image)
         payload.set("badge", content.badge)
         if !content.data.isEmpty { payload["data"] = PushSupport.data(content) }
-        return (JSONValue.object(payload).deepMerged(with: .object(overrides)), headers)
+        return (Array(JSONValue.object(payload).deepMerged(with: .object(overrides)).jsonString().utf8), headers)
     }
 
     static func isValidTopic(_ topic: String) -> Bool {

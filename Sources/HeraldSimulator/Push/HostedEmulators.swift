@@ -126,10 +126,20 @@ extension PushEmulator {
             }
             guard account == app else { return answer("80300002", "The current app does not have the permission to send messages.") }
             guard case .object(let body)? = try? JSONValue.parse(bytes: bytes), case .object(var message)? = body["message"],
-                case .array(let tokenValues)? = message["token"]
+                ["token", "topic", "condition"].filter({ message[$0] != nil }).count == 1
             else { return answer("80100003", "Incorrect message structure.", status: 400) }
-            let tokens = tokenValues.compactMap(\.stringValue)
-            guard !tokens.isEmpty, tokens.count <= 1000 else { return answer("80300010", "The number of tokens exceeds the limit.") }
+            // Exactly one target: a token list, a topic or a condition (recorded as `/topics/…`, `/conditions/…`).
+            let tokens: [String]
+            if case .array(let tokenValues)? = message["token"] {
+                tokens = tokenValues.compactMap(\.stringValue)
+                guard !tokens.isEmpty, tokens.count <= 1000 else { return answer("80300010", "The number of tokens exceeds the limit.") }
+            } else if let topic = message["topic"]?.stringValue, !topic.isEmpty {
+                tokens = ["/topics/\(topic)"]
+            } else if let condition = message["condition"]?.stringValue, !condition.isEmpty {
+                tokens = ["/conditions/\(condition)"]
+            } else {
+                return answer("80100003", "Incorrect message structure.", status: 400)
+            }
             message["token"] = nil
             guard JSONValue.object(message).jsonString().utf8.count <= 4096 else {
                 return answer("80300008", "The message body size exceeds the default value.")

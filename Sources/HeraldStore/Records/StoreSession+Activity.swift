@@ -28,7 +28,7 @@ extension StoreSession {
     private static let messageColumns =
         "id, environment_id, notification_id, transaction_id, workflow_id, subscriber_id, step_id, channel, integration_id, provider_id, status, payload, device_tokens, error_id, error_text, created_at, updated_at"
     private static let deliveryColumns =
-        "id, environment_id, message_id, device_id, integration_id, provider_id, target, status, outcome, attempts, provider_message_id, error_code, error_text, next_attempt_at, window_started_at, created_at, updated_at"
+        "id, environment_id, message_id, push_id, device_id, platform, integration_id, provider_id, target, status, outcome, attempts, provider_message_id, error_code, error_text, next_attempt_at, window_started_at, created_at, updated_at"
 
     // MARK: Notifications
 
@@ -262,13 +262,14 @@ extension StoreSession {
     public func insertDeliveries(_ deliveries: [DeliveryRecord]) async throws {
         for start in stride(from: 0, to: deliveries.count, by: 300) {
             var insert = db.insert(into: "deliveries").columns(
-                "id", "environment_id", "message_id", "device_id", "integration_id", "provider_id", "target", "status", "attempts",
-                "created_at",
-                "updated_at")
+                "id", "environment_id", "message_id", "push_id", "device_id", "platform", "integration_id", "provider_id", "target",
+                "status",
+                "attempts", "created_at", "updated_at")
             for delivery in deliveries[start..<min(start + 300, deliveries.count)] {
                 insert = insert.values(
                     [
-                        delivery.id, delivery.environmentId, delivery.messageId, delivery.deviceId, delivery.integrationId,
+                        delivery.id, delivery.environmentId, delivery.messageId, delivery.pushId, delivery.deviceId, delivery.platform,
+                        delivery.integrationId,
                         delivery.providerId,
                         delivery.target.revealed, delivery.status.rawValue, delivery.attempts, delivery.createdAt.millisecondsSince1970,
                         delivery.updatedAt.millisecondsSince1970,
@@ -396,7 +397,8 @@ extension StoreSession {
             attempts: try row.decode(column: "attempts", as: Int.self), providerMessageId: try row.optional("provider_message_id"),
             errorCode: try row.optional("error_code"), errorText: try row.optional("error_text"),
             nextAttemptAt: try row.optionalDate("next_attempt_at"),
-            windowStartedAt: try row.optionalDate("window_started_at"), createdAt: try row.date("created_at"),
+            windowStartedAt: try row.optionalDate("window_started_at"), pushId: try row.optional("push_id"),
+            platform: try row.optional("platform"), createdAt: try row.date("created_at"),
             updatedAt: try row.date("updated_at"))
     }
 

@@ -120,6 +120,27 @@ extension StoreSession {
         return devices
     }
 
+    /// A page of the devices matching `filter`, in id order after `after`, without their topics (the raw-send
+    /// fan-out reads devices this way: keyset pages, so memory does not grow with the audience).
+    public func devicePage(environmentId: String, filter: DeviceFilter, after: String?, limit: Int) async throws -> Page<Device> {
+        var query = SQLQueryString("SELECT \(unsafeRaw: Self.deviceColumns) FROM devices WHERE ") + filter.sql(environmentId: environmentId)
+        if let after { query += " AND id > \(bind: after)" }
+        query += " ORDER BY id LIMIT \(bind: limit + 1)"
+        var devices = try await db.raw(query).all().map(Self.device(from:))
+        let more = devices.count > limit
+        if more { devices.removeLast() }
+        return Page(items: devices, nextCursor: more ? devices.last?.id : nil)
+    }
+
+    /// Removes the devices registered with these tokens of one provider; returns how many existed.
+    @discardableResult
+    public func removeDevices(environmentId: String, provider: String, tokens: [String]) async throws -> Int {
+        guard !tokens.isEmpty else { return 0 }
+        return try await db.raw(
+            "DELETE FROM devices WHERE environment_id = \(bind: environmentId) AND provider = \(bind: provider) AND token IN (\(binds: tokens)) RETURNING id"
+        ).all().count
+    }
+
     /// Removes devices by id; returns how many existed.
     @discardableResult
     public func removeDevices(environmentId: String, ids: [String]) async throws -> Int {

@@ -1,0 +1,133 @@
+import Foundation
+import HeraldCore
+import SQLKit
+
+/// What inserting a raw send found.
+public enum PushInsertResult: Sendable {
+    case inserted
+    /// The environment already has a send with this uid.
+    case existing(PushSend)
+}
+
+/// Delivery counts of a raw send for one provider and platform.
+public struct PushStatsRow: Sendable, Equatable {
+    public var provider: String
+    public var platform: String
+    /// By delivery status (`pending`, `delivered`, `failed`, …).
+    public var statuses: [String: Int] = [:]
+    /// By reported push status (`delivered`, `interacted`).
+    public var reported: [String: Int] = [:]
+}
+
+extension StoreSession {
+    private static let pushColumns =
+        "id, environment_id, uid, analytics_uid, request, status, send_at, expire_at, cursor, created_at, updated_at"
+
+    /// Inserts a send unless its uid is taken in the environment.
+    public func insertPush(_ push: PushSend) async throws -> PushInsertResult {
+        let inserted = try await db.insert(into: "pushes")
+            .columns(
+                "id", "environment_id", "uid", "analytics_uid", "request", "status", "send_at", "expire_at", "cursor", "created_at",
+                "updated_at"
+            )
+            .values(
+                [
+                    push.id, push.environmentId, push.uid, push.analyticsUid, push.request.jsonString(), push.status.rawValue,
+                    push.sendAt?.millisecondsSince1970, push.expireAt?.millisecondsSince1970, push.cursor,
+                    push.createdAt.millisecondsSince1970, push.updatedAt.millisecondsSince1970,
+                ] as [any Encodable & Sendable]
+            )
+            .ignoringConflicts(with: ["environment_id", "uid"])
+            .returning("id").all()
+        if !inserted.isEmpty { return .inserted }
+        guard let existing = try await self.push(environmentId: push.environmentId, uid: push.uid) else {
+            throw HeraldError(.internal, "push insert conflicted but no push has uid \(push.uid)")
+        }
+        return .existing(existing)
+    }
+
+    /// A send by its uid.
+    public func push(environmentId: String, uid: String) async throws -> PushSend? {
+        try await db.raw(
+            "SELECT \(unsafeRaw: Self.pushColumns) FROM pushes WHERE environment_id = \(bind: environmentId) AND uid = \(bind: uid)"
+        ).first().map(Self.push(from:))
+    }
+
+    /// Sends by id (locked on PostgreSQL when `lock`, so a cancel and a page do not interleave).
+    public func pushes(ids: [String], lock: Bool = false) async throws -> [String: PushSend] {
+        guard !ids.isEmpty else { return [:] }
+        let rows = try await db.raw(
+            "SELECT \(unsafeRaw: Self.pushColumns) FROM pushes WHERE id IN (\(binds: ids))\(unsafeRaw: lock && dialect == .postgres ? " FOR UPDATE" : "")"
+        ).all().map(Self.push(from:))
+        return Dictionary(rows.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// Saves a send's status and fan-out cursor.
+    public func updatePush(id: String, status: PushSend.Status, cursor: String?) async throws {
+        try await db.raw(
+            "UPDATE pushes SET status = \(bind: status.rawValue), cursor = \(bind: cursor), updated_at = \(bind: nowMilliseconds) WHERE id = \(bind: id)"
+        ).run()
+    }
+
+    /// Marks a send's unfinished deliveries cancelled; returns how many.
+    public func cancelPushDeliveries(pushId: String) async throws -> Int {
+        try await db.raw(
+            """
+            UPDATE deliveries SET status = 'canceled', updated_at = \(bind: nowMilliseconds)
+            WHERE push_id = \(bind: pushId) AND status IN ('pending', 'retrying') RETURNING id
+            """
+        ).all().count
+    }
+
+    /// Records what the app reported for the deliveries of sends with this analytics uid to a device
+    /// (`update_push_status`); `interacted` is never downgraded to `delivered`. Returns how many deliveries matched.
+    public func reportPushStatus(environmentId: String, analyticsUid: String, deviceId: String, status: String) async throws -> Int {
+        let pushIds = try await db.raw(
+            "SELECT id FROM pushes WHERE environment_id = \(bind: environmentId) AND analytics_uid = \(bind: analyticsUid)"
+        ).all().map { try $0.decode(column: "id", as: String.self) }
+        guard !pushIds.isEmpty else { return 0 }
+        var query = SQLQueryString(
+            "UPDATE deliveries SET push_status = \(bind: status), push_status_at = \(bind: nowMilliseconds) WHERE push_id IN (\(binds: pushIds)) AND device_id = \(bind: deviceId)"
+        )
+        if status == "delivered" { query += " AND (push_status IS NULL OR push_status <> 'interacted')" }
+        let updated = try await db.raw(query + " RETURNING id").all().count
+        if updated > 0 { return updated }
+        // Already reported as interacted: still a known delivery.
+        return try await db.raw(
+            "SELECT COUNT(*) AS n FROM deliveries WHERE push_id IN (\(binds: pushIds)) AND device_id = \(bind: deviceId)"
+        ).first()?.decode(column: "n", as: Int.self) ?? 0
+    }
+
+    /// A send's delivery counts per provider and platform.
+    public func pushStats(pushId: String) async throws -> [PushStatsRow] {
+        let rows = try await db.raw(
+            """
+            SELECT provider_id, COALESCE(platform, '') AS platform, status, COALESCE(push_status, '') AS push_status, COUNT(*) AS n
+            FROM deliveries WHERE push_id = \(bind: pushId) GROUP BY provider_id, platform, status, push_status
+            """
+        ).all()
+        var result: [[String]: PushStatsRow] = [:]
+        for row in rows {
+            let provider = try row.decode(column: "provider_id", as: String.self)
+            let platform = try row.decode(column: "platform", as: String.self)
+            let count = try row.decode(column: "n", as: Int.self)
+            var entry = result[[provider, platform]] ?? PushStatsRow(provider: provider, platform: platform)
+            entry.statuses[try row.decode(column: "status", as: String.self), default: 0] += count
+            let reported = try row.decode(column: "push_status", as: String.self)
+            if !reported.isEmpty { entry.reported[reported, default: 0] += count }
+            result[[provider, platform]] = entry
+        }
+        return result.values.sorted { ($0.provider, $0.platform) < ($1.provider, $1.platform) }
+    }
+
+    private static func push(from row: any SQLRow) throws -> PushSend {
+        PushSend(
+            id: try row.decode(column: "id", as: String.self), environmentId: try row.decode(column: "environment_id", as: String.self),
+            uid: try row.decode(column: "uid", as: String.self),
+            analyticsUid: try row.optional("analytics_uid") ?? row.decode(column: "uid", as: String.self),
+            request: try JSONValue.parse(try row.decode(column: "request", as: String.self)),
+            status: PushSend.Status(rawValue: try row.decode(column: "status", as: String.self)) ?? .queued,
+            sendAt: try row.optionalDate("send_at"), expireAt: try row.optionalDate("expire_at"), cursor: try row.optional("cursor"),
+            createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
+    }
+}
