@@ -253,4 +253,8 @@ removed_subscriber = novu.subscribers.delete(subscriber_id=sid)
 check("subscribers.delete", removed_subscriber.result.acknowledged and removed_subscriber.result.status == "deleted")
 expect_error("subscribers.delete again -> 404", 404, lambda: novu.subscribers.delete(subscriber_id=sid))
 
+# These point at the real APNs and SendGrid with made-up credentials: the suites after this one must not send through them.
+novu.integrations.delete(integration_id=mail2.result.id)
+remaining = novu.integrations.delete(integration_id=apns.result.id)
+check("integrations.delete of the remaining test integrations", {i.identifier for i in remaining.result}.isdisjoint({f"apns-{run}", f"sg2-{run}"}))
 summary("novu-py 3.19.0")
