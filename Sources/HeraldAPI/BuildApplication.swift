@@ -68,6 +68,9 @@ public func buildApplication(
     onBootstrap: @escaping @Sendable (BootstrapResult) -> Void = { _ in },
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
+    if !configuration.allowPrivateNetwork.isEmpty, let policy = try? OutboundURLPolicy(allowing: configuration.allowPrivateNetwork) {
+        OutboundURLPolicy.current = policy
+    }
     let runtime = Runtime(
         store: store, workflows: workflows, providers: providers, engineConfiguration: configuration.engine, logger: logger)
     let router = buildRouter(store: store, runtime: runtime, configuration: configuration.api)

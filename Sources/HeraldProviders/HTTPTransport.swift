@@ -3,15 +3,31 @@ import Foundation
 import HeraldCore
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import NIOSSL
+import Synchronization
 
 /// The outbound HTTP client every provider shares: pooled keep-alive connections (HTTP/2 where the server offers it),
 /// no redirects (a redirect could lead a webhook to a private address), bounded timeouts.
+///
+/// Every request passes the SSRF guard (``OutboundURLPolicy``): the URL is checked, its host resolved once and
+/// every address vetted, and the connection goes to a vetted address — a client per (host, address) whose DNS
+/// override pins the connection while TLS still verifies the host name — so a name that resolves differently the
+/// next time (DNS rebinding) cannot redirect it. Resolutions are cached for 30 seconds.
 public final class HTTPTransport: Sendable {
     /// The process-wide transport: one connection pool for every provider, alive as long as the process.
     public static let shared = HTTPTransport()
 
+    /// The client for IP-literal URLs (nothing to resolve).
     public let client: HTTPClient
+    let configuration: HTTPClient.Configuration
+    /// The policy to apply; nil means ``OutboundURLPolicy/current`` at each request.
+    let policy: OutboundURLPolicy?
+    let resolver: @Sendable (String) async -> [IPAddress]
+    private let resolutions = Mutex<[String: (addresses: [IPAddress], expires: ContinuousClock.Instant)]>([:])
+    private let pinned = Mutex<(clients: [String: HTTPClient], order: [String])>(([:], []))
+    /// Most pinned clients kept; the least recently created beyond that is shut down.
+    static let pinnedLimit = 256
     /// Longest a provider call may take.
     public let timeout: TimeAmount
     /// Largest response body read.
@@ -23,8 +39,11 @@ public final class HTTPTransport: Sendable {
 
     public init(
         connectionsPerHost: Int = 64, timeout: TimeAmount = .seconds(30), maxResponseBytes: Int = 1 << 20,
-        caFile: String? = ProcessInfo.processInfo.environment["HERALD_CA_FILE"]
+        caFile: String? = ProcessInfo.processInfo.environment["HERALD_CA_FILE"], policy: OutboundURLPolicy? = nil,
+        resolver: @escaping @Sendable (String) async -> [IPAddress] = HTTPTransport.systemResolve
     ) {
+        self.policy = policy
+        self.resolver = resolver
         var tls = TLSConfiguration.makeClientConfiguration()
         if let caFile, !caFile.isEmpty { tls.additionalTrustRoots = [.file(caFile)] }
         var configuration = HTTPClient.Configuration(
@@ -32,6 +51,7 @@ public final class HTTPTransport: Sendable {
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: connectionsPerHost)
         configuration.httpVersion = .automatic
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.configuration = configuration
         self.tlsConfiguration = tls
         self.timeout = timeout
         self.maxResponseBytes = maxResponseBytes
@@ -55,6 +75,7 @@ public final class HTTPTransport: Sendable {
     public func send(
         _ method: HTTPMethod, _ url: String, headers: [(String, String)], body: ByteBuffer?, tls: TLSConfiguration? = nil
     ) async throws -> Response {
+        let client = try await guardedClient(for: url)
         var request = HTTPClientRequest(url: url)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -65,8 +86,50 @@ public final class HTTPTransport: Sendable {
         return Response(status: Int(response.status.code), headers: response.headers, body: collected)
     }
 
+    /// The client that may carry a request to `url`: the shared one for a vetted IP literal, else the one pinned to
+    /// the vetted address of its host. Throws ``OutboundURLRefusal``.
+    func guardedClient(for url: String) async throws -> HTTPClient {
+        let policy = self.policy ?? OutboundURLPolicy.current
+        let checked = try policy.check(url)
+        if checked.address != nil { return client }
+        let now = ContinuousClock.now
+        var addresses = resolutions.withLock { cache in cache[checked.host].flatMap { $0.expires > now ? $0.addresses : nil } }
+        if addresses == nil {
+            let resolved = await resolver(checked.host)
+            addresses = resolved
+            if !resolved.isEmpty { resolutions.withLock { $0[checked.host] = (resolved, now + .seconds(30)) } }
+        }
+        let vetted = try policy.vet(checked, resolved: addresses ?? [])
+        let target = vetted.first { $0.isV4 } ?? vetted[0]
+        let key = "\(checked.host) \(target)"
+        if let existing = pinned.withLock({ $0.clients[key] }) { return existing }
+        var configuration = self.configuration
+        configuration.dnsOverride = [checked.host: target.description]
+        let created = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let (winner, evicted) = pinned.withLock { state -> (HTTPClient, HTTPClient?) in
+            if let existing = state.clients[key] { return (existing, created) }
+            state.clients[key] = created
+            state.order.append(key)
+            guard state.order.count > Self.pinnedLimit else { return (created, nil) }
+            let oldest = state.order.removeFirst()
+            return (created, state.clients.removeValue(forKey: oldest))
+        }
+        if let evicted { Task { try? await evicted.shutdown() } }
+        return winner
+    }
+
+    /// getaddrinfo on a thread of NIO's blocking pool.
+    public static let systemResolve: @Sendable (String) async -> [IPAddress] = { host in
+        (try? await NIOThreadPool.singleton.runIfActive { IPAddress.resolve(host) }) ?? []
+    }
+
     public func shutdown() async {
         try? await client.shutdown()
+        let clients = pinned.withLock { state in
+            defer { state = ([:], []) }
+            return Array(state.clients.values)
+        }
+        for client in clients { try? await client.shutdown() }
     }
 }
 
@@ -107,8 +170,10 @@ public enum HTTPOutcome {
         return nil
     }
 
-    /// A transport failure: the provider may not have seen the request, so it is retried.
+    /// A transport failure: the provider may not have seen the request, so it is retried — except a URL the SSRF
+    /// guard refuses, which no retry will cure.
     public static func transportFailure(_ error: any Error) -> DeliveryOutcome {
-        .retryLater(reason: "transport: \(String(describing: type(of: error)))", after: nil)
+        if let refusal = error as? OutboundURLRefusal { return .badRequest(reason: "URL refused: \(refusal.reason)") }
+        return .retryLater(reason: "transport: \(String(describing: type(of: error)))", after: nil)
     }
 }

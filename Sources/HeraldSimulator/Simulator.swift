@@ -37,6 +37,11 @@ public struct Simulator: Sendable {
         webhooks.register(on: router)
         push.register(on: router)
         router.get("/_control/health") { _, _ in "ok" }
+        // A hostile endpoint for the SSRF tests: answers every call with a redirect to `?to=`.
+        router.post("/redirect") { request, _ -> Response in
+            let target: String = request.uri.queryParameters.get("to").map { String($0) } ?? "http://169.254.169.254/"
+            return Response(status: .found, headers: [.location: target])
+        }
         return router
     }
 

@@ -55,6 +55,8 @@ struct Dev: AsyncParsableCommand {
             configuration.workflowsDirectory = workflows
             configuration.initialAPIKey = ProcessInfo.processInfo.environment["HERALD_API_KEY"] ?? Self.defaultKey
             configuration.pollInterval = .milliseconds(50)
+            // The emulators listen on loopback.
+            configuration.allowPrivateNetwork = ["127.0.0.1", "::1"]
             let key = configuration.initialAPIKey!
             let transport = HTTPTransport(caFile: caFile)
             let application = buildApplication(

@@ -117,6 +117,9 @@ struct Serve: AsyncParsableCommand {
         configuration.role = parsedRole
         configuration.allowPrivateNetwork = (allowPrivateNetwork ?? environment["HERALD_ALLOW_PRIVATE_NETWORK"] ?? "")
             .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        do { _ = try OutboundURLPolicy(allowing: configuration.allowPrivateNetwork) } catch let refusal as OutboundURLRefusal {
+            throw HeraldError(.configuration, "--allow-private-network: \(refusal.reason)")
+        }
         configuration.api.maxBodyBytes =
             try maxBodyBytes ?? environment["HERALD_MAX_BODY_BYTES"].map { try Self.integer($0, name: "HERALD_MAX_BODY_BYTES") }
             ?? configuration.api.maxBodyBytes

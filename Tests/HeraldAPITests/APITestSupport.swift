@@ -22,6 +22,7 @@ func withAPI(
     _ backend: Backend, configuration: APIConfiguration = .init(),
     _ body: @escaping @Sendable (any TestClientProtocol, SQLStore, TestTenants) async throws -> Void
 ) async throws {
+    allowLoopbackForTests()
     try await withStore(backend) { store, _ in
         let tenants = try await store.transaction { session in
             let development = try await session.createEnvironment(named: "development")
@@ -58,3 +59,9 @@ func novuHeaders(_ key: String) -> HTTPFields {
 
 /// A request body from JSON text.
 func body(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
+
+/// The emulators listen on loopback, which the SSRF guard refuses unless allowed (as `herald dev` and the scripts
+/// allow it with `--allow-private-network`).
+func allowLoopbackForTests() {
+    OutboundURLPolicy.current = try! OutboundURLPolicy(allowing: ["127.0.0.1", "::1"])
+}

@@ -113,6 +113,7 @@ func withEngine(
     configure: @Sendable (inout EngineConfiguration) -> Void = { _ in },
     _ body: @escaping @Sendable (EngineHarness) async throws -> Void
 ) async throws {
+    allowLoopbackForTests()
     let registry = WorkflowRegistry()
     let diagnostics = registry.update(sources.enumerated().map { ("w\($0.offset).yaml", $0.element) })
     #expect(diagnostics.filter { $0.severity == .error }.isEmpty, "workflow diagnostics: \(diagnostics)")

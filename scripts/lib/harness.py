@@ -102,7 +102,9 @@ class Server:
         self.port = free_port()
         self.database = database or f"sqlite://{workdir}/herald.sqlite"
         os.makedirs(f"{workdir}/workflows", exist_ok=True)
-        self.env = dict(os.environ, HERALD_API_KEY=API_KEY, HERALD_LOG_LEVEL="error", HERALD_DATABASE_URL=self.database, **(env or {}))
+        # The simulator listens on loopback, which the SSRF guard refuses unless the operator allows it.
+        self.env = dict(os.environ, HERALD_API_KEY=API_KEY, HERALD_LOG_LEVEL="error", HERALD_DATABASE_URL=self.database,
+                        HERALD_ALLOW_PRIVATE_NETWORK="127.0.0.1", **(env or {}))
         self.args = list(args)
         self.process = None
         self.url = f"http://127.0.0.1:{self.port}"

@@ -79,10 +79,10 @@ enum IntegrationRules {
     private static func formatProblem(providerId: String, field: String, value: JSONValue, all: IntegrationCredentials) -> String? {
         switch (providerId, field) {
         case (_, "baseUrl"), (_, "webhookUrl"):
-            guard let text = value.stringValue, let url = URL(string: text), ["http", "https"].contains(url.scheme ?? ""), url.host != nil
-            else {
-                return "credentials.\(field) must be an http(s) URL"
-            }
+            guard let text = value.stringValue else { return "credentials.\(field) must be an https URL" }
+            do { _ = try OutboundURLPolicy.current.check(text) } catch let refusal as OutboundURLRefusal {
+                return "credentials.\(field) is refused: \(refusal.reason)"
+            } catch { return "credentials.\(field) must be an https URL" }
         case ("fcm", "serviceAccount"):
             guard let text = value.stringValue, case .object(let account)? = try? JSONValue.parse(text) else {
                 return "credentials.serviceAccount must be the service account JSON as a string"

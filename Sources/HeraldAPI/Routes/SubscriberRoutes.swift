@@ -190,10 +190,11 @@ struct SubscriberRoutes {
             return items.compactMap(\.stringValue)
         }
         if let webhook = other["webhookUrl"] {
-            guard case .string(let url) = webhook, let parsed = URL(string: url), ["https", "http"].contains(parsed.scheme ?? ""),
-                parsed.host != nil
-            else {
-                throw APIError.invalidField("credentials.webhookUrl", "credentials.webhookUrl must be an http(s) URL")
+            guard case .string(let url) = webhook else {
+                throw APIError.invalidField("credentials.webhookUrl", "credentials.webhookUrl must be an https URL")
+            }
+            do { _ = try OutboundURLPolicy.current.check(url) } catch let refusal as OutboundURLRefusal {
+                throw APIError.invalidField("credentials.webhookUrl", "credentials.webhookUrl is refused: \(refusal.reason)")
             }
         }
         try await session.updateCredentials(

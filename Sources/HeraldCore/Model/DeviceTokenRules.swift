@@ -32,9 +32,12 @@ public enum DeviceTokenRules {
         guard case .object(let object)? = try? JSONValue.parse(token) else {
             return "a web-push token is the PushSubscription JSON: {\"endpoint\":…, \"keys\":{\"p256dh\":…, \"auth\":…}}"
         }
-        guard let endpoint = object["endpoint"]?.stringValue, let url = URL(string: endpoint), url.scheme == "https", url.host != nil else {
+        guard let endpoint = object["endpoint"]?.stringValue, endpoint.lowercased().hasPrefix("https://") else {
             return "a web-push subscription needs an https endpoint"
         }
+        do { _ = try OutboundURLPolicy.current.check(endpoint) } catch let refusal as OutboundURLRefusal {
+            return "the web-push endpoint is refused: \(refusal.reason)"
+        } catch { return "a web-push subscription needs an https endpoint" }
         guard case .object(let keys)? = object["keys"], let p256dh = keys["p256dh"]?.stringValue, let auth = keys["auth"]?.stringValue
         else {
             return "a web-push subscription needs keys.p256dh and keys.auth"
