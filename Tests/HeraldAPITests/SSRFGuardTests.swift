@@ -52,7 +52,17 @@ struct SSRFGuardTests {
                 endpoints.plain + "/redirect?to=http://169.254.169.254/latest/meta-data/", headers: [], body: body)
             #expect(response.status == 302)
             #expect(HTTPOutcome.classify(response) == .badRequest(reason: "HTTP 302: "))
-            for transport in [strict, pinned, rebinding] { await transport.shutdown() }
+            // HTTPS through a pinned connection: TLS verifies the host name (the simulator's certificate names
+            // `localhost`), while the connection goes to the vetted address.
+            let caFile = FileManager.default.temporaryDirectory.appendingPathComponent("ssrf-ca-\(UUID().uuidString).pem").path
+            try simulator.identity.writeCA(to: caFile)
+            defer { try? FileManager.default.removeItem(atPath: caFile) }
+            let tlsPort = Int(endpoints.tls.split(separator: ":").last!)!
+            let named = HTTPTransport(
+                caFile: caFile, policy: try OutboundURLPolicy(allowing: ["localhost"]), resolver: { _ in [IPAddress("127.0.0.1")!] })
+            let health = try await named.send(.GET, "https://localhost:\(tlsPort)/_control/health", headers: [], body: nil)
+            #expect(health.status == 200 && health.text == "ok")
+            for transport in [strict, pinned, rebinding, named] { await transport.shutdown() }
         }
     }
 
