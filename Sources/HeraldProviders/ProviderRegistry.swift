@@ -13,8 +13,8 @@ public struct StandardProviderFactory: ProviderFactory {
     }
 
     /// Provider ids with a client in this build.
-    public static let providerIds: Set<String> = WebhookProvider.providerIds.union([
-        "fcm", "apns", "web-push", "expo", "hms", "one-signal", "pusher-beams", "pushpad",
+    public static let providerIds: Set<String> = WebhookProvider.providerIds.union(ChatWebhookProvider.providerIds).union([
+        "fcm", "apns", "web-push", "expo", "hms", "one-signal", "pusher-beams", "pushpad", "telegram",
     ])
 
     public func supports(_ providerId: String) -> Bool {
@@ -25,6 +25,9 @@ public struct StandardProviderFactory: ProviderFactory {
         switch integration.providerId {
         case let id where WebhookProvider.providerIds.contains(id):
             return try WebhookProvider(integration: integration, transport: transport, clock: clock)
+        case let id where ChatWebhookProvider.providerIds.contains(id):
+            return ChatWebhookProvider(integration: integration, transport: transport, clock: clock)
+        case "telegram": return try TelegramProvider(integration: integration, transport: transport, clock: clock)
         case "fcm": return try FCMProvider(integration: integration, transport: transport, clock: clock)
         case "apns": return try APNsProvider(integration: integration, transport: transport, clock: clock)
         case "web-push": return try WebPushProvider(integration: integration, transport: transport, clock: clock)

@@ -13,6 +13,7 @@ public enum DevAccounts {
     public static let apnsTeamId = "HERALDTEAM"
     public static let apnsKeyId = "HERALDKEY1"
     public static let apnsBundleId = "dev.herald.app"
+    public static let telegramBotToken = "123456:herald-dev-telegram-bot"
     public static let hmsClientId = "100200300"
     public static let hmsSecret = "herald-dev-hms-secret"
     public static let expoAccessToken = "herald-dev-expo-access-token"

@@ -23,19 +23,28 @@ public struct SimulatorEndpoints: Sendable {
 public struct Simulator: Sendable {
     public let webhooks: WebhookEmulator
     public let push: PushEmulator
+    public let chat: ChatEmulator
     public let identity: TLSIdentity
 
-    public init(webhooks: WebhookEmulator = WebhookEmulator(), push: PushEmulator = PushEmulator(), devAccounts: Bool = true) throws {
+    public init(
+        webhooks: WebhookEmulator = WebhookEmulator(), push: PushEmulator = PushEmulator(), chat: ChatEmulator = ChatEmulator(),
+        devAccounts: Bool = true
+    ) throws {
         self.webhooks = webhooks
         self.push = push
+        self.chat = chat
         self.identity = try TLSIdentity()
-        if devAccounts { DevAccounts.register(on: push) }
+        if devAccounts {
+            DevAccounts.register(on: push)
+            chat.registerTelegramBot(token: DevAccounts.telegramBotToken)
+        }
     }
 
     func router() -> Router<SimulatorContext> {
         let router = Router(context: SimulatorContext.self)
         webhooks.register(on: router)
         push.register(on: router)
+        chat.register(on: router)
         router.get("/_control/health") { _, _ in "ok" }
         // A hostile endpoint for the SSRF tests: answers every call with a redirect to `?to=`.
         router.post("/redirect") { request, _ -> Response in

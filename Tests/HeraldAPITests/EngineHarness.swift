@@ -22,6 +22,7 @@ struct EngineHarness: Sendable {
     let key: String
     let emulator: WebhookEmulator
     let push: PushEmulator
+    let chat: ChatEmulator
     /// `http://127.0.0.1:<port>` of the simulator.
     let simulatorURL: String
     /// `https://127.0.0.1:<port>` of the simulator's TLS (HTTP/2) listener.
@@ -122,7 +123,8 @@ func withEngine(
     let engineConfiguration = configured
     let emulator = WebhookEmulator()
     let push = PushEmulator(clock: { clock.now() })
-    let simulator = try Simulator(webhooks: emulator, push: push)
+    let chat = ChatEmulator()
+    let simulator = try Simulator(webhooks: emulator, push: push, chat: chat)
     let caFile = FileManager.default.temporaryDirectory.appendingPathComponent("herald-test-ca-\(UUID().uuidString).pem").path
     try simulator.identity.writeCA(to: caFile)
     defer { try? FileManager.default.removeItem(atPath: caFile) }
@@ -146,7 +148,7 @@ func withEngine(
                 try await application.test(.router) { client in
                     try await body(
                         EngineHarness(
-                            client: client, store: store, environment: environment, key: key, emulator: emulator, push: push,
+                            client: client, store: store, environment: environment, key: key, emulator: emulator, push: push, chat: chat,
                             simulatorURL: simulatorURL, tlsURL: endpoints.tls, mutualTLSURL: endpoints.mutualTLS,
                             identity: simulator.identity))
                 }

@@ -263,9 +263,15 @@ final class RunBatch {
             if plans.isEmpty { return candidates.isEmpty ? "no_active_integration" : "missing_push_token" }
         case .chat:
             for integration in candidates {
-                if let url = subscriberChannels.credentials[integration.id]?["webhookUrl"]?.stringValue {
-                    plans.append((integration, [(url, nil)], overrides(integration)))
-                }
+                // Webhook chats post to the subscriber's own URL; Telegram sends to the subscriber's chat id.
+                let credentials = subscriberChannels.credentials[integration.id]
+                let target =
+                    integration.providerId == "telegram"
+                    ? (credentials?["chatId"] ?? credentials?["channel"]).flatMap {
+                        $0.stringValue ?? ($0 == .null ? nil : $0.jsonString())
+                    }
+                    : credentials?["webhookUrl"]?.stringValue
+                if let target, !target.isEmpty { plans.append((integration, [(target, nil)], overrides(integration))) }
             }
             if plans.isEmpty { return candidates.isEmpty ? "no_active_integration" : "missing_webhook_url" }
         case .email, .sms:
