@@ -14,7 +14,7 @@ public struct StandardProviderFactory: ProviderFactory {
 
     /// Provider ids with a client in this build.
     public static let providerIds: Set<String> = WebhookProvider.providerIds.union(ChatWebhookProvider.providerIds).union([
-        "fcm", "apns", "web-push", "expo", "hms", "one-signal", "pusher-beams", "pushpad", "telegram",
+        "fcm", "apns", "web-push", "expo", "hms", "one-signal", "pusher-beams", "pushpad", "telegram", "twilio", "nexmo",
     ])
 
     public func supports(_ providerId: String) -> Bool {
@@ -27,6 +27,8 @@ public struct StandardProviderFactory: ProviderFactory {
             return try WebhookProvider(integration: integration, transport: transport, clock: clock)
         case let id where ChatWebhookProvider.providerIds.contains(id):
             return ChatWebhookProvider(integration: integration, transport: transport, clock: clock)
+        case "twilio": return try TwilioProvider(integration: integration, transport: transport, clock: clock)
+        case "nexmo": return try NexmoProvider(integration: integration, transport: transport, clock: clock)
         case "telegram": return try TelegramProvider(integration: integration, transport: transport, clock: clock)
         case "fcm": return try FCMProvider(integration: integration, transport: transport, clock: clock)
         case "apns": return try APNsProvider(integration: integration, transport: transport, clock: clock)

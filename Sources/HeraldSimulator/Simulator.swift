@@ -24,12 +24,14 @@ public struct Simulator: Sendable {
     public let webhooks: WebhookEmulator
     public let push: PushEmulator
     public let chat: ChatEmulator
+    public let sms: SMSEmulator
     public let identity: TLSIdentity
 
     public init(
         webhooks: WebhookEmulator = WebhookEmulator(), push: PushEmulator = PushEmulator(), chat: ChatEmulator = ChatEmulator(),
-        devAccounts: Bool = true
+        sms: SMSEmulator = SMSEmulator(), devAccounts: Bool = true
     ) throws {
+        self.sms = sms
         self.webhooks = webhooks
         self.push = push
         self.chat = chat
@@ -37,6 +39,8 @@ public struct Simulator: Sendable {
         if devAccounts {
             DevAccounts.register(on: push)
             chat.registerTelegramBot(token: DevAccounts.telegramBotToken)
+            sms.registerTwilioAccount(sid: DevAccounts.twilioAccountSid, token: DevAccounts.twilioToken)
+            sms.registerVonageAccount(key: DevAccounts.vonageKey, secret: DevAccounts.vonageSecret)
         }
     }
 
@@ -45,6 +49,7 @@ public struct Simulator: Sendable {
         webhooks.register(on: router)
         push.register(on: router)
         chat.register(on: router)
+        sms.register(on: router)
         router.get("/_control/health") { _, _ in "ok" }
         // A hostile endpoint for the SSRF tests: answers every call with a redirect to `?to=`.
         router.post("/redirect") { request, _ -> Response in

@@ -23,6 +23,7 @@ struct EngineHarness: Sendable {
     let emulator: WebhookEmulator
     let push: PushEmulator
     let chat: ChatEmulator
+    let simulatorSMS: SMSEmulator
     /// `http://127.0.0.1:<port>` of the simulator.
     let simulatorURL: String
     /// `https://127.0.0.1:<port>` of the simulator's TLS (HTTP/2) listener.
@@ -124,7 +125,8 @@ func withEngine(
     let emulator = WebhookEmulator()
     let push = PushEmulator(clock: { clock.now() })
     let chat = ChatEmulator()
-    let simulator = try Simulator(webhooks: emulator, push: push, chat: chat)
+    let sms = SMSEmulator()
+    let simulator = try Simulator(webhooks: emulator, push: push, chat: chat, sms: sms)
     let caFile = FileManager.default.temporaryDirectory.appendingPathComponent("herald-test-ca-\(UUID().uuidString).pem").path
     try simulator.identity.writeCA(to: caFile)
     defer { try? FileManager.default.removeItem(atPath: caFile) }
@@ -149,6 +151,7 @@ func withEngine(
                     try await body(
                         EngineHarness(
                             client: client, store: store, environment: environment, key: key, emulator: emulator, push: push, chat: chat,
+                            simulatorSMS: sms,
                             simulatorURL: simulatorURL, tlsURL: endpoints.tls, mutualTLSURL: endpoints.mutualTLS,
                             identity: simulator.identity))
                 }

@@ -121,9 +121,5 @@ enum PayloadSchemaFormats {
     }
 
     /// E.164: '+', a non-zero digit, then 1–14 digits.
-    static func isE164(_ text: String) -> Bool {
-        let digits = text.dropFirst()
-        return text.hasPrefix("+") && (2...15).contains(digits.count) && digits.first != "0"
-            && digits.allSatisfy { $0.isASCII && $0.isNumber }
-    }
+    static func isE164(_ text: String) -> Bool { PhoneNumber.isE164(text) }
 }

@@ -115,3 +115,13 @@ public enum FieldUpdate<Value: Sendable & Hashable>: Sendable, Hashable {
         }
     }
 }
+
+/// Phone numbers as SMS providers take them.
+public enum PhoneNumber {
+    /// E.164: '+', a non-zero digit, then 1–14 more digits.
+    public static func isE164(_ text: String) -> Bool {
+        let digits = text.dropFirst()
+        return text.hasPrefix("+") && (2...15).contains(digits.count) && digits.first != "0"
+            && digits.allSatisfy { $0.isASCII && $0.isNumber }
+    }
+}

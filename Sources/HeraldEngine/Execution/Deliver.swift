@@ -185,6 +185,15 @@ extension Engine {
                         batch.detail(
                             notificationId, stepId: message.stepId, status: .warning, "chat_webhook_deactivated", messageId: message.id,
                             deliveryId: delivery.id, providerId: delivery.providerId, source: .webhook, raw: ["reason": .string(reason)]))
+                } else if let message, message.channel == .sms || message.channel == .email {
+                    // A number or address the provider refuses (invalid, unsubscribed): final, never retried.
+                    delivery.status = .invalid
+                    delivery.errorCode = "invalid_address"
+                    details.append(
+                        batch.detail(
+                            notificationId, stepId: message.stepId, status: .failed, "recipient_address_invalid", messageId: message.id,
+                            deliveryId: delivery.id, providerId: delivery.providerId, source: .credentials, raw: ["reason": .string(reason)]
+                        ))
                 } else if removalAllowed {
                     delivery.status = .invalid
                     if let deviceId = delivery.deviceId {

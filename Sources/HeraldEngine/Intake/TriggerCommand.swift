@@ -172,6 +172,9 @@ public struct TriggerValidator: Sendable {
                     return .failure(RecipientError(stringLiteral: "\(field) must be a string"))
                 }
             }
+            if let phone = object["phone"]?.stringValue, !PhoneNumber.isE164(phone) {
+                return .failure(RecipientError(stringLiteral: "phone must be a valid phone number in E.164 format (e.g. +15550001111)"))
+            }
             if let channels = object["channels"], channels != .null {
                 guard case .array(let entries) = channels else { return .failure("channels must be an array") }
                 for entry in entries {

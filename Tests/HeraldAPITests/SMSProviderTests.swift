@@ -1,0 +1,79 @@
+import Foundation
+import HeraldCore
+import HeraldEngine
+import HeraldSimulator
+import HeraldStore
+import HeraldTestSupport
+import Testing
+
+/// Twilio and Vonage end to end: the engine's SMS step → the real clients → the simulator's emulators.
+@Suite("SMS providers end to end")
+struct SMSProviderTests {
+    static let workflow = """
+        workflow: otp
+        name: One-time code
+        steps:
+          - id: sms
+            type: sms
+            body: "Your code is {{payload.code}}"
+        """
+
+    static func integrations(_ herald: EngineHarness, twilioToken: String = DevAccounts.twilioToken) async throws {
+        try await herald.integration(
+            "twilio", channel: "sms", identifier: "twilio",
+            credentials: [
+                "accountSid": .string(DevAccounts.twilioAccountSid), "token": .string(twilioToken), "from": "+15005550006",
+                "baseUrl": .string("\(herald.simulatorURL)/twilio"),
+            ], primary: true)
+        try await herald.integration(
+            "nexmo", channel: "sms", identifier: "vonage",
+            credentials: [
+                "apiKey": .string(DevAccounts.vonageKey), "secretKey": .string(DevAccounts.vonageSecret), "from": "Herald",
+                "baseUrl": .string("\(herald.simulatorURL)/vonage"),
+            ])
+    }
+
+    @Test(
+        "Twilio sends; an unsubscribed number is final (no retry, no failover); a refused account fails over to Vonage",
+        arguments: Backend.available)
+    func twilioAndFailover(_ backend: Backend) async throws {
+        try await withEngine(backend, workflows: [Self.workflow]) { herald in
+            try await Self.integrations(herald)
+            let sms = herald.simulatorSMS
+            sms.addFault(SMSFault(provider: "twilio", to: "+15550000002", status: 400, code: 21610))
+            try await herald.trigger([
+                "name": "otp", "payload": ["code": "123456"],
+                "to": [["subscriberId": "a", "phone": "+15550000001"], ["subscriberId": "b", "phone": "+15550000002"]],
+            ])
+            try await herald.settle()
+            let twilio = sms.messages(provider: "twilio")
+            #expect(twilio.count == 2)
+            let sent = try #require(twilio.first { $0.to == "+15550000001" })
+            #expect(sent.from == "+15005550006" && sent.body == "Your code is 123456" && sent.status == 201)
+            #expect(sms.messages(provider: "nexmo").isEmpty)
+            let invalid = try await herald.store.read {
+                try await $0.listDeliveries(
+                    environmentId: herald.environment.id, statuses: [.invalid], providerId: "twilio", after: nil, limit: 5)
+            }
+            #expect(invalid.items.map(\.target.revealed) == ["+15550000002"] && invalid.items.first?.errorCode == "invalid_address")
+        }
+        try await withEngine(backend, workflows: [Self.workflow]) { herald in
+            try await Self.integrations(herald, twilioToken: "revoked-token")
+            try await herald.trigger(["name": "otp", "payload": ["code": "777"], "to": ["subscriberId": "c", "phone": "+447700900123"]])
+            try await herald.settle()
+            let vonage = try #require(herald.simulatorSMS.messages(provider: "nexmo").first)
+            #expect(vonage.to == "+447700900123" && vonage.from == "Herald" && vonage.body == "Your code is 777")
+            #expect(herald.simulatorSMS.messages(provider: "twilio").isEmpty)
+        }
+    }
+
+    @Test("phone numbers are E.164 at the API", arguments: Backend.available)
+    func e164(_ backend: Backend) async throws {
+        try await withEngine(backend, workflows: [Self.workflow]) { herald in
+            let response = try await herald.call(
+                .post, "/v1/events/trigger", #"{"name":"otp","payload":{"code":"1"},"to":{"subscriberId":"d","phone":"555-1234"}}"#)
+            #expect(response.status == .badRequest || response.status == .unprocessableContent)
+            #expect(String(buffer: response.body).contains("E.164"))
+        }
+    }
+}
