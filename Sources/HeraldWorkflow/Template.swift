@@ -1,6 +1,7 @@
 import Foundation
 import HeraldCore
 import Mustache
+import Synchronization
 
 /// A Mustache template compiled at load time (`{{payload.orderId}}`, sections, inverted sections).
 ///
@@ -264,5 +265,35 @@ extension Substring {
         while let first = result.first, first == " " || first == "\t" { result = result.dropFirst() }
         while let last = result.last, last == " " || last == "\t" { result = result.dropLast() }
         return result
+    }
+}
+
+extension Template {
+    /// Compiled templates of override strings, by source (overrides are few and repeat for every recipient).
+    private static let overrideCache = Mutex<[String: Template]>([:])
+
+    /// `value` with every string that holds a template rendered (provider overrides are request fragments whose
+    /// strings may use `{{payload…}}` like any step field). Strings whose template does not compile stay as written.
+    public static func renderStrings(in value: JSONValue, context: JSONValue) -> JSONValue {
+        switch value {
+        case .string(let text) where text.contains("{{"):
+            var template = overrideCache.withLock { $0[text] }
+            if template == nil {
+                let start = SourceLocation(line: 1, column: 1)
+                guard case .success(let compiled) = compile(text, escapesHTML: false, at: start, contentStart: start) else { return value }
+                template = compiled
+                overrideCache.withLock { cache in
+                    if cache.count > 10_000 { cache.removeAll() }
+                    cache[text] = compiled
+                }
+            }
+            return .string(template!.render(context))
+        case .array(let items):
+            return .array(items.map { renderStrings(in: $0, context: context) })
+        case .object(let entries):
+            return .object(entries.mapValues { renderStrings(in: $0, context: context) })
+        default:
+            return value
+        }
     }
 }

@@ -18,8 +18,8 @@ struct ChatProviderTests {
             type: chat
             body: "Deploy {{payload.version}} finished"
             overrides:
-              slack: { blocks: [{ type: section, text: { type: mrkdwn, text: "*Deploy* is live" } }] }
-              discord: { username: Herald, embeds: [{ title: Deploy }] }
+              slack: { blocks: [{ type: section, text: { type: mrkdwn, text: "*{{payload.version}}* is live" } }] }
+              discord: { username: Herald, embeds: [{ title: "{{payload.version}}" }] }
               telegram: { parse_mode: HTML }
         """
 
@@ -72,11 +72,11 @@ struct ChatProviderTests {
             #expect(
                 slack.body == [
                     "text": "Deploy v1.2 finished",
-                    "blocks": [["type": "section", "text": ["type": "mrkdwn", "text": "*Deploy* is live"]]],
+                    "blocks": [["type": "section", "text": ["type": "mrkdwn", "text": "*v1.2* is live"]]],
                 ])
             let discord = try #require(chat.messages(provider: "discord").first)
             #expect(discord.query == "wait=true")
-            #expect(discord.body == ["content": "Deploy v1.2 finished", "username": "Herald", "embeds": [["title": "Deploy"]]])
+            #expect(discord.body == ["content": "Deploy v1.2 finished", "username": "Herald", "embeds": [["title": "v1.2"]]])
             #expect(chat.messages(provider: "msteams").first?.body == ["text": "Deploy v1.2 finished"])
             #expect(chat.messages(provider: "mattermost").first?.body == ["text": "Deploy v1.2 finished"])
             let telegram = try #require(chat.messages(provider: "telegram").first)

@@ -236,7 +236,8 @@ final class RunBatch {
         // The provider overrides of each candidate, merged once (push targets may come from them).
         func overrides(_ integration: Integration) -> JSONValue {
             Overrides.merged(
-                step: options.overrides[integration.providerId], trigger: event.overrides, stepId: stepId,
+                step: options.overrides[integration.providerId].map { Template.renderStrings(in: $0, context: run.evaluationContext) },
+                trigger: event.overrides, stepId: stepId,
                 providerId: integration.providerId)
         }
         var plans: [(Integration, [(target: String, deviceId: String?)], overrides: JSONValue)] = []
