@@ -128,7 +128,57 @@ struct Dev: AsyncParsableCommand {
                 try await call(.POST, "/v1/integrations", body)
             }
         }
-        try await call(.POST, "/v1/subscribers", ["subscriberId": "demo", "firstName": "Demo", "email": "demo@herald.local"])
+        // One integration per chat and SMS provider, pointed at the simulator's emulators.
+        let plain = endpoints.plain
+        let others: [(String, String, String, JSONValue)] = [
+            ("slack", "chat", "dev-slack", [:]), ("discord", "chat", "dev-discord", [:]), ("msteams", "chat", "dev-msteams", [:]),
+            ("mattermost", "chat", "dev-mattermost", [:]),
+            (
+                "telegram", "chat", "dev-telegram",
+                ["apiToken": .string(DevAccounts.telegramBotToken), "baseUrl": .string("\(plain)/telegram")]
+            ),
+            (
+                "twilio", "sms", "dev-twilio",
+                [
+                    "accountSid": .string(DevAccounts.twilioAccountSid), "token": .string(DevAccounts.twilioToken), "from": "+15005550006",
+                    "baseUrl": .string("\(plain)/twilio"),
+                ]
+            ),
+            (
+                "nexmo", "sms", "dev-vonage",
+                [
+                    "apiKey": .string(DevAccounts.vonageKey), "secretKey": .string(DevAccounts.vonageSecret), "from": "Herald",
+                    "baseUrl": .string("\(plain)/vonage"),
+                ]
+            ),
+        ]
+        for (providerId, channel, identifier, credentials) in others {
+            if let id = ids[identifier] {
+                try await call(.PUT, "/v1/integrations/\(id)", ["credentials": credentials, "active": true])
+            } else {
+                let body: JSONValue = [
+                    "providerId": .string(providerId), "channel": .string(channel), "identifier": .string(identifier),
+                    "name": .string(identifier), "active": true, "credentials": credentials,
+                ]
+                let (_, created) = try await call(.POST, "/v1/integrations", body)
+                if identifier == "dev-twilio", let id = created.objectValue?["data"]?.objectValue?["_id"]?.stringValue {
+                    try await call(.POST, "/v1/integrations/\(id)/set-primary")
+                }
+            }
+        }
+        try await call(
+            .POST, "/v1/subscribers", ["subscriberId": "demo", "firstName": "Demo", "email": "demo@herald.local", "phone": "+15555550100"])
+        let chatCredentials: [(String, JSONValue)] = [
+            ("slack", ["webhookUrl": .string("\(plain)/slack/services/TDEV/BDEV/demo")]),
+            ("discord", ["webhookUrl": .string("\(plain)/discord/api/webhooks/1/demo")]),
+            ("msteams", ["webhookUrl": .string("\(plain)/teams/demo")]),
+            ("mattermost", ["webhookUrl": .string("\(plain)/mattermost/hooks/demo")]), ("telegram", ["chatId": "1001"]),
+        ]
+        for (providerId, credentials) in chatCredentials {
+            try await call(
+                .PUT, "/v1/subscribers/demo/credentials",
+                ["providerId": .string(providerId), "integrationIdentifier": .string("dev-\(providerId)"), "credentials": credentials])
+        }
         let webPush = simulator.push.makeWebPushSubscription(
             baseURL: endpoints.tls, applicationServerKey: DevAccounts.vapidPublicKey, id: "demo-browser")
         let devices: [(String, String)] = [
@@ -152,6 +202,9 @@ struct Dev: AsyncParsableCommand {
               API key     \(key)
               Simulator   \(endpoints.plain) and \(endpoints.tls) (push emulators over HTTP/2 + TLS)
               Workflows   \(ProcessInfo.processInfo.environment["HERALD_WORKFLOWS"] ?? "./workflows") (edit and save: reloaded)
+
+            Integrations: the 8 push providers, Slack, Discord, Teams, Mattermost and Telegram (the demo subscriber's
+            webhooks and chat id point at the simulator), Twilio (primary) and Vonage for SMS.
 
             Trigger the example workflow for the demo subscriber (one device on each of 8 push providers):
 
