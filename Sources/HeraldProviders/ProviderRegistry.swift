@@ -13,7 +13,9 @@ public struct StandardProviderFactory: ProviderFactory {
     }
 
     /// Provider ids with a client in this build.
-    public static let providerIds: Set<String> = WebhookProvider.providerIds.union(ChatWebhookProvider.providerIds).union([
+    public static let providerIds: Set<String> = WebhookProvider.providerIds.union(ChatWebhookProvider.providerIds).union(
+        EmailAPIProvider.providerIds
+    ).union([
         "fcm", "apns", "web-push", "expo", "hms", "one-signal", "pusher-beams", "pushpad", "telegram", "twilio", "nexmo",
     ])
 
@@ -29,6 +31,8 @@ public struct StandardProviderFactory: ProviderFactory {
             return ChatWebhookProvider(integration: integration, transport: transport, clock: clock)
         case "twilio": return try TwilioProvider(integration: integration, transport: transport, clock: clock)
         case "nexmo": return try NexmoProvider(integration: integration, transport: transport, clock: clock)
+        case let id where EmailAPIProvider.providerIds.contains(id):
+            return try EmailAPIProvider(integration: integration, transport: transport, clock: clock)
         case "telegram": return try TelegramProvider(integration: integration, transport: transport, clock: clock)
         case "fcm": return try FCMProvider(integration: integration, transport: transport, clock: clock)
         case "apns": return try APNsProvider(integration: integration, transport: transport, clock: clock)

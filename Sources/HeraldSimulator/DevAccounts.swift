@@ -18,6 +18,10 @@ public enum DevAccounts {
     public static let twilioToken = "herald-dev-twilio-token"
     public static let vonageKey = "heralddev"
     public static let vonageSecret = "herald-dev-vonage-secret"
+    public static let emailKeys = [
+        "sendgrid": "SG.herald-dev-key", "mailgun": "key-herald-dev", "postmark": "herald-dev-postmark-token", "resend": "re_herald_dev",
+    ]
+    public static let mailgunDomain = "mg.herald.local"
     public static let hmsClientId = "100200300"
     public static let hmsSecret = "herald-dev-hms-secret"
     public static let expoAccessToken = "herald-dev-expo-access-token"

@@ -25,13 +25,15 @@ public struct Simulator: Sendable {
     public let push: PushEmulator
     public let chat: ChatEmulator
     public let sms: SMSEmulator
+    public let email: EmailEmulator
     public let identity: TLSIdentity
 
     public init(
         webhooks: WebhookEmulator = WebhookEmulator(), push: PushEmulator = PushEmulator(), chat: ChatEmulator = ChatEmulator(),
-        sms: SMSEmulator = SMSEmulator(), devAccounts: Bool = true
+        sms: SMSEmulator = SMSEmulator(), email: EmailEmulator = EmailEmulator(), devAccounts: Bool = true
     ) throws {
         self.sms = sms
+        self.email = email
         self.webhooks = webhooks
         self.push = push
         self.chat = chat
@@ -41,6 +43,8 @@ public struct Simulator: Sendable {
             chat.registerTelegramBot(token: DevAccounts.telegramBotToken)
             sms.registerTwilioAccount(sid: DevAccounts.twilioAccountSid, token: DevAccounts.twilioToken)
             sms.registerVonageAccount(key: DevAccounts.vonageKey, secret: DevAccounts.vonageSecret)
+            for (provider, key) in DevAccounts.emailKeys { email.registerKey(provider: provider, key: key) }
+            email.registerMailgunDomain(DevAccounts.mailgunDomain)
         }
     }
 
@@ -50,6 +54,7 @@ public struct Simulator: Sendable {
         push.register(on: router)
         chat.register(on: router)
         sms.register(on: router)
+        email.register(on: router)
         router.get("/_control/health") { _, _ in "ok" }
         // A hostile endpoint for the SSRF tests: answers every call with a redirect to `?to=`.
         router.post("/redirect") { request, _ -> Response in

@@ -24,6 +24,7 @@ struct EngineHarness: Sendable {
     let push: PushEmulator
     let chat: ChatEmulator
     let simulatorSMS: SMSEmulator
+    let simulatorEmail: EmailEmulator
     /// `http://127.0.0.1:<port>` of the simulator.
     let simulatorURL: String
     /// `https://127.0.0.1:<port>` of the simulator's TLS (HTTP/2) listener.
@@ -126,7 +127,8 @@ func withEngine(
     let push = PushEmulator(clock: { clock.now() })
     let chat = ChatEmulator()
     let sms = SMSEmulator()
-    let simulator = try Simulator(webhooks: emulator, push: push, chat: chat, sms: sms)
+    let email = EmailEmulator()
+    let simulator = try Simulator(webhooks: emulator, push: push, chat: chat, sms: sms, email: email)
     let caFile = FileManager.default.temporaryDirectory.appendingPathComponent("herald-test-ca-\(UUID().uuidString).pem").path
     try simulator.identity.writeCA(to: caFile)
     defer { try? FileManager.default.removeItem(atPath: caFile) }
@@ -151,7 +153,7 @@ func withEngine(
                     try await body(
                         EngineHarness(
                             client: client, store: store, environment: environment, key: key, emulator: emulator, push: push, chat: chat,
-                            simulatorSMS: sms,
+                            simulatorSMS: sms, simulatorEmail: email,
                             simulatorURL: simulatorURL, tlsURL: endpoints.tls, mutualTLSURL: endpoints.mutualTLS,
                             identity: simulator.identity))
                 }
