@@ -130,7 +130,7 @@ struct Dev: AsyncParsableCommand {
         }
         // One integration per chat and SMS provider, pointed at the simulator's emulators.
         let plain = endpoints.plain
-        let others: [(String, String, String, JSONValue)] = [
+        var others: [(String, String, String, JSONValue)] = [
             ("slack", "chat", "dev-slack", [:]), ("discord", "chat", "dev-discord", [:]), ("msteams", "chat", "dev-msteams", [:]),
             ("mattermost", "chat", "dev-mattermost", [:]),
             (
@@ -152,6 +152,14 @@ struct Dev: AsyncParsableCommand {
                 ]
             ),
         ]
+        for provider in ["sendgrid", "mailgun", "postmark", "resend"] {
+            var credentials: [String: JSONValue] = [
+                "apiKey": .string(DevAccounts.emailKeys[provider]!), "from": "hello@herald.local", "senderName": "Herald Dev",
+                "baseUrl": .string("\(plain)/\(provider)"),
+            ]
+            if provider == "mailgun" { credentials["domain"] = .string(DevAccounts.mailgunDomain) }
+            others.append((provider, "email", "dev-\(provider)", .object(credentials)))
+        }
         for (providerId, channel, identifier, credentials) in others {
             if let id = ids[identifier] {
                 try await call(.PUT, "/v1/integrations/\(id)", ["credentials": credentials, "active": true])
@@ -161,7 +169,7 @@ struct Dev: AsyncParsableCommand {
                     "name": .string(identifier), "active": true, "credentials": credentials,
                 ]
                 let (_, created) = try await call(.POST, "/v1/integrations", body)
-                if identifier == "dev-twilio", let id = created.objectValue?["data"]?.objectValue?["_id"]?.stringValue {
+                if identifier == "dev-twilio" || identifier == "dev-sendgrid", let id = created.objectValue?["data"]?.objectValue?["_id"]?.stringValue {
                     try await call(.POST, "/v1/integrations/\(id)/set-primary")
                 }
             }
@@ -204,7 +212,8 @@ struct Dev: AsyncParsableCommand {
               Workflows   \(ProcessInfo.processInfo.environment["HERALD_WORKFLOWS"] ?? "./workflows") (edit and save: reloaded)
 
             Integrations: the 8 push providers, Slack, Discord, Teams, Mattermost and Telegram (the demo subscriber's
-            webhooks and chat id point at the simulator), Twilio (primary) and Vonage for SMS.
+            webhooks and chat id point at the simulator), Twilio (primary) and Vonage for SMS, SendGrid (primary),
+            Mailgun, Postmark and Resend for email.
 
             Trigger the example workflow for the demo subscriber (one device on each of 8 push providers):
 
