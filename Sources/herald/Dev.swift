@@ -169,7 +169,9 @@ struct Dev: AsyncParsableCommand {
                     "name": .string(identifier), "active": true, "credentials": credentials,
                 ]
                 let (_, created) = try await call(.POST, "/v1/integrations", body)
-                if identifier == "dev-twilio" || identifier == "dev-sendgrid", let id = created.objectValue?["data"]?.objectValue?["_id"]?.stringValue {
+                if ["dev-twilio", "dev-sendgrid"].contains(identifier),
+                    let id = created.objectValue?["data"]?.objectValue?["_id"]?.stringValue
+                {
                     try await call(.POST, "/v1/integrations/\(id)/set-primary")
                 }
             }
