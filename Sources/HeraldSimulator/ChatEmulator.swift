@@ -62,15 +62,7 @@ public final class ChatEmulator: Sendable {
     }
 
     private func takeFault(provider: String, target: String) -> ChatFault? {
-        state.withLock { state in
-            guard let index = state.faults.firstIndex(where: { $0.provider == provider && ($0.target == nil || $0.target == target) })
-            else { return nil }
-            let fault = state.faults[index]
-            if let times = fault.times {
-                if times <= 1 { state.faults.remove(at: index) } else { state.faults[index].times = times - 1 }
-            }
-            return fault
-        }
+        state.withLock { $0.faults.take { $0.provider == provider && ($0.target == nil || $0.target == target) } }
     }
 
     private func record(_ provider: String, _ target: String, _ body: JSONValue, _ query: String, _ status: Int) {

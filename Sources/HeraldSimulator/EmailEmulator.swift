@@ -59,16 +59,7 @@ public final class EmailEmulator: Sendable {
     }
 
     private func take(_ provider: String, to: String) -> EmailFault? {
-        state.withLock { state in
-            guard let index = state.faults.firstIndex(where: { $0.provider == provider && ($0.to == nil || $0.to == to) }) else {
-                return nil
-            }
-            let fault = state.faults[index]
-            if let times = fault.times {
-                if times <= 1 { state.faults.remove(at: index) } else { state.faults[index].times = times - 1 }
-            }
-            return fault
-        }
+        state.withLock { $0.faults.take { $0.provider == provider && ($0.to == nil || $0.to == to) } }
     }
 
     private func key(_ provider: String) -> String? { state.withLock { $0.keys[provider] } }

@@ -55,16 +55,7 @@ public final class SMSEmulator: Sendable {
     }
 
     private func take(provider: String, to: String) -> SMSFault? {
-        state.withLock { state in
-            guard let index = state.faults.firstIndex(where: { $0.provider == provider && ($0.to == nil || $0.to == to) }) else {
-                return nil
-            }
-            let fault = state.faults[index]
-            if let times = fault.times {
-                if times <= 1 { state.faults.remove(at: index) } else { state.faults[index].times = times - 1 }
-            }
-            return fault
-        }
+        state.withLock { $0.faults.take { $0.provider == provider && ($0.to == nil || $0.to == to) } }
     }
 
     private func record(_ record: SMSRecord) { state.withLock { $0.records.append(record) } }
