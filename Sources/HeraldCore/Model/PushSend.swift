@@ -186,9 +186,6 @@ public struct PushSendRequest: Sendable, Equatable {
         }
     }
 
-    /// The one provider a native recipient addresses (nil for devices).
-    public var recipientProvider: String? { recipient.provider }
-
     /// The content a provider gets for one target of this send: the payload, with every target field a caller
     /// might have put in it removed, and the native topic or condition set where the recipient is one.
     public func content(providerId: String) -> MessageContent? {

@@ -15,6 +15,8 @@ extension Engine {
         let request = try PushSendRequest(json: push.request)
         let pageSize = max(1, configuration.pushPageSize)
         let jobSize = max(1, configuration.deliveryJobSize)
+        // Read (and decrypted) once per claim, not per page; a change takes effect at the next claim.
+        let integrations = try await store.read { try await Self.pushIntegrations(environmentId: environmentId, session: $0) }
         while true {
             if ContinuousClock.now - started > configuration.expansionTimeSlice { return .again(at: Date()) }
             let finished = try await store.transaction { session -> Bool in
@@ -26,7 +28,6 @@ extension Engine {
                     return true
                 }
                 var cursor = PushCursor.decode(fresh.cursor)
-                let integrations = try await Self.pushIntegrations(environmentId: environmentId, session: session)
                 let now = session.now
                 var deliveries: [DeliveryRecord] = []
                 func add(_ target: String, provider: String, integration: Integration?, device: Device?) {

@@ -7,7 +7,7 @@ import NIOCore
 /// `{content}`) with the step's provider overrides deep-merged — Slack `blocks`, Discord `embeds`/`username`, a Teams
 /// Adaptive Card `attachments` envelope. A webhook the service reports gone (404/410, Slack `no_service`/
 /// `channel_not_found`, Discord unknown webhook) is an `invalidToken`: the engine deactivates that credential.
-public struct ChatWebhookProvider: DeliveryProvider {
+public struct ChatWebhookProvider: PerMessageProvider {
     public let providerId: String
     public let batchSize = 50
     public let concurrency = 8
@@ -27,11 +27,7 @@ public struct ChatWebhookProvider: DeliveryProvider {
         self.clock = clock
     }
 
-    public func send(_ batch: [OutboundMessage]) async -> [DeliveryOutcome] {
-        await PushSupport.each(batch) { await self.send($0) }
-    }
-
-    func send(_ message: OutboundMessage) async -> DeliveryOutcome {
+    public func send(_ message: OutboundMessage) async -> DeliveryOutcome {
         var url = message.target.revealed
         let body: JSONValue
         switch Self.request(for: message.content, providerId: providerId) {
@@ -121,7 +117,7 @@ public struct ChatWebhookProvider: DeliveryProvider {
 /// Telegram's Bot API (`sendMessage`): the integration holds the bot token (`apiToken`), the subscriber's credentials
 /// the chat id (`chatId`, or `channel`). A chat the bot cannot reach any more (blocked, deleted, kicked, chat not
 /// found) is an `invalidToken`, so the engine deactivates that credential.
-public struct TelegramProvider: DeliveryProvider {
+public struct TelegramProvider: PerMessageProvider {
     public let providerId = "telegram"
     public let batchSize = 50
     public let concurrency = 8
@@ -136,11 +132,7 @@ public struct TelegramProvider: DeliveryProvider {
         self.clock = clock
     }
 
-    public func send(_ batch: [OutboundMessage]) async -> [DeliveryOutcome] {
-        await PushSupport.each(batch) { await self.send($0) }
-    }
-
-    func send(_ message: OutboundMessage) async -> DeliveryOutcome {
+    public func send(_ message: OutboundMessage) async -> DeliveryOutcome {
         let chat = message.target.revealed
         let chatId: JSONValue = Int64(chat).map { .number(Double($0)) } ?? .string(chat)
         var body: [String: JSONValue] = ["chat_id": chatId, "text": .string(message.content.body)]

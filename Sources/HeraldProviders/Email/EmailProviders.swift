@@ -7,7 +7,7 @@ import NIOCore
 /// `from`/`senderName` come from the integration unless the step sets them. An address the service reports
 /// suppressed (Postmark 406 inactive recipient) is an `invalidToken`: the delivery is final and the address is
 /// marked, without retry or failover.
-public struct EmailAPIProvider: DeliveryProvider {
+public struct EmailAPIProvider: PerMessageProvider {
     public let providerId: String
     public let batchSize = 50
     public let concurrency = 8
@@ -45,10 +45,6 @@ public struct EmailAPIProvider: DeliveryProvider {
         self.clock = clock
     }
 
-    public func send(_ batch: [OutboundMessage]) async -> [DeliveryOutcome] {
-        await PushSupport.each(batch) { await self.send($0) }
-    }
-
     /// `Name <address>` when there is a sender name (quoted when it needs to be).
     static func mailbox(_ address: String, name: String?) -> String {
         guard let name, !name.isEmpty else { return address }
@@ -58,7 +54,7 @@ public struct EmailAPIProvider: DeliveryProvider {
             : "\"\(name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\" <\(address)>"
     }
 
-    func send(_ message: OutboundMessage) async -> DeliveryOutcome {
+    public func send(_ message: OutboundMessage) async -> DeliveryOutcome {
         let content = message.content
         let to = message.target.revealed
         let sender = content.from ?? from

@@ -14,7 +14,7 @@ import NIOSSL
 /// Credentials (Novu's names): `secretKey` (the .p8 key), `apiKey` (key id), `projectName` (team id),
 /// `applicationId` (bundle id), `secure` (true: production host), or `certificate` (base64 PKCS#12) with
 /// `passphrase`; `baseUrl` replaces the host.
-public struct APNsProvider: DeliveryProvider {
+public struct APNsProvider: PerMessageProvider {
     public let providerId = "apns"
     public let batchSize = 100
     public let concurrency = 16
@@ -75,10 +75,6 @@ public struct APNsProvider: DeliveryProvider {
         }
     }
 
-    public func send(_ batch: [OutboundMessage]) async -> [DeliveryOutcome] {
-        await PushSupport.each(batch) { await self.send($0) }
-    }
-
     /// Signs a new provider token only when the current one is at least 20 minutes old: APNs refuses tokens that
     /// change more often, and a 403 other than `ExpiredProviderToken` is not cured by a new token anyway.
     public func refreshCredentials() async {
@@ -97,7 +93,7 @@ public struct APNsProvider: DeliveryProvider {
         case rejected(DeliveryOutcome)
     }
 
-    func send(_ message: OutboundMessage) async -> DeliveryOutcome {
+    public func send(_ message: OutboundMessage) async -> DeliveryOutcome {
         let request: Request
         switch Self.request(for: message, bundleId: bundleId, now: clock.now()) {
         case .request(let built): request = built

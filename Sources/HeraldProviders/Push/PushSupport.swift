@@ -3,6 +3,19 @@ import Foundation
 import HeraldCore
 import NIOCore
 
+/// A provider whose API takes one message per request (APNs, Web Push, webhooks, chat, SMS, email): a batch is sent
+/// as concurrent requests, one per message, outcomes in order.
+public protocol PerMessageProvider: DeliveryProvider {
+    /// Sends one message; never throws — every failure is an outcome.
+    func send(_ message: OutboundMessage) async -> DeliveryOutcome
+}
+
+extension PerMessageProvider {
+    public func send(_ batch: [OutboundMessage]) async -> [DeliveryOutcome] {
+        await PushSupport.each(batch) { await self.send($0) }
+    }
+}
+
 /// Pieces every push provider uses.
 enum PushSupport {
     /// Runs `send` for every message of a batch concurrently and returns the outcomes in order.

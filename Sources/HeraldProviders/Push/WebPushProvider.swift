@@ -32,7 +32,7 @@ public struct WebPushSubscription: Sendable {
 /// until an hour before its 12-hour expiry.
 ///
 /// Credentials: `vapidPublicKey`, `vapidPrivateKey` (base64url, raw P-256), `vapidSubject` (`mailto:` or `https:`).
-public struct WebPushProvider: DeliveryProvider {
+public struct WebPushProvider: PerMessageProvider {
     public let providerId = "web-push"
     public let batchSize = 100
     public let concurrency = 16
@@ -57,13 +57,9 @@ public struct WebPushProvider: DeliveryProvider {
         self.tokens = VAPIDTokens(key: key, subject: subject, clock: clock)
     }
 
-    public func send(_ batch: [OutboundMessage]) async -> [DeliveryOutcome] {
-        await PushSupport.each(batch) { await self.send($0) }
-    }
-
     public func refreshCredentials() async { await tokens.clear() }
 
-    func send(_ message: OutboundMessage) async -> DeliveryOutcome {
+    public func send(_ message: OutboundMessage) async -> DeliveryOutcome {
         guard let subscription = WebPushSubscription(token: message.target.revealed), let origin = subscription.origin else {
             return .invalidToken(reason: "not a PushSubscription")
         }

@@ -7,7 +7,7 @@ import NIOCore
 /// `Body` (≤ 1,600 characters). Error codes map to outcomes: 21211/21614 (not a valid mobile number) and 21610 (the
 /// recipient replied STOP) are `invalidToken` — the engine marks the address, it is not retried — and 21408/21606/
 /// 21212/20003 are configuration problems.
-public struct TwilioProvider: DeliveryProvider {
+public struct TwilioProvider: PerMessageProvider {
     public let providerId = "twilio"
     public let batchSize = 50
     public let concurrency = 8
@@ -27,11 +27,7 @@ public struct TwilioProvider: DeliveryProvider {
         self.clock = clock
     }
 
-    public func send(_ batch: [OutboundMessage]) async -> [DeliveryOutcome] {
-        await PushSupport.each(batch) { await self.send($0) }
-    }
-
-    func send(_ message: OutboundMessage) async -> DeliveryOutcome {
+    public func send(_ message: OutboundMessage) async -> DeliveryOutcome {
         let to = message.target.revealed
         guard PhoneNumber.isE164(to) else { return .invalidToken(reason: "not an E.164 phone number") }
         guard message.content.body.count <= 1600 else { return .badRequest(reason: "SMS body over 1600 characters") }
@@ -73,7 +69,7 @@ public struct TwilioProvider: DeliveryProvider {
 /// Vonage (Nexmo) SMS API: form-encoded `POST /sms/json` with `api_key`, `api_secret`, `from`, `to` (digits, no `+`)
 /// and `text`. The answer is HTTP 200 with a per-message `status`: 0 sent, 1 throttled and 5 internal error retried,
 /// 4/8/9/15/29 configuration problems, 6/7 (barred or invalid destination) `invalidToken`, others bad requests.
-public struct NexmoProvider: DeliveryProvider {
+public struct NexmoProvider: PerMessageProvider {
     public let providerId = "nexmo"
     public let batchSize = 50
     public let concurrency = 8
@@ -93,11 +89,7 @@ public struct NexmoProvider: DeliveryProvider {
         self.clock = clock
     }
 
-    public func send(_ batch: [OutboundMessage]) async -> [DeliveryOutcome] {
-        await PushSupport.each(batch) { await self.send($0) }
-    }
-
-    func send(_ message: OutboundMessage) async -> DeliveryOutcome {
+    public func send(_ message: OutboundMessage) async -> DeliveryOutcome {
         let to = message.target.revealed
         guard PhoneNumber.isE164(to) else { return .invalidToken(reason: "not an E.164 phone number") }
         let fields = [

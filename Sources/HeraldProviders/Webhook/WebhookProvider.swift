@@ -13,7 +13,7 @@ import NIOCore
 ///
 /// Push, email and SMS post to the integration's `webhookUrl` with the device token, address or number in the body;
 /// chat posts to the subscriber's own `webhookUrl` (the target).
-public struct WebhookProvider: DeliveryProvider {
+public struct WebhookProvider: PerMessageProvider {
     public let providerId: String
     public let batchSize = 100
     public let concurrency = 8
@@ -38,11 +38,7 @@ public struct WebhookProvider: DeliveryProvider {
         }
     }
 
-    public func send(_ batch: [OutboundMessage]) async -> [DeliveryOutcome] {
-        await PushSupport.each(batch) { await self.send($0) }
-    }
-
-    func send(_ message: OutboundMessage) async -> DeliveryOutcome {
+    public func send(_ message: OutboundMessage) async -> DeliveryOutcome {
         let destination: String
         if providerId == "chat-webhook" {
             destination = message.target.revealed
