@@ -89,18 +89,10 @@ public final class HTTPTransport: Sendable {
     /// The client that may carry a request to `url`: the shared one for a vetted IP literal, else the one pinned to
     /// the vetted address of its host. Throws ``OutboundURLRefusal``.
     func guardedClient(for url: String) async throws -> HTTPClient {
-        let policy = self.policy ?? OutboundURLPolicy.current
+        let policy = effectivePolicy
         let checked = try policy.check(url)
         if checked.address != nil { return client }
-        let now = ContinuousClock.now
-        var addresses = resolutions.withLock { cache in cache[checked.host].flatMap { $0.expires > now ? $0.addresses : nil } }
-        if addresses == nil {
-            let resolved = await resolver(checked.host)
-            addresses = resolved
-            if !resolved.isEmpty { resolutions.withLock { $0[checked.host] = (resolved, now + .seconds(30)) } }
-        }
-        let vetted = try policy.vet(checked, resolved: addresses ?? [])
-        let target = vetted.first { $0.isV4 } ?? vetted[0]
+        let target = try await vettedAddress(checked, policy: policy)
         let key = "\(checked.host) \(target)"
         if let existing = pinned.withLock({ $0.clients[key] }) { return existing }
         var configuration = self.configuration
@@ -117,6 +109,24 @@ public final class HTTPTransport: Sendable {
         if let evicted { Task { try? await evicted.shutdown() } }
         return winner
     }
+
+    /// The address to connect to for a checked host: an IP literal as it is, else the host resolved (cached 30 s) and
+    /// every address vetted by `policy` — IPv4 preferred. Throws ``OutboundURLRefusal``.
+    public func vettedAddress(_ checked: CheckedURL, policy: OutboundURLPolicy) async throws -> IPAddress {
+        if let address = checked.address { return address }
+        let now = ContinuousClock.now
+        var addresses = resolutions.withLock { cache in cache[checked.host].flatMap { $0.expires > now ? $0.addresses : nil } }
+        if addresses == nil {
+            let resolved = await resolver(checked.host)
+            addresses = resolved
+            if !resolved.isEmpty { resolutions.withLock { $0[checked.host] = (resolved, now + .seconds(30)) } }
+        }
+        let vetted = try policy.vet(checked, resolved: addresses ?? [])
+        return vetted.first { $0.isV4 } ?? vetted[0]
+    }
+
+    /// The policy requests are checked against now.
+    public var effectivePolicy: OutboundURLPolicy { policy ?? OutboundURLPolicy.current }
 
     /// getaddrinfo on a thread of NIO's blocking pool.
     public static let systemResolve: @Sendable (String) async -> [IPAddress] = { host in

@@ -16,7 +16,7 @@ public struct StandardProviderFactory: ProviderFactory {
     public static let providerIds: Set<String> = WebhookProvider.providerIds.union(ChatWebhookProvider.providerIds).union(
         EmailAPIProvider.providerIds
     ).union([
-        "fcm", "apns", "web-push", "expo", "hms", "one-signal", "pusher-beams", "pushpad", "telegram", "twilio", "nexmo",
+        "fcm", "apns", "web-push", "expo", "hms", "one-signal", "pusher-beams", "pushpad", "telegram", "twilio", "nexmo", "nodemailer",
     ])
 
     public func supports(_ providerId: String) -> Bool {
@@ -33,6 +33,7 @@ public struct StandardProviderFactory: ProviderFactory {
         case "nexmo": return try NexmoProvider(integration: integration, transport: transport, clock: clock)
         case let id where EmailAPIProvider.providerIds.contains(id):
             return try EmailAPIProvider(integration: integration, transport: transport, clock: clock)
+        case "nodemailer": return try SMTPProvider(integration: integration, transport: transport, clock: clock)
         case "telegram": return try TelegramProvider(integration: integration, transport: transport, clock: clock)
         case "fcm": return try FCMProvider(integration: integration, transport: transport, clock: clock)
         case "apns": return try APNsProvider(integration: integration, transport: transport, clock: clock)

@@ -66,8 +66,14 @@ public final class ChatEmulator: Sendable {
     }
 
     private func record(_ provider: String, _ target: String, _ body: JSONValue, _ query: String, _ status: Int) {
-        state.withLock { $0.records.append(ChatRecord(provider: provider, target: target, body: body, query: query, status: status)) }
+        let record = ChatRecord(provider: provider, target: target, body: body, query: query, status: status)
+        state.withLock { $0.records.append(record) }
+        if (200..<300).contains(status) { observers.notify(record) }
     }
+
+    private let observers = Observers<ChatRecord>()
+    /// Calls `observer` for every message accepted from now on.
+    public func observe(_ observer: @escaping @Sendable (ChatRecord) -> Void) { observers.add(observer) }
 
     static func answer(_ status: Int, _ text: String, json: Bool = false, retryAfter: String? = nil) -> Response {
         var headers: HTTPFields = [.contentType: json ? "application/json" : "text/plain"]

@@ -22,6 +22,8 @@ public enum DevAccounts {
         "sendgrid": "SG.herald-dev-key", "mailgun": "key-herald-dev", "postmark": "herald-dev-postmark-token", "resend": "re_herald_dev",
     ]
     public static let mailgunDomain = "mg.herald.local"
+    public static let smtpUser = "herald-dev"
+    public static let smtpPassword = "herald-dev-smtp-password"
     public static let hmsClientId = "100200300"
     public static let hmsSecret = "herald-dev-hms-secret"
     public static let expoAccessToken = "herald-dev-expo-access-token"

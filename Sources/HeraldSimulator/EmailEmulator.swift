@@ -73,8 +73,13 @@ public final class EmailEmulator: Sendable {
             return PushEmulator.json(fault.status, (try? JSONValue.parse(fault.body)) ?? .string(fault.body))
         }
         state.withLock { $0.records.append(record) }
+        observers.notify(record)
         return nil
     }
+
+    private let observers = Observers<EmailRecord>()
+    /// Calls `observer` for every message accepted from now on.
+    public func observe(_ observer: @escaping @Sendable (EmailRecord) -> Void) { observers.add(observer) }
 
     public func register<Context: RequestContext>(on router: Router<Context>) {
         router.post("/sendgrid/v3/mail/send") { request, _ -> Response in

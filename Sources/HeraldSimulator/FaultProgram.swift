@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A fault program that may be limited to a number of uses (`times`; nil: every matching request).
 protocol CountedFault {
     var times: Int? { get set }
@@ -18,3 +20,14 @@ extension Array where Element: CountedFault {
 extension ChatFault: CountedFault {}
 extension SMSFault: CountedFault {}
 extension EmailFault: CountedFault {}
+
+/// Callbacks run for every record an emulator keeps (`herald dev` prints a line per message).
+final class Observers<Record: Sendable>: Sendable {
+    private let list = Mutex<[@Sendable (Record) -> Void]>([])
+
+    func add(_ observer: @escaping @Sendable (Record) -> Void) { list.withLock { $0.append(observer) } }
+
+    func notify(_ record: Record) {
+        for observer in list.withLock({ $0 }) { observer(record) }
+    }
+}

@@ -58,7 +58,14 @@ public final class SMSEmulator: Sendable {
         state.withLock { $0.faults.take { $0.provider == provider && ($0.to == nil || $0.to == to) } }
     }
 
-    private func record(_ record: SMSRecord) { state.withLock { $0.records.append(record) } }
+    private func record(_ record: SMSRecord) {
+        state.withLock { $0.records.append(record) }
+        if (200..<300).contains(record.status) { observers.notify(record) }
+    }
+
+    private let observers = Observers<SMSRecord>()
+    /// Calls `observer` for every message accepted from now on.
+    public func observe(_ observer: @escaping @Sendable (SMSRecord) -> Void) { observers.add(observer) }
 
     public func register<Context: RequestContext>(on router: Router<Context>) {
         router.post("/twilio/2010-04-01/Accounts/:sid/Messages.json") { request, context -> Response in

@@ -15,6 +15,10 @@ public struct SimulatorEndpoints: Sendable {
     /// `https://127.0.0.1:<port>`: the same over TLS that requires a client certificate of the simulator's CA (APNs
     /// certificate authentication).
     public var mutualTLS: String
+    /// SMTP on `127.0.0.1`: `smtp` offers STARTTLS (submission, like port 587), `smtps` is TLS from the first byte
+    /// (like port 465).
+    public var smtpPort: Int
+    public var smtpsPort: Int
 }
 
 /// The provider emulators (DESIGN §3, `HeraldSimulator`), served on two listeners: plain HTTP (webhooks, control API)
@@ -26,13 +30,16 @@ public struct Simulator: Sendable {
     public let chat: ChatEmulator
     public let sms: SMSEmulator
     public let email: EmailEmulator
+    public let smtp: SMTPEmulator
     public let identity: TLSIdentity
 
     public init(
         webhooks: WebhookEmulator = WebhookEmulator(), push: PushEmulator = PushEmulator(), chat: ChatEmulator = ChatEmulator(),
-        sms: SMSEmulator = SMSEmulator(), email: EmailEmulator = EmailEmulator(), devAccounts: Bool = true
+        sms: SMSEmulator = SMSEmulator(), email: EmailEmulator = EmailEmulator(), smtp: SMTPEmulator = SMTPEmulator(),
+        devAccounts: Bool = true
     ) throws {
         self.sms = sms
+        self.smtp = smtp
         self.email = email
         self.webhooks = webhooks
         self.push = push
@@ -45,6 +52,7 @@ public struct Simulator: Sendable {
             sms.registerVonageAccount(key: DevAccounts.vonageKey, secret: DevAccounts.vonageSecret)
             for (provider, key) in DevAccounts.emailKeys { email.registerKey(provider: provider, key: key) }
             email.registerMailgunDomain(DevAccounts.mailgunDomain)
+            smtp.registerAccount(user: DevAccounts.smtpUser, password: DevAccounts.smtpPassword)
         }
     }
 
@@ -55,6 +63,7 @@ public struct Simulator: Sendable {
         chat.register(on: router)
         sms.register(on: router)
         email.register(on: router)
+        smtp.register(on: router)
         router.get("/_control/health") { _, _ in "ok" }
         // A hostile endpoint for the SSRF tests: answers every call with a redirect to `?to=`.
         router.post("/redirect") { request, _ -> Response in
@@ -85,7 +94,7 @@ public struct Simulator: Sendable {
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) }, logger: logger)
     }
 
-    /// Runs both listeners until cancelled; `onRunning` receives the endpoints once both are bound.
+    /// Runs every listener until cancelled; `onRunning` receives the endpoints once both are bound.
     public func run(
         host: String = "127.0.0.1", port: Int = 0, tlsPort: Int = 0, logger: Logger,
         onRunning: @escaping @Sendable (SimulatorEndpoints) async -> Void
@@ -94,19 +103,24 @@ public struct Simulator: Sendable {
         let plain = application(host: host, port: port, logger: logger) { ports.continuation.yield((0, $0)) }
         let secure = try tlsApplication(host: host, port: tlsPort, logger: logger) { ports.continuation.yield((1, $0)) }
         let mutual = try tlsApplication(host: host, port: 0, mutual: true, logger: logger) { ports.continuation.yield((2, $0)) }
+        let submission = try smtp.listener(identity: identity, host: host, implicitTLS: false) { ports.continuation.yield((3, $0)) }
+        let implicitTLS = try smtp.listener(identity: identity, host: host, implicitTLS: true) { ports.continuation.yield((4, $0)) }
         let group = ServiceGroup(
-            configuration: .init(services: [plain, secure, mutual], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(
+                services: [plain, secure, mutual, submission, implicitTLS], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             tasks.addTask {
                 var bound: [Int: Int] = [:]
                 for await (listener, port) in ports.stream {
                     bound[listener] = port
-                    if let plainPort = bound[0], let tlsPort = bound[1], let mutualPort = bound[2] {
+                    if let plainPort = bound[0], let tlsPort = bound[1], let mutualPort = bound[2], let smtpPort = bound[3],
+                        let smtpsPort = bound[4]
+                    {
                         await onRunning(
                             SimulatorEndpoints(
                                 plain: "http://\(host):\(plainPort)", tls: "https://\(host):\(tlsPort)",
-                                mutualTLS: "https://\(host):\(mutualPort)"))
+                                mutualTLS: "https://\(host):\(mutualPort)", smtpPort: smtpPort, smtpsPort: smtpsPort))
                         break
                     }
                 }

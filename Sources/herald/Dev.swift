@@ -41,8 +41,13 @@ struct Dev: AsyncParsableCommand {
             simulator.push.observe { record in
                 guard (200..<300).contains(record.status) else { return }
                 let target = record.target.count > 24 ? record.target.prefix(21) + "…" : Substring(record.target)
-                Dev.write(
-                    "push  \(record.provider.padding(toLength: 12, withPad: " ", startingAt: 0)) \(target)  \"\(record.title ?? "")\"")
+                Dev.arrival("push", record.provider, String(target), record.title ?? "")
+            }
+            simulator.chat.observe { Dev.arrival("chat", $0.provider, $0.target, "") }
+            simulator.sms.observe { Dev.arrival("sms", $0.provider, $0.to, $0.body) }
+            simulator.email.observe { Dev.arrival("email", $0.provider, $0.to, $0.subject) }
+            simulator.smtp.observe { record in
+                Dev.arrival("email", "smtp", record.recipients.joined(separator: ","), record.mail.header("Subject") ?? "")
             }
 
             var databaseOptions = options
@@ -160,6 +165,14 @@ struct Dev: AsyncParsableCommand {
             if provider == "mailgun" { credentials["domain"] = .string(DevAccounts.mailgunDomain) }
             others.append((provider, "email", "dev-\(provider)", .object(credentials)))
         }
+        others.append(
+            (
+                "nodemailer", "email", "dev-smtp",
+                [
+                    "host": "127.0.0.1", "port": .number(Double(endpoints.smtpPort)), "user": .string(DevAccounts.smtpUser),
+                    "password": .string(DevAccounts.smtpPassword), "from": "hello@herald.local", "senderName": "Herald Dev",
+                ]
+            ))
         for (providerId, channel, identifier, credentials) in others {
             if let id = ids[identifier] {
                 try await call(.PUT, "/v1/integrations/\(id)", ["credentials": credentials, "active": true])
@@ -169,7 +182,7 @@ struct Dev: AsyncParsableCommand {
                     "name": .string(identifier), "active": true, "credentials": credentials,
                 ]
                 let (_, created) = try await call(.POST, "/v1/integrations", body)
-                if ["dev-twilio", "dev-sendgrid"].contains(identifier),
+                if ["dev-twilio", "dev-smtp"].contains(identifier),
                     let id = created.objectValue?["data"]?.objectValue?["_id"]?.stringValue
                 {
                     try await call(.POST, "/v1/integrations/\(id)/set-primary")
@@ -211,11 +224,12 @@ struct Dev: AsyncParsableCommand {
               API         \(herald)   (Novu API under /v1, Centrifugo API under /api)
               API key     \(key)
               Simulator   \(endpoints.plain) and \(endpoints.tls) (push emulators over HTTP/2 + TLS)
+              SMTP        127.0.0.1:\(endpoints.smtpPort) (STARTTLS) and :\(endpoints.smtpsPort) (TLS), user \(DevAccounts.smtpUser)
               Workflows   \(ProcessInfo.processInfo.environment["HERALD_WORKFLOWS"] ?? "./workflows") (edit and save: reloaded)
 
             Integrations: the 8 push providers, Slack, Discord, Teams, Mattermost and Telegram (the demo subscriber's
-            webhooks and chat id point at the simulator), Twilio (primary) and Vonage for SMS, SendGrid (primary),
-            Mailgun, Postmark and Resend for email.
+            webhooks and chat id point at the simulator), Twilio (primary) and Vonage for SMS, SMTP (primary, the
+            simulator's SMTP server over STARTTLS), SendGrid, Mailgun, Postmark and Resend for email.
 
             Trigger the example workflow for the demo subscriber (one device on each of 8 push providers):
 
@@ -223,9 +237,17 @@ struct Dev: AsyncParsableCommand {
                 -H 'Authorization: ApiKey \(key)' -H 'Content-Type: application/json' \\
                 -d '{"name":"order-shipped","to":"demo","payload":{"orderId":"A-1001","eta":"2026-12-01T10:00:00Z"}}'
 
-            Each push the simulator accepts is printed below.
+            Each push, chat message, SMS and email the simulator accepts is printed below.
 
             """)
+    }
+
+    /// One line per message a simulator emulator accepted.
+    static func arrival(_ channel: String, _ provider: String, _ target: String, _ title: String) {
+        let shortTarget = target.count > 24 ? target.prefix(21) + "…" : Substring(target)
+        write(
+            "\(channel.padding(toLength: 5, withPad: " ", startingAt: 0)) \(provider.padding(toLength: 12, withPad: " ", startingAt: 0)) "
+                + "\(shortTarget)  \"\(title.prefix(60))\"")
     }
 
     static func write(_ line: String) {

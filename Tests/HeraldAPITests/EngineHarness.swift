@@ -25,6 +25,10 @@ struct EngineHarness: Sendable {
     let chat: ChatEmulator
     let simulatorSMS: SMSEmulator
     let simulatorEmail: EmailEmulator
+    let smtp: SMTPEmulator
+    /// The SMTP emulator's STARTTLS and implicit-TLS ports on 127.0.0.1.
+    let smtpPort: Int
+    let smtpsPort: Int
     /// `http://127.0.0.1:<port>` of the simulator.
     let simulatorURL: String
     /// `https://127.0.0.1:<port>` of the simulator's TLS (HTTP/2) listener.
@@ -128,7 +132,8 @@ func withEngine(
     let chat = ChatEmulator()
     let sms = SMSEmulator()
     let email = EmailEmulator()
-    let simulator = try Simulator(webhooks: emulator, push: push, chat: chat, sms: sms, email: email)
+    let smtp = SMTPEmulator()
+    let simulator = try Simulator(webhooks: emulator, push: push, chat: chat, sms: sms, email: email, smtp: smtp)
     let caFile = FileManager.default.temporaryDirectory.appendingPathComponent("herald-test-ca-\(UUID().uuidString).pem").path
     try simulator.identity.writeCA(to: caFile)
     defer { try? FileManager.default.removeItem(atPath: caFile) }
@@ -153,7 +158,8 @@ func withEngine(
                     try await body(
                         EngineHarness(
                             client: client, store: store, environment: environment, key: key, emulator: emulator, push: push, chat: chat,
-                            simulatorSMS: sms, simulatorEmail: email,
+                            simulatorSMS: sms, simulatorEmail: email, smtp: smtp, smtpPort: endpoints.smtpPort,
+                            smtpsPort: endpoints.smtpsPort,
                             simulatorURL: simulatorURL, tlsURL: endpoints.tls, mutualTLSURL: endpoints.mutualTLS,
                             identity: simulator.identity))
                 }

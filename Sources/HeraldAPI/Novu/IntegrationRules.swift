@@ -125,6 +125,11 @@ enum IntegrationRules {
             guard let text = value.stringValue, text.hasPrefix("mailto:") || text.hasPrefix("https://") else {
                 return "credentials.vapidSubject must be a mailto: or https: URL"
             }
+        case ("nodemailer", "host"):
+            guard let text = value.stringValue, !text.isEmpty else { return "credentials.host must be the SMTP server's host name" }
+            do { _ = try OutboundURLPolicy.current.check(host: text, port: 587) } catch let refusal as OutboundURLRefusal {
+                return "credentials.host is refused: \(refusal.reason)"
+            } catch { return "credentials.host must be the SMTP server's host name" }
         case ("nodemailer", "port"):
             let port: Int? =
                 switch value {

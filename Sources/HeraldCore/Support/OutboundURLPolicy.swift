@@ -249,9 +249,6 @@ public struct OutboundURLPolicy: Sendable, Equatable {
             host = parts[0]
             if parts.count == 2 { portText = parts[1] }
         }
-        var name = host.lowercased()
-        while name.hasSuffix(".") { name.removeLast() }
-        guard !name.isEmpty else { throw OutboundURLRefusal("the URL has no host") }
         let port: Int
         if portText.isEmpty {
             port = scheme == "https" ? 443 : 80
@@ -261,6 +258,23 @@ public struct OutboundURLPolicy: Sendable, Equatable {
             }
             port = value
         }
+        return try checkHost(host, port: port, scheme: scheme)
+    }
+
+    /// The host checks alone, for endpoints given as a host and a port rather than a URL (an SMTP server).
+    public func check(host: String, port: Int, scheme: String = "smtp") throws -> CheckedURL {
+        guard host.utf8.count <= 255, host.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }),
+            !host.contains("\\"), !host.contains("@"), !host.contains("%"), !host.contains("/")
+        else { throw OutboundURLRefusal("malformed host name") }
+        guard (1...65535).contains(port) else { throw OutboundURLRefusal("malformed port") }
+        return try checkHost(Substring(host), port: port, scheme: scheme)
+    }
+
+    /// Host-name and address checks shared by URLs and host/port endpoints; `http` needs an allowed host.
+    private func checkHost(_ host: Substring, port: Int, scheme: String) throws -> CheckedURL {
+        var name = host.lowercased()
+        while name.hasSuffix(".") { name.removeLast() }
+        guard !name.isEmpty else { throw OutboundURLRefusal("the URL has no host") }
         let address = IPAddress(name)
         if address == nil {
             guard !name.hasPrefix("["), !IPAddress.looksNumeric(name) else { throw OutboundURLRefusal("malformed IP address") }
@@ -270,7 +284,7 @@ public struct OutboundURLPolicy: Sendable, Equatable {
         }
         let plainName = name.hasPrefix("[") ? String(name.dropFirst().dropLast()) : name
         let allowed = allows(host: plainName, address: address)
-        guard scheme == "https" || allowed else { throw OutboundURLRefusal("only https URLs are allowed (http only for allowed hosts)") }
+        guard scheme != "http" || allowed else { throw OutboundURLRefusal("only https URLs are allowed (http only for allowed hosts)") }
         if !allowed {
             if let address, let restriction = address.restriction { throw OutboundURLRefusal("\(restriction) address \(address)") }
             if address == nil, let restriction = Self.namedRestriction(plainName) { throw OutboundURLRefusal(restriction) }
