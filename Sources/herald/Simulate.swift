@@ -30,6 +30,7 @@ struct Simulate: AsyncParsableCommand {
             FileHandle.standardOutput.write(
                 Data(
                     "simulator listening on \(endpoints.plain)\nsimulator tls on \(endpoints.tls)\nsimulator mutual-tls on \(endpoints.mutualTLS)\n"
+                        + "simulator smtp on \(host):\(endpoints.smtpPort) (STARTTLS) and \(host):\(endpoints.smtpsPort) (TLS)\n"
                         .utf8))
         }
     }
