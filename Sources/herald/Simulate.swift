@@ -27,11 +27,12 @@ struct Simulate: AsyncParsableCommand {
         let simulator = try Simulator()
         try simulator.identity.writeCA(to: caFile)
         try await simulator.run(host: host, port: port, tlsPort: tlsPort, logger: logger) { endpoints in
-            FileHandle.standardOutput.write(
-                Data(
-                    "simulator listening on \(endpoints.plain)\nsimulator tls on \(endpoints.tls)\nsimulator mutual-tls on \(endpoints.mutualTLS)\n"
-                        + "simulator smtp on \(host):\(endpoints.smtpPort) (STARTTLS) and \(host):\(endpoints.smtpsPort) (TLS)\n"
-                        .utf8))
+            let lines = [
+                "simulator listening on \(endpoints.plain)", "simulator tls on \(endpoints.tls)",
+                "simulator mutual-tls on \(endpoints.mutualTLS)",
+                "simulator smtp on \(host):\(endpoints.smtpPort) (STARTTLS) and \(host):\(endpoints.smtpsPort) (TLS)",
+            ]
+            FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
         }
     }
 }
