@@ -143,6 +143,23 @@ public enum DeliveryStatus: String, Sendable, Codable, CaseIterable {
 }
 
 /// One provider call for one device or address.
+/// The part of a delivery that decides its message's outcome.
+public struct DeliverySummary: Sendable, Hashable {
+    public var messageId: String
+    public var status: DeliveryStatus
+    public var errorCode: String?
+    public var outcome: String?
+    public var errorText: String?
+
+    public init(messageId: String, status: DeliveryStatus, errorCode: String?, outcome: String?, errorText: String?) {
+        self.messageId = messageId
+        self.status = status
+        self.errorCode = errorCode
+        self.outcome = outcome
+        self.errorText = errorText
+    }
+}
+
 public struct DeliveryRecord: Sendable, Hashable {
     public var id: String
     public var environmentId: String

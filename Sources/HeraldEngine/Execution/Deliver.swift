@@ -57,10 +57,11 @@ extension Engine {
         let results = Dictionary(zip(sendable.map(\.id), outcomes), uniquingKeysWith: { first, _ in first })
         let integrationId = job.integration
         let delay = receiptDelay
+        let sent = sendable
         try await store.transaction { session in
             try await Self.apply(
-                results, integrationId: integrationId, integration: integration, environmentId: environmentId, session: session,
-                context: context, metrics: metrics)
+                results, deliveries: sent, messages: messages, integrationId: integrationId, integration: integration,
+                environmentId: environmentId, session: session, context: context, metrics: metrics)
             if let delay {
                 let delivered = sendable.map(\.id).filter { if case .delivered(let id)? = results[$0], id != nil { true } else { false } }
                 if !delivered.isEmpty {
@@ -132,17 +133,21 @@ extension Engine {
         return results.flatMap { $0 }
     }
 
+    /// `deliveries` and `messages` are the records read before sending: a delivery changes only here (one job per
+    /// delivery at a time) or by a cancel, and a message's identity and content never change.
     private static func apply(
-        _ results: [String: DeliveryOutcome], integrationId: String, integration: Integration?, environmentId: String,
-        session: StoreSession,
+        _ results: [String: DeliveryOutcome], deliveries sent: [DeliveryRecord], messages loaded: [String: MessageRecord],
+        integrationId: String, integration: Integration?, environmentId: String, session: StoreSession,
         context: EngineContext, metrics: EngineMetrics
     ) async throws {
         let now = session.now
         let configuration = context.configuration
-        // Re-read under the transaction: a cancel may have finished some of these meanwhile.
-        var deliveries = try await session.deliveries(ids: Array(results.keys)).filter { !$0.status.isFinal }
+        // Re-read the statuses under the transaction: a cancel may have finished some of these meanwhile.
+        let statuses = try await session.deliveryStatuses(ids: sent.map(\.id))
+        var deliveries = sent.filter { statuses[$0.id].map { !$0.isFinal } ?? false }
         guard !deliveries.isEmpty else { return }
-        let messages = try await session.messages(ids: Array(Set(deliveries.compactMap(\.messageId))), content: false)
+        let messageIds = Set(deliveries.compactMap(\.messageId))
+        let messages = loaded.filter { messageIds.contains($0.key) }
         let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
         try await batch.load(notificationIds: Array(Set(messages.values.map(\.notificationId))))
 
@@ -270,8 +275,8 @@ extension Engine {
         batch.enqueue(retryJobs)
 
         // Finish messages whose deliveries are all final, then steps whose messages are all final.
-        let all = try await session.deliveries(messageIds: Array(messages.keys))
-        let byMessage = Dictionary(grouping: all, by: { $0.messageId ?? "" })
+        let all = try await session.deliverySummaries(messageIds: Array(messages.keys))
+        let byMessage = Dictionary(grouping: all, by: \.messageId)
         var steps: Set<[String]> = []
         var messageUpdates: [(id: String, status: String, errorId: String?, errorText: String?)] = []
         for message in messages.values {
@@ -303,7 +308,7 @@ extension Engine {
                             message.notificationId, stepId: message.stepId, status: .warning, "provider_failover", messageId: message.id,
                             providerId: next.providerId, raw: ["from": .string(message.providerId ?? ""), "to": .string(next.identifier)])
                     ])
-                    var content = try await session.messages(ids: [message.id])[message.id]?.content ?? message.content
+                    var content = message.content
                     content.overrides = .object([:])
                     batch.addMessage(
                         notification: notification, stepId: message.stepId, integration: next, content: content,

@@ -39,7 +39,10 @@ final class RunBatch {
     /// when a run needs them (``ensureRecipients()``): finishing the last step of a run does not.
     func load(notificationIds: [String]) async throws {
         let loaded = try await session.notifications(ids: notificationIds, lock: true).filter { $0.environmentId == environmentId }
-        for notification in loaded { notifications[notification.id] = notification }
+        for notification in loaded {
+            notifications[notification.id] = notification
+            if !recipientsLoaded.contains(notification.subscriberId) { recipientsPending.insert(notification.subscriberId) }
+        }
         let eventIds = Set(loaded.map(\.eventId)).subtracting(events.keys)
         for id in eventIds {
             if let event = try await session.event(id: id) { events[id] = event }
@@ -47,11 +50,15 @@ final class RunBatch {
     }
 
     private var recipientsLoaded: Set<String> = []
+    /// Subscribers of loaded notifications whose records are not loaded yet (kept as notifications are loaded, so that
+    /// the per-run check is O(1) rather than a pass over every notification of the batch).
+    private var recipientsPending: Set<String> = []
 
     /// Loads the subscribers and channels of every loaded notification not loaded yet, in batched queries.
     func ensureRecipients() async throws {
-        let subscriberIds = Array(Set(notifications.values.map(\.subscriberId)).subtracting(recipientsLoaded))
-        guard !subscriberIds.isEmpty else { return }
+        guard !recipientsPending.isEmpty else { return }
+        let subscriberIds = Array(recipientsPending)
+        recipientsPending = []
         recipientsLoaded.formUnion(subscriberIds)
         for (id, subscriber) in try await session.subscribers(environmentId: environmentId, subscriberIds: subscriberIds) {
             subscribers[id] = subscriber

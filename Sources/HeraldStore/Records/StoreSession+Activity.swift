@@ -175,10 +175,12 @@ extension StoreSession {
         guard !ids.isEmpty else { return [:] }
         var result: [String: MessageRecord] = [:]
         let columns = content ? Self.messageColumns : Self.messageColumns.replacingOccurrences(of: "payload,", with: "'{}' AS payload,")
+        // The messages of one fan-out often carry identical content: parse each distinct payload once.
+        var parsed: [String: MessageContent] = [:]
         for start in stride(from: 0, to: ids.count, by: 500) {
             let chunk = Array(ids[start..<min(start + 500, ids.count)])
             for row in try await db.raw("SELECT \(unsafeRaw: columns) FROM messages WHERE id IN (\(binds: chunk))").all() {
-                let message = try Self.message(from: row)
+                let message = try Self.message(from: row, contents: &parsed)
                 result[message.id] = message
             }
         }
@@ -238,7 +240,20 @@ extension StoreSession {
     }
 
     private static func message(from row: any SQLRow) throws -> MessageRecord {
-        let content = MessageContent(json: try JSONValue.parse(try row.decode(column: "payload", as: String.self)))
+        var unused: [String: MessageContent] = [:]
+        return try message(from: row, contents: &unused)
+    }
+
+    /// A message from its row; `contents` memoises parsed payloads by their text.
+    private static func message(from row: any SQLRow, contents: inout [String: MessageContent]) throws -> MessageRecord {
+        let payload = try row.decode(column: "payload", as: String.self)
+        let content: MessageContent
+        if let known = contents[payload] {
+            content = known
+        } else {
+            content = MessageContent(json: try JSONValue.parse(payload))
+            if contents.count < 64 { contents[payload] = content }
+        }
         let tokens = try JSONValue.parse(try row.optional("device_tokens") ?? "[]")
         let list: [String] = if case .array(let items) = tokens { items.compactMap(\.stringValue) } else { [] }
         return MessageRecord(
@@ -348,6 +363,38 @@ extension StoreSession {
     }
 
     /// The deliveries of messages.
+    /// The current status of each delivery: the light re-read of a transaction that already holds the records.
+    public func deliveryStatuses(ids: [String]) async throws -> [String: DeliveryStatus] {
+        var result: [String: DeliveryStatus] = [:]
+        for start in stride(from: 0, to: ids.count, by: 500) {
+            let chunk = Array(ids[start..<min(start + 500, ids.count)])
+            for row in try await db.raw("SELECT id, status FROM deliveries WHERE id IN (\(binds: chunk))").all() {
+                result[try row.decode(column: "id", as: String.self)] =
+                    DeliveryStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .pending
+            }
+        }
+        return result
+    }
+
+    /// What finishing a message needs of each of its deliveries, in id order (five columns instead of the whole
+    /// record: this runs for every delivery batch).
+    public func deliverySummaries(messageIds: [String]) async throws -> [DeliverySummary] {
+        var result: [DeliverySummary] = []
+        for start in stride(from: 0, to: messageIds.count, by: 500) {
+            let chunk = Array(messageIds[start..<min(start + 500, messageIds.count)])
+            result += try await db.raw(
+                "SELECT message_id, status, error_code, outcome, error_text FROM deliveries WHERE message_id IN (\(binds: chunk)) ORDER BY id"
+            ).all().map { row in
+                DeliverySummary(
+                    messageId: try row.decode(column: "message_id", as: String.self),
+                    status: DeliveryStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .pending,
+                    errorCode: try row.optional("error_code"), outcome: try row.optional("outcome"),
+                    errorText: try row.optional("error_text"))
+            }
+        }
+        return result
+    }
+
     public func deliveries(messageIds: [String]) async throws -> [DeliveryRecord] {
         guard !messageIds.isEmpty else { return [] }
         return try await db.raw(
