@@ -60,6 +60,7 @@ public final class SMTPEmulator: Sendable {
         var records: [SMTPRecord] = []
         var faults: [SMTPFault] = []
         var accounts: [String: String] = [:]
+        var mechanisms = ["PLAIN", "LOGIN"]
         var connections = 0
         var open: [ObjectIdentifier: any NIOCore.Channel] = [:]
     }
@@ -71,6 +72,10 @@ public final class SMTPEmulator: Sendable {
 
     public func registerAccount(user: String, password: String) { state.withLock { $0.accounts[user] = password } }
     public func addFault(_ fault: SMTPFault) { state.withLock { $0.faults.append(fault) } }
+    /// The AUTH mechanisms offered over TLS (`PLAIN` and `LOGIN` unless set).
+    public func offerMechanisms(_ mechanisms: [String]) { state.withLock { $0.mechanisms = mechanisms.map { $0.uppercased() } } }
+    func offers(_ mechanism: String) -> Bool { state.withLock { $0.mechanisms.contains(mechanism) } }
+    var mechanisms: [String] { state.withLock { $0.mechanisms } }
     public func messages() -> [SMTPRecord] { state.withLock { $0.records } }
     /// Connections accepted so far.
     public var connectionCount: Int { state.withLock { $0.connections } }
@@ -288,7 +293,7 @@ final class SMTPServerHandler: ChannelInboundHandler {
                 "127.0.0.1 Hello \(argument)", "PIPELINING", "SIZE \(emulator.maxSize)", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8",
             ]
             if !encrypted { lines.append("STARTTLS") }
-            if encrypted { lines.append("AUTH PLAIN LOGIN") }
+            if encrypted, !emulator.mechanisms.isEmpty { lines.append("AUTH " + emulator.mechanisms.joined(separator: " ")) }
             for (index, text) in lines.enumerated() { send(context, "250\(index == lines.count - 1 ? " " : "-")\(text)") }
         case "HELO":
             greeted = true
@@ -319,7 +324,8 @@ final class SMTPServerHandler: ChannelInboundHandler {
             guard encrypted else { return send(context, "538 5.7.11 Encryption required for requested authentication mechanism") }
             guard user == nil else { return send(context, "503 5.5.1 Already authenticated") }
             let pieces = argument.split(separator: " ").map(String.init)
-            switch pieces.first?.uppercased() {
+            let mechanism: String? = pieces.first?.uppercased()
+            switch mechanism.flatMap({ emulator.offers($0) ? $0 : nil }) {
             case "PLAIN":
                 if pieces.count > 1 { return finishPlain(context, pieces[1]) }
                 auth = .plain
@@ -332,7 +338,7 @@ final class SMTPServerHandler: ChannelInboundHandler {
             }
         case "MAIL":
             guard greeted else { return send(context, "503 5.5.1 EHLO first") }
-            guard emulator.requiresAuth() == false || user != nil else { return send(context, "530 5.7.0 Authentication required") }
+            guard !emulator.requiresAuth() || user != nil else { return send(context, "530 5.7.0 Authentication required") }
             guard from == nil else { return send(context, "503 5.5.1 Nested MAIL command") }
             guard let address = Self.path(argument, verb: "FROM") else { return send(context, "501 5.5.4 Syntax: MAIL FROM:<address>") }
             let parameters = Self.parameters(argument)

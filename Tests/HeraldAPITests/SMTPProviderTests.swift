@@ -113,7 +113,9 @@ struct SMTPProviderTests {
         }
     }
 
-    @Test("implicit TLS (465) with AUTH LOGIN-capable server; a missing text part is derived from the HTML", arguments: Backend.available)
+    @Test(
+        "implicit TLS (465) with a server offering only AUTH LOGIN; a missing text part is derived from the HTML",
+        arguments: Backend.available)
     func implicitTLS(_ backend: Backend) async throws {
         let workflow = """
             workflow: receipt
@@ -125,10 +127,12 @@ struct SMTPProviderTests {
                 body: "<h1>Thanks</h1><p>Total: <b>42&nbsp;€</b><br>See <a href=\\"https://example.com/r\\">your receipt</a></p>"
             """
         try await withEngine(backend, workflows: [workflow]) { herald in
+            herald.smtp.offerMechanisms(["LOGIN"])
             try await Self.integration(herald, implicitTLS: true)
             try await herald.trigger(["name": "receipt", "to": ["subscriberId": "r", "email": "r@example.com"]])
             try await herald.eventually("the receipt") { herald.smtp.messages().count == 1 }
             let record = try #require(herald.smtp.messages().first)
+            // The user is recorded only after a successful AUTH, and only LOGIN was offered.
             #expect(record.encrypted && record.user == DevAccounts.smtpUser && record.mail.violations.isEmpty)
             #expect(record.mail.text == "Thanks\r\nTotal: 42 €\r\nSee your receipt (https://example.com/r)")
             #expect(record.mail.html?.contains("<h1>Thanks</h1>") == true)

@@ -103,7 +103,7 @@ public final class PushEmulator: Sendable {
     }
 
     let state = Mutex(State())
-    let observers = Mutex<[@Sendable (PushRecord) -> Void]>([])
+    let observers = Observers<PushRecord>()
     public let keepRecent: Int
     /// What is counted as "now" (token ages, expiries).
     let clock: @Sendable () -> Date
@@ -225,10 +225,10 @@ public final class PushEmulator: Sendable {
     }
 
     /// Calls `observer` for every message received from now on (`herald dev` prints them).
-    public func observe(_ observer: @escaping @Sendable (PushRecord) -> Void) { observers.withLock { $0.append(observer) } }
+    public func observe(_ observer: @escaping @Sendable (PushRecord) -> Void) { observers.add(observer) }
 
     func record(_ record: PushRecord) {
-        for observer in observers.withLock({ $0 }) { observer(record) }
+        observers.notify(record)
         state.withLock { state in
             let now = record.receivedAt
             if state.firstAt == nil { state.firstAt = now }

@@ -395,13 +395,6 @@ extension StoreSession {
         return result
     }
 
-    public func deliveries(messageIds: [String]) async throws -> [DeliveryRecord] {
-        guard !messageIds.isEmpty else { return [] }
-        return try await db.raw(
-            "SELECT \(unsafeRaw: Self.deliveryColumns) FROM deliveries WHERE message_id IN (\(binds: messageIds)) ORDER BY id"
-        ).all().map(Self.delivery(from:))
-    }
-
     /// A page of deliveries with one of `statuses`, oldest first, after the cursor (a delivery id).
     public func listDeliveries(
         environmentId: String, statuses: [DeliveryStatus], providerId: String?, after: String?, limit: Int

@@ -26,8 +26,6 @@ struct SMTPReply: Sendable, Equatable, CustomStringConvertible {
     var isTransient: Bool { (400..<500).contains(code) }
     /// The reply as one line, for outcomes and logs (a server's text never holds our credentials).
     var description: String { "\(code) \(lines.joined(separator: " / "))".trimmingCharacters(in: .whitespaces) }
-
-    static func == (lhs: SMTPReply, rhs: SMTPReply) -> Bool { lhs.code == rhs.code && lhs.lines == rhs.lines }
 }
 
 /// Why an SMTP exchange stopped without a reply.
@@ -188,7 +186,6 @@ final class SMTPConnection: Sendable {
     private struct State {
         var extensions: [String: String] = [:]
         var encrypted = false
-        var authenticated = false
         var sent = 0
         var idleSince = ContinuousClock.now
     }
@@ -251,7 +248,6 @@ final class SMTPConnection: Sendable {
 
     func markSent() { state.withLock { $0.sent += 1 } }
     func markIdle() { state.withLock { $0.idleSince = .now } }
-    func markAuthenticated() { state.withLock { $0.authenticated = true } }
 
     /// Reads the next reply; the connection is closed when none comes within `timeout` or the task is cancelled.
     func reply(timeout: TimeAmount = replyTimeout) async throws -> SMTPReply {

@@ -88,13 +88,12 @@ public final class SMTPProvider: DeliveryProvider {
         return outcomes
     }
 
+    /// Drops the pooled connections: the next message connects and authenticates afresh.
     public func refreshCredentials() async {
         for connection in await pool.drain() { await connection.quit() }
     }
 
-    public func shutdown() async {
-        for connection in await pool.drain() { await connection.quit() }
-    }
+    public func shutdown() async { await refreshCredentials() }
 
     /// Sends messages in order on one connection, opening a new one when the current one fails.
     private func sendLane(_ messages: [(Int, OutboundMessage)]) async -> [(Int, DeliveryOutcome)] {
@@ -164,7 +163,17 @@ public final class SMTPProvider: DeliveryProvider {
     }
 
     /// A refusal while setting up a connection, already classified.
-    struct SetupFailure: Error { var outcome: DeliveryOutcome }
+    struct SetupFailure: Error {
+        var outcome: DeliveryOutcome
+
+        init(outcome: DeliveryOutcome) { self.outcome = outcome }
+
+        /// A set-up step the server refused: transient replies are retried, permanent ones are configuration.
+        init(_ reply: SMTPReply, _ step: String) {
+            let reason = "SMTP \(step): \(reply)"
+            outcome = reply.isTransient ? .retryLater(reason: reason, after: nil) : .authConfig(reason: reason)
+        }
+    }
 
     private func connect() async throws -> SMTPConnection {
         let policy = transport.effectivePolicy
@@ -189,21 +198,16 @@ public final class SMTPProvider: DeliveryProvider {
     }
 
     private func handshake(_ connection: SMTPConnection, greeting: SMTPReply, serverName: String?) async throws {
-        func refuse(_ reply: SMTPReply, _ step: String) -> SetupFailure {
-            SetupFailure(
-                outcome: reply.isTransient
-                    ? .retryLater(reason: "SMTP \(step): \(reply)", after: nil) : .authConfig(reason: "SMTP \(step): \(reply)"))
-        }
-        guard greeting.code == 220 else { throw refuse(greeting, "greeting") }
+        guard greeting.code == 220 else { throw SetupFailure(greeting, "greeting") }
         let name = Self.helloName(connection)
         var hello = try await connection.hello(name)
-        guard hello.code == 250 else { throw refuse(hello, "EHLO") }
+        guard hello.code == 250 else { throw SetupFailure(hello, "EHLO") }
         if !connection.encrypted, !settings.ignoreTLS {
             if connection.extensions["STARTTLS"] != nil {
                 let reply = try await connection.startTLS(context: tls, serverName: serverName)
-                guard reply.code == 220 else { throw refuse(reply, "STARTTLS") }
+                guard reply.code == 220 else { throw SetupFailure(reply, "STARTTLS") }
                 hello = try await connection.hello(name)
-                guard hello.code == 250 else { throw refuse(hello, "EHLO after STARTTLS") }
+                guard hello.code == 250 else { throw SetupFailure(hello, "EHLO after STARTTLS") }
             } else if settings.requireTLS || settings.user != nil {
                 throw SetupFailure(
                     outcome: .authConfig(
@@ -220,11 +224,7 @@ public final class SMTPProvider: DeliveryProvider {
         let mechanisms = Set((connection.extensions["AUTH"] ?? "").uppercased().split(separator: " ").map(String.init))
         func base64(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
         func check(_ reply: SMTPReply) throws {
-            guard reply.code == 235 else {
-                throw SetupFailure(
-                    outcome: reply.isTransient
-                        ? .retryLater(reason: "SMTP AUTH: \(reply)", after: nil) : .authConfig(reason: "SMTP AUTH: \(reply)"))
-            }
+            guard reply.code == 235 else { throw SetupFailure(reply, "AUTH") }
         }
         if mechanisms.contains("PLAIN") {
             try check(try await connection.command("AUTH PLAIN " + base64("\0\(user)\0\(password)")))
@@ -241,7 +241,6 @@ public final class SMTPProvider: DeliveryProvider {
                         "SMTP: \(settings.host) offers no AUTH mechanism Herald speaks (PLAIN, LOGIN)\(connection.encrypted ? "" : " on an unencrypted connection"): '\(mechanisms.sorted().joined(separator: " "))'"
                 ))
         }
-        connection.markAuthenticated()
     }
 
     /// The EHLO name: an address literal of our end of the connection (RFC 5321 §4.1.4 when no host name is known).
