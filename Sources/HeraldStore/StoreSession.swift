@@ -2,7 +2,6 @@ import Foundation
 import HeraldCore
 import PostgresNIO
 import SQLKit
-import SQLiteNIO
 
 /// One connection's (or one transaction's) view of the store. Every domain operation is an extension of this type
 /// (`StoreSession+Subscribers.swift`, …), written once against `SQLDatabase` for both dialects.
@@ -60,9 +59,8 @@ extension Dictionary where Key == String, Value == String {
 /// Whether a database error is a unique-constraint violation (SQLite `SQLITE_CONSTRAINT_UNIQUE`/`PRIMARYKEY`,
 /// PostgreSQL SQLSTATE 23505).
 func isUniqueViolation(_ error: any Error) -> Bool {
-    if let error = error as? SQLiteError {
-        return error.reason == .constraintUniqueFailed || error.reason == .constraintPrimaryKeyFailed
-            || (error.reason == .constraint && error.message.contains("UNIQUE"))
+    if let error = error as? SQLiteFailure {
+        return error.isUniqueViolation
     }
     if let error = error as? PSQLError {
         return error.serverInfo?[.sqlState] == "23505"

@@ -9,51 +9,48 @@ import SQLiteNIO
 import ServiceLifecycle
 
 /// SQLite in WAL mode through one connection per process (SQLite has a single writer anyway). Statements and
-/// transactions take turns through an ``AsyncMutex``; transactions use `BEGIN IMMEDIATE` so that two processes
-/// sharing a file never deadlock upgrading a read lock, and `busy_timeout` makes the other process wait its turn.
+/// transactions take turns through an ``AsyncMutex`` and run on the store's SQLite thread (``SerialThreadExecutor``),
+/// which calls SQLite directly (``SQLiteHandle``); transactions use `BEGIN IMMEDIATE` so that two processes sharing a
+/// file never deadlock upgrading a read lock, and the busy timeout makes the other process wait its turn.
 final class SQLiteDriver: DatabaseDriver {
     let dialect = SQLDialectKind.sqlite
-    private let connection: SQLiteConnection
+    private let handle: SQLiteHandle
     private let database: any SQLDatabase
     private let mutex = AsyncMutex()
 
-    private init(connection: SQLiteConnection, logger: Logger) {
-        self.connection = connection
-        self.database = connection.sql(queryLogLevel: .trace)
+    private init(handle: SQLiteHandle, logger: Logger) {
+        self.handle = handle
+        self.database = SQLiteHandleDatabase(handle: handle, logger: logger, eventLoop: MultiThreadedEventLoopGroup.singleton.any())
     }
 
     /// Opens (creating if needed) the database file, or an in-memory database for a nil path.
     static func open(path: String?, synchronous: DatabaseURL.SQLiteSynchronous, logger: Logger) async throws -> SQLiteDriver {
-        let storage: SQLiteConnection.Storage
         if let path {
             let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
                 throw HeraldError(.configuration, "cannot open SQLite database \(path): directory \(directory) does not exist")
             }
-            storage = .file(path: path)
-        } else {
-            storage = .memory
         }
-        let connection: SQLiteConnection
+        let handle: SQLiteHandle
         do {
-            connection = try await SQLiteConnection.open(storage: storage, logger: logger)
+            handle = try SQLiteHandle(path: path ?? ":memory:")
         } catch {
             throw HeraldError(.unavailable, "cannot open SQLite database \(path ?? ":memory:"): \(error)")
         }
-        let driver = SQLiteDriver(connection: connection, logger: logger)
-        let db = driver.database
+        let driver = SQLiteDriver(handle: handle, logger: logger)
         do {
-            if path != nil {
-                try await db.raw("PRAGMA journal_mode = WAL").run()
+            try await driver.withConnection { db in
+                if path != nil {
+                    try await db.raw("PRAGMA journal_mode = WAL").run()
+                }
+                try await db.raw(SQLQueryString("PRAGMA synchronous = \(unsafeRaw: synchronous.rawValue.uppercased())")).run()
+                try await db.raw("PRAGMA foreign_keys = ON").run()
+                // 64 MiB of page cache (the default is 2 MiB): fan-out touches notifications, messages and deliveries at once.
+                try await db.raw("PRAGMA cache_size = -65536").run()
             }
-            try await db.raw(SQLQueryString("PRAGMA synchronous = \(unsafeRaw: synchronous.rawValue.uppercased())")).run()
-            try await db.raw("PRAGMA foreign_keys = ON").run()
-            try await db.raw("PRAGMA busy_timeout = 10000").run()
-            // 64 MiB of page cache (the default is 2 MiB): fan-out touches notifications, messages and deliveries at once.
-            try await db.raw("PRAGMA cache_size = -65536").run()
         } catch {
-            try? await connection.close()
+            handle.close()
             throw HeraldError(.unavailable, "cannot use SQLite database \(path ?? ":memory:"): \(error)")
         }
         return driver
@@ -91,6 +88,7 @@ final class SQLiteDriver: DatabaseDriver {
     }
 
     func shutdown() async {
-        try? await mutex.withLock { try await self.connection.close() }
+        let handle = self.handle
+        try? await mutex.withLock { handle.close() }
     }
 }
