@@ -89,6 +89,33 @@ struct QueueTests {
         }
     }
 
+    @Test("due jobs are claimed by priority, oldest first within one; leased and later jobs of a class do not hold others back",
+        arguments: Backend.available)
+    func priorities(backend: Backend) async throws {
+        let clock = ManualWallClock()
+        try await withStore(backend, clock: clock) { store, _ in
+            let now = clock.now()
+            @Sendable func job(_ name: String, _ priority: JobPriority, at seconds: Double? = nil) -> NewJob {
+                NewJob(kind: name, payload: "{}", runAt: seconds.map { now.addingTimeInterval($0) }, priority: priority)
+            }
+            try await store.transaction {
+                try await $0.enqueue([
+                    job("expand-1", .expand), job("run-1", .plan), job("deliver-later", .send, at: 60), job("deliver-1", .send),
+                    job("run-2", .plan), job("deliver-2", .send), job("expand-2", .expand),
+                ])
+            }
+            func claim(_ limit: Int) async throws -> [String] {
+                try await store.transaction { try await $0.claimJobs(limit: limit, lease: .seconds(3600)) }.map(\.kind)
+            }
+            #expect(try await claim(1) == ["deliver-1"])
+            #expect(try await claim(3) == ["deliver-2", "run-1", "run-2"])
+            #expect(try await claim(5) == ["expand-1", "expand-2"])
+            #expect(try await claim(5).isEmpty)
+            clock.advance(by: .seconds(60))
+            #expect(try await claim(5) == ["deliver-later"])
+        }
+    }
+
     @Test("a rescheduled job is due at its new time with the error recorded", arguments: Backend.available)
     func reschedule(backend: Backend) async throws {
         let clock = ManualWallClock()

@@ -39,6 +39,18 @@ public struct Job: Sendable, Hashable {
     }
 }
 
+/// How urgent a class of jobs is: workers claim due jobs of a more urgent class first.
+public enum JobPriority: Int, Sendable, CaseIterable, Comparable {
+    /// Sending what is already planned (deliveries, receipts).
+    case send = 0
+    /// Planning: starting and resuming runs, paging a raw send's devices.
+    case plan = 1
+    /// Expanding an event's recipients.
+    case expand = 2
+
+    public static func < (lhs: JobPriority, rhs: JobPriority) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
 /// A job to enqueue.
 public struct NewJob: Sendable, Hashable {
     public var environmentId: String?
@@ -47,12 +59,17 @@ public struct NewJob: Sendable, Hashable {
     public var transactionId: String?
     /// When it becomes due; nil means now.
     public var runAt: Date?
+    public var priority: JobPriority
 
-    public init(environmentId: String? = nil, kind: String, payload: String, transactionId: String? = nil, runAt: Date? = nil) {
+    public init(
+        environmentId: String? = nil, kind: String, payload: String, transactionId: String? = nil, runAt: Date? = nil,
+        priority: JobPriority = .plan
+    ) {
         self.environmentId = environmentId
         self.kind = kind
         self.payload = payload
         self.transactionId = transactionId
         self.runAt = runAt
+        self.priority = priority
     }
 }

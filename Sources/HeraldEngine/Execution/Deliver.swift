@@ -68,7 +68,7 @@ extension Engine {
                     let at = session.now.addingTimeInterval(Double(delay.components.seconds))
                     try await session.enqueue([
                         NewJob(
-                            environmentId: environmentId, kind: JobKind.receipts.rawValue,
+                            environmentId: environmentId, job: .receipts,
                             payload: ReceiptsJob(integration: integrationId, deliveries: delivered, attempt: 0).encoded(), runAt: at)
                     ])
                 }
@@ -235,7 +235,7 @@ extension Engine {
                     delivery.nextAttemptAt = at
                     retryJobs.append(
                         NewJob(
-                            environmentId: environmentId, kind: JobKind.deliver.rawValue,
+                            environmentId: environmentId, job: .deliver,
                             payload: DeliverJob(integration: integrationId, deliveries: [delivery.id]).encoded(),
                             transactionId: message?.transactionId, runAt: at))
                     details.append(
@@ -355,7 +355,7 @@ extension Engine {
                     let chunk = group[start..<min(start + 100, group.count)]
                     jobs.append(
                         NewJob(
-                            environmentId: environmentId, kind: JobKind.deliver.rawValue,
+                            environmentId: environmentId, job: .deliver,
                             payload: DeliverJob(integration: integrationId, deliveries: chunk.map(\.id)).encoded(),
                             transactionId: chunk.first?.messageId.flatMap { messages[$0]?.transactionId }))
                 }

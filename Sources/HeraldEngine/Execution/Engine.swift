@@ -159,7 +159,7 @@ public struct Engine: Sendable {
     static func runJobs(_ notifications: [NotificationRecord], event: EventRecord, batch: Int) -> [NewJob] {
         stride(from: 0, to: notifications.count, by: batch).map { start in
             NewJob(
-                environmentId: event.environmentId, kind: JobKind.run.rawValue,
+                environmentId: event.environmentId, job: .run,
                 payload: RunJob(notifications: notifications[start..<min(start + batch, notifications.count)].map(\.id)).encoded(),
                 transactionId: event.transactionId)
         }

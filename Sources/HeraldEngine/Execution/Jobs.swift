@@ -98,3 +98,24 @@ struct ExpandCursor: JobPayload, Equatable {
         text.flatMap { try? decode($0) } ?? ExpandCursor()
     }
 }
+
+extension JobKind {
+    /// Sending first, then planning runs, then expanding recipients: a topic's deliveries start while it is still
+    /// being expanded, and other triggers' deliveries do not queue behind a large expansion.
+    var priority: JobPriority {
+        switch self {
+        case .deliver, .receipts: .send
+        case .run, .resume, .push: .plan
+        case .expand: .expand
+        }
+    }
+}
+
+extension NewJob {
+    /// A job of one of the engine's kinds, with that kind's priority.
+    init(environmentId: String?, job kind: JobKind, payload: String, transactionId: String? = nil, runAt: Date? = nil) {
+        self.init(
+            environmentId: environmentId, kind: kind.rawValue, payload: payload, transactionId: transactionId, runAt: runAt,
+            priority: kind.priority)
+    }
+}

@@ -71,7 +71,7 @@ extension Engine {
                     for start in stride(from: 0, to: group.count, by: jobSize) {
                         jobs.append(
                             NewJob(
-                                environmentId: environmentId, kind: JobKind.deliver.rawValue,
+                                environmentId: environmentId, job: .deliver,
                                 payload: DeliverJob(
                                     integration: integrationId, deliveries: group[start..<min(start + jobSize, group.count)].map(\.id)
                                 ).encoded()))

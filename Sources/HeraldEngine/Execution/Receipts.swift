@@ -79,7 +79,7 @@ extension Engine {
                 let at = session.now.addingTimeInterval(Double(provider.receiptDelay.components.seconds))
                 batch.enqueue([
                     NewJob(
-                        environmentId: environmentId, kind: JobKind.receipts.rawValue,
+                        environmentId: environmentId, job: .receipts,
                         payload: ReceiptsJob(integration: job.integration, deliveries: pending, attempt: job.attempt + 1).encoded(),
                         runAt: at)
                 ])

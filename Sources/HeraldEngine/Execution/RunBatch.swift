@@ -223,7 +223,7 @@ final class RunBatch {
 
     private func resumeJob(_ notificationId: String, stepId: String, at: Date, digest: Bool) -> NewJob {
         NewJob(
-            environmentId: environmentId, kind: JobKind.resume.rawValue,
+            environmentId: environmentId, job: .resume,
             payload: ResumeJob(notification: notificationId, step: stepId, digest: digest).encoded(),
             transactionId: notifications[notificationId]?.transactionId, runAt: at)
     }
@@ -342,7 +342,7 @@ final class RunBatch {
             for start in stride(from: 0, to: ids.count, by: batchSize) {
                 result.append(
                     NewJob(
-                        environmentId: environmentId, kind: JobKind.deliver.rawValue,
+                        environmentId: environmentId, job: .deliver,
                         payload: DeliverJob(integration: key[0], deliveries: Array(ids[start..<min(start + batchSize, ids.count)]))
                             .encoded(),
                         transactionId: key[2]))

@@ -32,7 +32,7 @@ public struct PushIntake: Sendable {
             case .inserted:
                 try await session.enqueue([
                     NewJob(
-                        environmentId: environmentId, kind: JobKind.push.rawValue, payload: PushJob(push: push.id).encoded(),
+                        environmentId: environmentId, job: .push, payload: PushJob(push: push.id).encoded(),
                         transactionId: Self.jobKey(push.id), runAt: request.sendAt.flatMap { $0 > now ? $0 : nil })
                 ])
                 return true

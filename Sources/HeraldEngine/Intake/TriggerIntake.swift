@@ -131,7 +131,7 @@ public actor TriggerIntake {
             events.append(event)
             jobs.append(
                 NewJob(
-                    environmentId: environmentId, kind: JobKind.expand.rawValue, payload: ExpandJob(event: event.id).encoded(),
+                    environmentId: environmentId, job: .expand, payload: ExpandJob(event: event.id).encoded(),
                     transactionId: command.transactionId))
         }
         let taken = try await session.insertEvents(events)

@@ -18,11 +18,11 @@ extension StoreSession {
         // Multi-row INSERTs in chunks keep the statement count (and round trips) low for large fan-outs.
         for chunk in stride(from: 0, to: jobs.count, by: 200).map({ jobs[$0..<min($0 + 200, jobs.count)] }) {
             let values = chunk.map { job -> SQLQueryString in
-                "(\(bind: job.environmentId), \(bind: job.kind), \(bind: job.payload), \(bind: job.transactionId), \(bind: job.runAt?.millisecondsSince1970 ?? now), 0, \(bind: now), \(bind: now))"
+                "(\(bind: job.environmentId), \(bind: job.kind), \(bind: job.payload), \(bind: job.transactionId), \(bind: job.runAt?.millisecondsSince1970 ?? now), \(bind: job.priority.rawValue), 0, \(bind: now), \(bind: now))"
             }
             let rows = try await db.raw(
                 """
-                INSERT INTO jobs (environment_id, kind, payload, transaction_id, run_at, attempts, created_at, updated_at)
+                INSERT INTO jobs (environment_id, kind, payload, transaction_id, run_at, priority, attempts, created_at, updated_at)
                 VALUES \(values.joined(separator: ", ")) RETURNING id
                 """
             ).all()
@@ -35,37 +35,49 @@ extension StoreSession {
         return ids.sorted()
     }
 
-    /// Claims up to `limit` due jobs, oldest due first, leasing each for `lease`: until then no other worker can
-    /// claim it; after that it is due again (its worker is presumed dead). Each claim counts as an attempt.
+    /// Claims up to `limit` due jobs, the most urgent class first (``JobPriority``) and oldest due first within a
+    /// class, leasing each for `lease`: until then no other worker can claim it; after that it is due again (its
+    /// worker is presumed dead). Each claim counts as an attempt.
     ///
     /// PostgreSQL skips rows other transactions are claiming (`FOR UPDATE SKIP LOCKED`), so concurrent workers
-    /// never receive the same job; SQLite serialises writers, which gives the same guarantee.
+    /// never receive the same job; SQLite serialises writers, which gives the same guarantee. One range scan of the
+    /// `(priority, run_at, id)` index per class: leased and scheduled jobs of an urgent class are never walked over.
     public func claimJobs(limit: Int, lease: Duration) async throws -> [Job] {
         let now = nowMilliseconds
         let leaseMilliseconds = Int64(lease.components.seconds * 1000 + lease.components.attoseconds / 1_000_000_000_000_000)
         let token = ids.next()
-        let query: SQLQueryString =
-            switch dialect {
-            case .postgres:
-                """
-                WITH due AS (
-                    SELECT id FROM jobs WHERE run_at <= \(bind: now) ORDER BY run_at, id LIMIT \(bind: limit) FOR UPDATE SKIP LOCKED
-                )
-                UPDATE jobs SET run_at = \(bind: now + leaseMilliseconds), lease_token = \(bind: token), leased_at = \(bind: now),
-                    attempts = jobs.attempts + 1, updated_at = \(bind: now)
-                FROM due WHERE jobs.id = due.id
-                RETURNING jobs.id, jobs.environment_id, jobs.kind, jobs.payload, jobs.transaction_id, jobs.run_at, jobs.attempts,
-                    jobs.lease_token, jobs.last_error, jobs.created_at
-                """
-            case .sqlite:
-                """
-                UPDATE jobs SET run_at = \(bind: now + leaseMilliseconds), lease_token = \(bind: token), leased_at = \(bind: now),
-                    attempts = attempts + 1, updated_at = \(bind: now)
-                WHERE id IN (SELECT id FROM jobs WHERE run_at <= \(bind: now) ORDER BY run_at, id LIMIT \(bind: limit))
-                RETURNING \(unsafeRaw: Self.jobColumns)
-                """
-            }
-        return try await db.raw(query).all().map(Self.job(from:)).sorted { $0.id < $1.id }
+        var claimed: [Job] = []
+        for priority in JobPriority.allCases {
+            let wanted = limit - claimed.count
+            guard wanted > 0 else { break }
+            let query: SQLQueryString =
+                switch dialect {
+                case .postgres:
+                    """
+                    WITH due AS (
+                        SELECT id FROM jobs WHERE priority = \(bind: priority.rawValue) AND run_at <= \(bind: now)
+                        ORDER BY run_at, id LIMIT \(bind: wanted) FOR UPDATE SKIP LOCKED
+                    )
+                    UPDATE jobs SET run_at = \(bind: now + leaseMilliseconds), lease_token = \(bind: token), leased_at = \(bind: now),
+                        attempts = jobs.attempts + 1, updated_at = \(bind: now)
+                    FROM due WHERE jobs.id = due.id
+                    RETURNING jobs.id, jobs.environment_id, jobs.kind, jobs.payload, jobs.transaction_id, jobs.run_at, jobs.attempts,
+                        jobs.lease_token, jobs.last_error, jobs.created_at
+                    """
+                case .sqlite:
+                    """
+                    UPDATE jobs SET run_at = \(bind: now + leaseMilliseconds), lease_token = \(bind: token), leased_at = \(bind: now),
+                        attempts = attempts + 1, updated_at = \(bind: now)
+                    WHERE id IN (
+                        SELECT id FROM jobs WHERE priority = \(bind: priority.rawValue) AND run_at <= \(bind: now)
+                        ORDER BY run_at, id LIMIT \(bind: wanted)
+                    )
+                    RETURNING \(unsafeRaw: Self.jobColumns)
+                    """
+                }
+            claimed += try await db.raw(query).all().map(Self.job(from:)).sorted { $0.id < $1.id }
+        }
+        return claimed
     }
 
     /// Deletes finished jobs. A job whose lease was lost (claimed again by another worker) is left to that worker.
