@@ -16,8 +16,9 @@ public struct ServerConfiguration: Sendable {
     public var port: Int = 3000
     /// Directory of workflow files (default `./workflows`).
     public var workflowsDirectory: String = "./workflows"
-    /// Delivery concurrency (default: the CPU count).
-    public var workers: Int = System.coreCount
+    /// Jobs in flight at once (default: 8, or twice the CPU count when that is more). Delivery jobs spend most of
+    /// their time waiting for providers, so this is well above the core count.
+    public var workers: Int = max(8, 2 * System.coreCount)
     /// Which parts run in this process.
     public var role: Role = .all
     /// Hosts and CIDRs outbound calls may reach although private or loopback.

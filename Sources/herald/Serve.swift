@@ -34,7 +34,8 @@ struct Serve: AsyncParsableCommand {
         help: ArgumentHelp("Directory of workflow files (*.yaml, *.yml). [env: HERALD_WORKFLOWS] [default: ./workflows]", valueName: "dir"))
     var workflows: String?
 
-    @Option(help: ArgumentHelp("Delivery concurrency. [env: HERALD_WORKERS] [default: CPU count]", valueName: "n"))
+    @Option(
+        help: ArgumentHelp("Jobs in flight at once. [env: HERALD_WORKERS] [default: 8, or twice the CPU count when more]", valueName: "n"))
     var workers: Int?
 
     @Option(help: ArgumentHelp("What this process runs: api, worker or all. [env: HERALD_ROLE] [default: all]", valueName: "role"))

@@ -89,7 +89,8 @@ struct QueueTests {
         }
     }
 
-    @Test("due jobs are claimed by priority, oldest first within one; leased and later jobs of a class do not hold others back",
+    @Test(
+        "due jobs are claimed by priority, oldest first within one; leased and later jobs of a class do not hold others back",
         arguments: Backend.available)
     func priorities(backend: Backend) async throws {
         let clock = ManualWallClock()
