@@ -42,7 +42,9 @@ public struct DeviceSweeper: Service {
         let cutoff = store.clock.now().addingTimeInterval(-seconds)
         var total = 0
         while true {
-            let removed = try await store.transaction { try await $0.removeInactiveDevices(before: cutoff, limit: 1000) }
+            let removed = try await store.transaction(durability: .replayable) {
+                try await $0.removeInactiveDevices(before: cutoff, limit: 1000)
+            }
             total += removed
             if removed < 1000 { return total }
         }

@@ -50,7 +50,7 @@ public struct Dispatcher: Service {
                     }
                     let jobs: [Job]
                     do {
-                        jobs = try await store.transaction { try await $0.claimJobs(limit: free, lease: lease) }
+                        jobs = try await store.transaction(durability: .replayable) { try await $0.claimJobs(limit: free, lease: lease) }
                     } catch {
                         logger.error("claiming jobs failed", metadata: ["error": "\(error)"])
                         try? await Task.sleep(for: pollInterval)
@@ -86,9 +86,9 @@ public struct Dispatcher: Service {
             let result = try await engine.handle(job)
             switch result {
             case .done:
-                try await store.transaction { _ = try await $0.completeJobs([job]) }
+                try await store.transaction(durability: .replayable) { _ = try await $0.completeJobs([job]) }
             case .again(let at):
-                try await store.transaction { _ = try await $0.rescheduleJob(job, runAt: at, error: nil) }
+                try await store.transaction(durability: .replayable) { _ = try await $0.rescheduleJob(job, runAt: at, error: nil) }
             }
             metrics.jobs.increment(job.kind, "ok")
         } catch {
@@ -97,7 +97,9 @@ public struct Dispatcher: Service {
             logger.error(
                 "job failed; retrying",
                 metadata: ["kind": "\(job.kind)", "job": "\(job.id)", "attempt": "\(job.attempts)", "error": "\(error)"])
-            _ = try? await store.transaction { try await $0.rescheduleJob(job, runAt: Date().addingTimeInterval(delay), error: "\(error)") }
+            _ = try? await store.transaction(durability: .replayable) {
+                try await $0.rescheduleJob(job, runAt: Date().addingTimeInterval(delay), error: "\(error)")
+            }
         }
         metrics.jobSeconds.observe(ContinuousClock.now - started, job.kind)
     }

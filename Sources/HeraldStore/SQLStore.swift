@@ -57,11 +57,14 @@ public struct SQLStore: Sendable, Service {
     }
 
     /// Runs `body` in a transaction: everything it writes commits together when it returns, or not at all when it
-    /// throws. Workers are woken after the commit if `body` enqueued jobs.
-    public func transaction<T: Sendable>(_ body: @escaping @Sendable (StoreSession) async throws -> T) async throws -> T {
+    /// throws. Workers are woken after the commit if `body` enqueued jobs. Commits are ``Durability/acknowledged``
+    /// unless the caller is the engine working off its queue (``Durability/replayable``).
+    public func transaction<T: Sendable>(
+        durability: Durability = .acknowledged, _ body: @escaping @Sendable (StoreSession) async throws -> T
+    ) async throws -> T {
         let enqueued = EnqueueFlag()
         let session = makeSession
-        let result = try await driver.withTransaction { db in try await body(session(db).flagging(enqueued)) }
+        let result = try await driver.withTransaction(durability: durability) { db in try await body(session(db).flagging(enqueued)) }
         if enqueued.isSet { jobSignal.signal() }
         return result
     }

@@ -58,7 +58,7 @@ extension Engine {
         let integrationId = job.integration
         let delay = receiptDelay
         let sent = sendable
-        try await store.transaction { session in
+        try await store.transaction(durability: .replayable) { session in
             try await Self.apply(
                 results, deliveries: sent, messages: messages, integrationId: integrationId, integration: integration,
                 environmentId: environmentId, session: session, context: context, metrics: metrics)
@@ -105,7 +105,7 @@ extension Engine {
         }
         if !stopped.isEmpty {
             let finished = stopped
-            try await store.transaction { try await $0.updateDeliveries(finished) }
+            try await store.transaction(durability: .replayable) { try await $0.updateDeliveries(finished) }
         }
         return result
     }

@@ -87,7 +87,7 @@ public struct Engine: Sendable {
 
         if !cursor.prepared {
             let initial = cursor
-            try await store.transaction { session in
+            try await store.transaction(durability: .replayable) { session in
                 var explicit: [String] = []
                 for entry in entries where entry["type"]?.stringValue == "Subscriber" {
                     guard let id = entry["subscriberId"]?.stringValue else { continue }
@@ -121,7 +121,7 @@ public struct Engine: Sendable {
             let topicKey = entry["topicKey"]?.stringValue
             let excluded = Set((entry["exclude"]?.arrayValue ?? []).compactMap(\.stringValue))
             let current = cursor
-            let next = try await store.transaction { session -> ExpandCursor? in
+            let next = try await store.transaction(durability: .replayable) { session -> ExpandCursor? in
                 // A cancel may have landed since the last page.
                 guard let fresh = try await session.event(id: event.id), fresh.status != "canceled" else { return nil }
                 let page: Page<String>
@@ -150,7 +150,7 @@ public struct Engine: Sendable {
             cursor = next
         }
         let final = cursor
-        try await store.transaction { session in
+        try await store.transaction(durability: .replayable) { session in
             try await session.updateEvent(id: event.id, status: "expanded", cursor: final.encoded())
         }
         return .done
@@ -206,7 +206,7 @@ public struct Engine: Sendable {
 
     func run(_ job: RunJob, environmentId: String) async throws -> JobResult {
         let context = self.context
-        try await store.transaction { session in
+        try await store.transaction(durability: .replayable) { session in
             let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
             try await batch.load(notificationIds: job.notifications)
             for id in job.notifications { try await batch.start(id) }
@@ -217,7 +217,7 @@ public struct Engine: Sendable {
 
     func resume(_ job: ResumeJob, environmentId: String) async throws -> JobResult {
         let context = self.context
-        try await store.transaction { session in
+        try await store.transaction(durability: .replayable) { session in
             let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
             try await batch.load(notificationIds: [job.notification])
             try await batch.resume(job.notification, stepId: job.step, digest: job.digest)

@@ -19,7 +19,7 @@ extension Engine {
         let integrations = try await store.read { try await Self.pushIntegrations(environmentId: environmentId, session: $0) }
         while true {
             if ContinuousClock.now - started > configuration.expansionTimeSlice { return .again(at: Date()) }
-            let finished = try await store.transaction { session -> Bool in
+            let finished = try await store.transaction(durability: .replayable) { session -> Bool in
                 guard let fresh = try await session.pushes(ids: [push.id], lock: true)[push.id],
                     fresh.status == .queued || fresh.status == .sending
                 else { return true }

@@ -29,7 +29,7 @@ extension Engine {
         let configuration = self.configuration
         let metrics = self.metrics
         let context = self.context
-        try await store.transaction { session in
+        try await store.transaction(durability: .replayable) { session in
             var updated: [DeliveryRecord] = []
             var remove: [String] = []
             var details: [ExecutionDetail] = []

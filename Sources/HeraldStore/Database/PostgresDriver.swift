@@ -96,10 +96,18 @@ final class PostgresDriver: DatabaseDriver {
         }
     }
 
-    func withTransaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    func withTransaction<T: Sendable>(
+        durability: Durability, _ body: @escaping @Sendable (any SQLDatabase) async throws -> T
+    ) async throws -> T {
         do {
             return try await client.withTransaction(logger: logger) { connection in
-                try await body(connection.sql(queryLogLevel: .trace))
+                let database = connection.sql(queryLogLevel: .trace)
+                if durability == .replayable {
+                    // Consistent, not yet flushed when COMMIT returns; the WAL writer flushes it within
+                    // `wal_writer_delay` (200 ms by default).
+                    try await database.raw("SET LOCAL synchronous_commit TO OFF").run()
+                }
+                return try await body(database)
             }
         } catch let error as PostgresTransactionError {
             // Surface the caller's own error (a HeraldError, a conflict) rather than the wrapper.

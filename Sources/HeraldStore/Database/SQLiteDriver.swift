@@ -7,6 +7,7 @@ import SQLKit
 import SQLiteKit
 import SQLiteNIO
 import ServiceLifecycle
+import Synchronization
 
 /// SQLite in WAL mode through one connection per process (SQLite has a single writer anyway). Statements and
 /// transactions take turns through an ``AsyncMutex`` and run on the store's SQLite thread (``SerialThreadExecutor``),
@@ -17,9 +18,14 @@ final class SQLiteDriver: DatabaseDriver {
     private let handle: SQLiteHandle
     private let database: any SQLDatabase
     private let mutex = AsyncMutex()
+    /// What the URL asked for (acknowledged commits), and the setting in force on the connection.
+    private let configured: DatabaseURL.SQLiteSynchronous
+    private let sync: Mutex<(current: DatabaseURL.SQLiteSynchronous, lastFull: ContinuousClock.Instant)>
 
-    private init(handle: SQLiteHandle, logger: Logger) {
+    private init(handle: SQLiteHandle, synchronous: DatabaseURL.SQLiteSynchronous, logger: Logger) {
         self.handle = handle
+        self.configured = synchronous
+        self.sync = Mutex((synchronous, .now))
         self.database = SQLiteHandleDatabase(handle: handle, logger: logger, eventLoop: MultiThreadedEventLoopGroup.singleton.any())
     }
 
@@ -38,7 +44,7 @@ final class SQLiteDriver: DatabaseDriver {
         } catch {
             throw HeraldError(.unavailable, "cannot open SQLite database \(path ?? ":memory:"): \(error)")
         }
-        let driver = SQLiteDriver(handle: handle, logger: logger)
+        let driver = SQLiteDriver(handle: handle, synchronous: synchronous, logger: logger)
         do {
             try await driver.withConnection { db in
                 if path != nil {
@@ -65,14 +71,30 @@ final class SQLiteDriver: DatabaseDriver {
 
     /// The body runs with the SQLite executor as its preference: between its statements it resumes at once instead of
     /// queueing on the cooperative pool while every other database user waits for the lock.
-    func withTransaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+    ///
+    /// A replayable transaction commits with `synchronous = NORMAL` (no fsync; it becomes durable with the next fsync of
+    /// the WAL) unless the last fsynced commit is older than ``Durability/replayableWindow``, which bounds how much of
+    /// the engine's work a power loss can take back.
+    func withTransaction<T: Sendable>(
+        durability: Durability, _ body: @escaping @Sendable (any SQLDatabase) async throws -> T
+    ) async throws -> T {
         let database = self.database
         return try await withTaskExecutorPreference(SerialThreadExecutor.sqlite) {
             try await mutex.withLock {
+                let now = ContinuousClock.now
+                let (wanted, current) = sync.withLock { state in
+                    let relaxed = durability == .replayable && now - state.lastFull < Durability.replayableWindow
+                    return (relaxed ? DatabaseURL.SQLiteSynchronous.normal : configured, state.current)
+                }
+                if wanted != current {
+                    try await database.raw(SQLQueryString("PRAGMA synchronous = \(unsafeRaw: wanted.rawValue.uppercased())")).run()
+                    sync.withLock { $0.current = wanted }
+                }
                 try await database.raw("BEGIN IMMEDIATE").run()
                 do {
                     let result = try await body(database)
                     try await database.raw("COMMIT").run()
+                    if wanted == .full { sync.withLock { $0.lastFull = now } }
                     return result
                 } catch {
                     try? await database.raw("ROLLBACK").run()

@@ -77,7 +77,7 @@ public struct Migrator: Sendable {
     private func apply(_ migration: Migration) async throws -> Bool {
         let dialect = store.dialect
         let now = store.clock.now().millisecondsSince1970
-        return try await store.driver.withTransaction { db in
+        return try await store.driver.withTransaction(durability: .acknowledged) { db in
             if dialect == .postgres {
                 // Serialise concurrent migrators; released at commit.
                 try await db.raw("SELECT pg_advisory_xact_lock(7243011)").run()
