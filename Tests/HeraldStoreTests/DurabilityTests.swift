@@ -55,4 +55,32 @@ struct DurabilityTests {
             }
         }
     }
+
+    @Test("SQLite's WAL is copied into the database beside the writer, not by the commits")
+    func backgroundCheckpoint() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("checkpoint-\(UUID().uuidString).sqlite").path
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        @Sendable func size(_ file: String) -> Int { ((try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? Int) ?? 0 }
+        let store = try await SQLStore.open(
+            .sqlite(path: path, synchronous: .normal), cipher: CredentialCipher(current: .random()), logger: testLogger)
+        try await store.withRunning { store in
+            try await store.migrator().migrate()
+            try await Task.sleep(for: .milliseconds(600))
+            let before = size(path)
+            // About 4 MB of jobs: far below the writer's own checkpoint threshold (64 MiB of WAL).
+            let payload = String(repeating: "x", count: 2000)
+            for _ in 0..<10 {
+                try await store.transaction { session in
+                    try await session.enqueue((0..<200).map { _ in NewJob(kind: "deliver", payload: payload) })
+                }
+            }
+            #expect(size(path + "-wal") > 3_000_000, "the commits went to the WAL")
+            var grown = false
+            for _ in 0..<50 where !grown {
+                try await Task.sleep(for: .milliseconds(100))
+                grown = size(path) - before > 3_000_000
+            }
+            #expect(grown, "the checkpointer copied the WAL into the database file")
+        }
+    }
 }

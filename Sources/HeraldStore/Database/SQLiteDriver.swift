@@ -18,12 +18,17 @@ final class SQLiteDriver: DatabaseDriver {
     private let handle: SQLiteHandle
     private let database: any SQLDatabase
     private let mutex = AsyncMutex()
+    /// Checkpoints the WAL beside the writer (file databases).
+    private let checkpointer: SQLiteCheckpointer?
     /// What the URL asked for (acknowledged commits), and the setting in force on the connection.
     private let configured: DatabaseURL.SQLiteSynchronous
     private let sync: Mutex<(current: DatabaseURL.SQLiteSynchronous, lastFull: ContinuousClock.Instant)>
 
-    private init(handle: SQLiteHandle, synchronous: DatabaseURL.SQLiteSynchronous, logger: Logger) {
+    private init(
+        handle: SQLiteHandle, checkpointer: SQLiteCheckpointer?, synchronous: DatabaseURL.SQLiteSynchronous, logger: Logger
+    ) {
         self.handle = handle
+        self.checkpointer = checkpointer
         self.configured = synchronous
         self.sync = Mutex((synchronous, .now))
         self.database = SQLiteHandleDatabase(handle: handle, logger: logger, eventLoop: MultiThreadedEventLoopGroup.singleton.any())
@@ -44,11 +49,24 @@ final class SQLiteDriver: DatabaseDriver {
         } catch {
             throw HeraldError(.unavailable, "cannot open SQLite database \(path ?? ":memory:"): \(error)")
         }
-        let driver = SQLiteDriver(handle: handle, synchronous: synchronous, logger: logger)
+        var checkpointer: SQLiteCheckpointer?
+        if let path {
+            do {
+                checkpointer = try SQLiteCheckpointer(path: path, synchronous: synchronous)
+            } catch {
+                handle.close()
+                throw HeraldError(.unavailable, "cannot open SQLite database \(path): \(error)")
+            }
+        }
+        let driver = SQLiteDriver(handle: handle, checkpointer: checkpointer, synchronous: synchronous, logger: logger)
         do {
             try await driver.withConnection { db in
                 if path != nil {
                     try await db.raw("PRAGMA journal_mode = WAL").run()
+                    try await db.raw(SQLQueryString("PRAGMA wal_autocheckpoint = \(unsafeRaw: String(SQLiteCheckpointer.writerThreshold))"))
+                        .run()
+                    // A WAL that grew past 64 MiB under a burst is truncated back once it has been checkpointed.
+                    try await db.raw("PRAGMA journal_size_limit = 67108864").run()
                 }
                 try await db.raw(SQLQueryString("PRAGMA synchronous = \(unsafeRaw: synchronous.rawValue.uppercased())")).run()
                 try await db.raw("PRAGMA foreign_keys = ON").run()
@@ -57,8 +75,10 @@ final class SQLiteDriver: DatabaseDriver {
             }
         } catch {
             handle.close()
+            checkpointer?.stop()
             throw HeraldError(.unavailable, "cannot use SQLite database \(path ?? ":memory:"): \(error)")
         }
+        checkpointer?.start(interval: 0.2, logger: logger)
         return driver
     }
 
@@ -110,6 +130,7 @@ final class SQLiteDriver: DatabaseDriver {
     }
 
     func shutdown() async {
+        checkpointer?.stop()
         let handle = self.handle
         try? await mutex.withLock { handle.close() }
     }

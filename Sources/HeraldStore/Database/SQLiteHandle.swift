@@ -98,6 +98,20 @@ final class SQLiteHandle: Sendable {
         }
     }
 
+    /// Copies what it can of the WAL into the database without waiting for the writer (`SQLITE_CHECKPOINT_PASSIVE`).
+    /// Returns the WAL's frames and how many of them are now in the database.
+    @discardableResult
+    func checkpoint() throws -> (frames: Int, checkpointed: Int) {
+        try state.withLock { state in
+            guard let raw = state.raw else { throw SQLiteFailure(code: SQLITE_MISUSE, message: "the connection is closed") }
+            var frames: Int32 = 0
+            var done: Int32 = 0
+            let status = sqlite_nio_sqlite3_wal_checkpoint_v2(raw, nil, SQLITE_CHECKPOINT_PASSIVE, &frames, &done)
+            guard status == SQLITE_OK || status == SQLITE_BUSY else { throw SQLiteFailure(raw, status) }
+            return (Int(frames), Int(done))
+        }
+    }
+
     /// Closes the connection (finalising the cached statements).
     func close() {
         state.withLock { state in
@@ -130,6 +144,50 @@ final class SQLiteHandle: Sendable {
         default: return .null
         }
     }
+}
+
+/// Checkpoints a WAL-mode database from its own connection and thread, so that copying the WAL into the database
+/// file (and its fsyncs) happens beside the writer instead of inside whichever commit crosses the auto-checkpoint
+/// threshold — that commit used to hold the store's lock for the whole copy. The writer keeps a far higher
+/// auto-checkpoint threshold as a safety net should this thread fall behind.
+final class SQLiteCheckpointer: Sendable {
+    /// Pages of WAL after which the writer checkpoints by itself (64 MiB of 4 KiB pages).
+    static let writerThreshold = 16_384
+
+    private let handle: SQLiteHandle
+    private let stopping = Atomic<Bool>(false)
+
+    init(path: String, synchronous: DatabaseURL.SQLiteSynchronous) throws {
+        handle = try SQLiteHandle(path: path)
+        // Reading the journal mode opens the WAL on this connection (a checkpoint alone would not, and do nothing).
+        try handle.execute("PRAGMA journal_mode = WAL", binds: [], onRow: { _ in })
+        // A checkpoint syncs the WAL before copying and the database after unless synchronous is OFF.
+        try handle.execute("PRAGMA synchronous = \(synchronous.rawValue.uppercased())", binds: [], onRow: { _ in })
+    }
+
+    /// Starts checkpointing every `interval` on a dedicated thread until ``stop()``.
+    func start(interval: TimeInterval, logger: Logger) {
+        let thread = Thread { [self] in
+            var failures = 0
+            while !stopping.load(ordering: .relaxed) {
+                Thread.sleep(forTimeInterval: interval)
+                do {
+                    try handle.checkpoint()
+                    failures = 0
+                } catch {
+                    failures += 1
+                    if failures == 1 || failures % 100 == 0 {
+                        logger.warning("SQLite checkpoint failed", metadata: ["error": "\(error)", "failures": "\(failures)"])
+                    }
+                }
+            }
+            handle.close()
+        }
+        thread.name = "herald-sqlite-checkpoint"
+        thread.start()
+    }
+
+    func stop() { stopping.store(true, ordering: .relaxed) }
 }
 
 /// An SQLite error with its extended result code.
