@@ -67,14 +67,14 @@ struct DurabilityTests {
             try await store.migrator().migrate()
             try await Task.sleep(for: .milliseconds(600))
             let before = size(path)
-            // About 4 MB of jobs: far below the writer's own checkpoint threshold (64 MiB of WAL).
+            // About 4 MB of jobs: far below the writer's own checkpoint threshold (64 MiB of WAL), so only the
+            // checkpointer can have copied them into the database file.
             let payload = String(repeating: "x", count: 2000)
             for _ in 0..<10 {
                 try await store.transaction { session in
                     try await session.enqueue((0..<200).map { _ in NewJob(kind: "deliver", payload: payload) })
                 }
             }
-            #expect(size(path + "-wal") > 3_000_000, "the commits went to the WAL")
             var grown = false
             for _ in 0..<50 where !grown {
                 try await Task.sleep(for: .milliseconds(100))

@@ -12,7 +12,7 @@ import Synchronization
 /// SQLite in WAL mode through one connection per process (SQLite has a single writer anyway). Statements and
 /// transactions take turns through an ``AsyncMutex`` and run on the store's SQLite thread (``SerialThreadExecutor``),
 /// which calls SQLite directly (``SQLiteHandle``); transactions use `BEGIN IMMEDIATE` so that two processes sharing a
-/// file never deadlock upgrading a read lock, and the busy timeout makes the other process wait its turn.
+/// file never deadlock upgrading a read lock, and a busy database is waited for by suspending (``SQLiteHandleDatabase``).
 final class SQLiteDriver: DatabaseDriver {
     let dialect = SQLDialectKind.sqlite
     private let handle: SQLiteHandle

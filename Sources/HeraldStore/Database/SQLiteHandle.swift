@@ -42,8 +42,10 @@ final class SQLiteHandle: Sendable {
             throw SQLiteFailure(code: status, message: message)
         }
         sqlite_nio_sqlite3_extended_result_codes(raw, 1)
-        // Another process holding the write lock is waited for (sleeping, not spinning) for up to 10 s.
-        sqlite_nio_sqlite3_busy_timeout(raw, 10_000)
+        // No busy handler: a busy database fails the statement at once and ``SQLiteHandleDatabase`` waits by
+        // suspending. Sleeping here would block the store's SQLite thread — and with it the connection holding the
+        // lock, when that connection is in the same process.
+        sqlite_nio_sqlite3_busy_timeout(raw, 0)
         self.state = Mutex(State(raw: raw))
         self.description = path
     }
@@ -205,6 +207,9 @@ struct SQLiteFailure: Error, CustomStringConvertible {
         self.message = sqlite_nio_sqlite3_errmsg(raw).map { String(cString: $0) } ?? "SQLite status \(status)"
     }
 
+    /// `SQLITE_BUSY` or one of its extended codes: another connection holds the lock.
+    var isBusy: Bool { code & 0xFF == SQLITE_BUSY }
+
     /// `SQLITE_CONSTRAINT_UNIQUE` or `SQLITE_CONSTRAINT_PRIMARYKEY`.
     var isUniqueViolation: Bool { code == 2067 || code == 1555 }
 
@@ -295,9 +300,22 @@ struct SQLiteHandleDatabase: SQLDatabase {
         }
     }
 
+    /// Another connection holding the database (another process, or a second store in this one) is waited for by
+    /// suspending and retrying, for up to ``busyTimeout``.
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> Void) async throws {
-        try run(query, onRow)
+        var delay = Duration.milliseconds(1)
+        let deadline = ContinuousClock.now + Self.busyTimeout
+        while true {
+            do {
+                return try run(query, onRow)
+            } catch let error as SQLiteFailure where error.isBusy && ContinuousClock.now < deadline {
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .milliseconds(50))
+            }
+        }
     }
+
+    static let busyTimeout: Duration = .seconds(10)
 
     private func run(_ query: any SQLExpression, _ onRow: (any SQLRow) -> Void) throws {
         let (sql, binds) = serialize(query)
