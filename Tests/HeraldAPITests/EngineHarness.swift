@@ -89,9 +89,10 @@ struct EngineHarness: Sendable {
         return try response.json()
     }
 
-    /// Waits until `condition` holds (polling), failing the test after `timeout`.
+    /// Waits until `condition` holds (polling), failing the test after `timeout`. Generous: the whole suite runs its
+    /// servers, simulators and retries (jittered backoff) in parallel on the build machine's two cores.
     func eventually(
-        _ what: String, timeout: Duration = .seconds(15), sourceLocation: Testing.SourceLocation = #_sourceLocation,
+        _ what: String, timeout: Duration = .seconds(30), sourceLocation: Testing.SourceLocation = #_sourceLocation,
         _ condition: @Sendable () async throws -> Bool
     ) async throws {
         let deadline = ContinuousClock.now + timeout
@@ -103,7 +104,7 @@ struct EngineHarness: Sendable {
     }
 
     /// Waits until no job is due or running (only scheduled ones may remain).
-    func settle(timeout: Duration = .seconds(20)) async throws {
+    func settle(timeout: Duration = .seconds(40)) async throws {
         try await eventually("the queue to drain", timeout: timeout) {
             let counts = try await store.read { try await $0.jobCounts() }
             return counts.ready == 0 && counts.running == 0

@@ -145,6 +145,13 @@ struct EngineTests {
                 "name": "order-shipped", "payload": ["orderId": "R-1"],
                 "to": ["subscriberId": "dan", "channels": [["providerId": "push-webhook", "credentials": ["deviceTokens": ["tok"]]]]],
             ])
+            // The retry waits in the backlog class (after first attempts and runs, oldest first with expansions).
+            try await herald.eventually("the retry is queued") {
+                try await herald.store.read { session in
+                    try await session.db.raw("SELECT priority FROM jobs WHERE kind = 'deliver'").all()
+                        .map { try $0.decode(column: "priority", as: Int.self) }
+                } == [JobPriority.backlog.rawValue]
+            }
             try await herald.eventually("the retry") { herald.emulator.deliveries(to: "tok") == 1 }
             let requests = herald.emulator.requests(hook: "hook")
             #expect(requests.map(\.status) == [429, 201])

@@ -101,8 +101,8 @@ struct QueueTests {
             }
             try await store.transaction {
                 try await $0.enqueue([
-                    job("expand-1", .expand), job("run-1", .plan), job("deliver-later", .send, at: 60), job("deliver-1", .send),
-                    job("run-2", .plan), job("deliver-2", .send), job("expand-2", .expand),
+                    job("expand-1", .backlog), job("run-1", .plan), job("deliver-later", .send, at: 60), job("deliver-1", .send),
+                    job("run-2", .plan), job("deliver-2", .send), job("expand-2", .backlog),
                 ])
             }
             func claim(_ limit: Int) async throws -> [String] {

@@ -39,14 +39,18 @@ public struct Job: Sendable, Hashable {
     }
 }
 
-/// How urgent a class of jobs is: workers claim due jobs of a more urgent class first.
+/// How urgent a class of jobs is: workers claim due jobs of a more urgent class first, oldest due first within a
+/// class. The two urgent classes are fed only by the backlog class (runs come from expansions, first deliveries
+/// from runs) or by time (delays), so they drain and the backlog cannot starve; a flood of retries during a
+/// provider outage competes oldest-first with expansions instead of overtaking them.
 public enum JobPriority: Int, Sendable, CaseIterable, Comparable {
-    /// Sending what is already planned (deliveries, receipts).
+    /// First delivery attempts and receipts: sending what is already planned.
     case send = 0
-    /// Planning: starting and resuming runs, paging a raw send's devices.
+    /// Starting and resuming runs.
     case plan = 1
-    /// Expanding an event's recipients.
-    case expand = 2
+    /// Work that may wait, served oldest first: expanding an event's recipients, paging a raw send's devices,
+    /// retried and re-driven deliveries.
+    case backlog = 2
 
     public static func < (lhs: JobPriority, rhs: JobPriority) -> Bool { lhs.rawValue < rhs.rawValue }
 }

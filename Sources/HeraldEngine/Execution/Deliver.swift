@@ -237,7 +237,7 @@ extension Engine {
                         NewJob(
                             environmentId: environmentId, job: .deliver,
                             payload: DeliverJob(integration: integrationId, deliveries: [delivery.id]).encoded(),
-                            transactionId: message?.transactionId, runAt: at))
+                            transactionId: message?.transactionId, runAt: at, priority: .backlog))
                     details.append(
                         batch.detail(
                             notificationId, stepId: message?.stepId, status: .pending, "delivery_retry_scheduled", messageId: message?.id,
@@ -357,7 +357,7 @@ extension Engine {
                         NewJob(
                             environmentId: environmentId, job: .deliver,
                             payload: DeliverJob(integration: integrationId, deliveries: chunk.map(\.id)).encoded(),
-                            transactionId: chunk.first?.messageId.flatMap { messages[$0]?.transactionId }))
+                            transactionId: chunk.first?.messageId.flatMap { messages[$0]?.transactionId }, priority: .backlog))
                 }
             }
             let now = session.now

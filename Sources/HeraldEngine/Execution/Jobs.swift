@@ -100,22 +100,24 @@ struct ExpandCursor: JobPayload, Equatable {
 }
 
 extension JobKind {
-    /// Sending first, then planning runs, then expanding recipients: a topic's deliveries start while it is still
-    /// being expanded, and other triggers' deliveries do not queue behind a large expansion.
+    /// The class a kind's jobs are claimed in (``JobPriority``); retries are queued in the backlog class explicitly.
     var priority: JobPriority {
         switch self {
         case .deliver, .receipts: .send
-        case .run, .resume, .push: .plan
-        case .expand: .expand
+        case .run, .resume: .plan
+        case .expand, .push: .backlog
         }
     }
 }
 
 extension NewJob {
-    /// A job of one of the engine's kinds, with that kind's priority.
-    init(environmentId: String?, job kind: JobKind, payload: String, transactionId: String? = nil, runAt: Date? = nil) {
+    /// A job of one of the engine's kinds, with that kind's priority unless `priority` says otherwise.
+    init(
+        environmentId: String?, job kind: JobKind, payload: String, transactionId: String? = nil, runAt: Date? = nil,
+        priority: JobPriority? = nil
+    ) {
         self.init(
             environmentId: environmentId, kind: kind.rawValue, payload: payload, transactionId: transactionId, runAt: runAt,
-            priority: kind.priority)
+            priority: priority ?? kind.priority)
     }
 }
