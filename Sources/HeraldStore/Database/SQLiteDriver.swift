@@ -49,20 +49,23 @@ final class SQLiteDriver: DatabaseDriver {
         } catch {
             throw HeraldError(.unavailable, "cannot open SQLite database \(path ?? ":memory:"): \(error)")
         }
-        var checkpointer: SQLiteCheckpointer?
-        if let path {
+        let checkpointer = path.flatMap { path -> SQLiteCheckpointer? in
             do {
-                checkpointer = try SQLiteCheckpointer(path: path, synchronous: synchronous)
+                return try SQLiteCheckpointer(path: path, synchronous: synchronous)
             } catch {
-                handle.close()
-                throw HeraldError(.unavailable, "cannot open SQLite database \(path): \(error)")
+                // Not fatal: the writer then checkpoints by itself, at SQLite's usual threshold.
+                logger.warning("no background checkpoints for this SQLite database", metadata: ["error": "\(error)"])
+                return nil
             }
         }
+        let backgroundCheckpoints = checkpointer != nil
         let driver = SQLiteDriver(handle: handle, checkpointer: checkpointer, synchronous: synchronous, logger: logger)
         do {
             try await driver.withConnection { db in
                 if path != nil {
                     try await db.raw("PRAGMA journal_mode = WAL").run()
+                }
+                if backgroundCheckpoints {
                     try await db.raw(SQLQueryString("PRAGMA wal_autocheckpoint = \(unsafeRaw: String(SQLiteCheckpointer.writerThreshold))"))
                         .run()
                     // A WAL that grew past 64 MiB under a burst is truncated back once it has been checkpointed.
