@@ -45,6 +45,9 @@ struct SMSProviderTests {
                 "name": "otp", "payload": ["code": "123456"],
                 "to": [["subscriberId": "a", "phone": "+15550000001"], ["subscriberId": "b", "phone": "+15550000002"]],
             ])
+            // Waited for at the emulator rather than by `settle()`, which returns while a retry is scheduled: under the
+            // full parallel suite a first attempt can fail in transit and arrive on its retry.
+            try await herald.eventually("both messages at Twilio") { sms.messages(provider: "twilio").count == 2 }
             try await herald.settle()
             let twilio = sms.messages(provider: "twilio")
             #expect(twilio.count == 2)
