@@ -5,7 +5,6 @@ import NIOCore
 import NIOPosix
 import SQLKit
 import SQLiteKit
-import SQLiteNIO
 import ServiceLifecycle
 import Synchronization
 

@@ -29,7 +29,6 @@ final class SQLiteHandle: Sendable {
     static let statementCacheLimit = 256
 
     private let state: Mutex<State>
-    let description: String
 
     /// Opens (creating if needed) the database at `path` (`:memory:` for a private in-memory database).
     init(path: String) throws {
@@ -47,7 +46,6 @@ final class SQLiteHandle: Sendable {
         // lock, when that connection is in the same process.
         sqlite_nio_sqlite3_busy_timeout(raw, 0)
         self.state = Mutex(State(raw: raw))
-        self.description = path
     }
 
     /// Runs one statement, calling `onRow` for each row it returns.

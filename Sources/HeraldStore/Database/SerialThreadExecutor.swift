@@ -4,11 +4,10 @@ import Synchronization
 
 /// A task executor backed by one dedicated thread.
 ///
-/// SQLite work is serial (one connection, one lock), and every statement suspends while SQLiteNIO runs it on its
-/// thread pool. On the global cooperative pool the lock holder's continuation then queues behind whatever else is
-/// runnable — rendering, HTTP, JSON — so a transaction of forty statements spends most of its time waiting to be
-/// resumed while every other database user waits for its lock. Running lock holders with this executor as their
-/// preference (SE-0417) resumes them at once on a thread that does nothing else.
+/// SQLite work is serial (one connection, one lock). Lock holders run with this executor as their preference
+/// (SE-0417): between statements they resume at once on a thread that does nothing else, instead of queueing on the
+/// cooperative pool behind rendering, HTTP and JSON while every other database user waits for the lock; the statements
+/// themselves run right here (``SQLiteHandle``), so a transaction never leaves this thread.
 final class SerialThreadExecutor: TaskExecutor, Sendable {
     /// The executor of every SQLite driver in the process (one thread, started on first use).
     static let sqlite = SerialThreadExecutor(name: "herald-sqlite")
