@@ -9,6 +9,10 @@ import Synchronization
 /// flight, completes or reschedules them, and sleeps until the store signals new work (in-process signal on SQLite,
 /// `LISTEN/NOTIFY` on PostgreSQL) or the poll interval passes. On graceful shutdown it stops claiming and lets the
 /// jobs in flight finish; a job whose worker died is claimed again when its lease expires.
+///
+/// Finished jobs are deleted by the next claim, in its transaction (a finished job frees a slot, which starts a
+/// claim at once): one commit per claim instead of one more per job. A crash between a job's last write and that
+/// claim runs the job again when its lease expires — the same bounded repeat as a crash during the job.
 public struct Dispatcher: Service {
     let store: SQLStore
     let engine: Engine
@@ -38,6 +42,7 @@ public struct Dispatcher: Service {
         await ready()
         let stopping = Atomic<Bool>(false)
         let slots = SlotCounter(capacity: workers)
+        let finished = FinishedJobs()
         let wake = store.jobSignal
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
@@ -48,25 +53,42 @@ public struct Dispatcher: Service {
                         await slots.waitForFree()
                         continue
                     }
+                    let done = finished.take()
                     let jobs: [Job]
                     do {
-                        jobs = try await store.transaction(durability: .replayable) { try await $0.claimJobs(limit: free, lease: lease) }
+                        jobs = try await store.transaction(durability: .replayable) { session in
+                            if !done.isEmpty { _ = try await session.completeJobs(done) }
+                            return try await session.claimJobs(limit: free, lease: lease)
+                        }
                     } catch {
+                        finished.add(done)
                         logger.error("claiming jobs failed", metadata: ["error": "\(error)"])
                         try? await Task.sleep(for: pollInterval)
                         continue
                     }
                     if jobs.isEmpty {
-                        await wake.wait(after: generation, timeout: pollInterval)
+                        if finished.isEmpty { await wake.wait(after: generation, timeout: pollInterval) }
                         continue
                     }
                     for job in jobs {
                         slots.take()
                         group.addTask {
-                            await self.execute(job)
+                            let done = await self.execute(job)
+                            if done { finished.add([job]) }
                             slots.release()
+                            // An idle claim loop waits for new work: wake it to delete the finished job.
+                            if done { wake.signal() }
                         }
                     }
+                }
+            }
+            let done = finished.take()
+            if !done.isEmpty {
+                do {
+                    try await store.transaction(durability: .replayable) { _ = try await $0.completeJobs(done) }
+                } catch {
+                    logger.warning(
+                        "completing finished jobs failed; they run again when their lease expires", metadata: ["error": "\(error)"])
                 }
             }
         } onGracefulShutdown: {
@@ -77,16 +99,18 @@ public struct Dispatcher: Service {
     }
 
     /// Runs one job and records its result; failures reschedule it with backoff (the handler's writes are
-    /// transactional, so a retry starts from consistent state).
-    func execute(_ job: Job) async {
+    /// transactional, so a retry starts from consistent state). Returns whether the job finished, to be deleted by
+    /// the next claim.
+    func execute(_ job: Job) async -> Bool {
         metrics.jobStarted()
         defer { metrics.jobFinished() }
         let started = ContinuousClock.now
+        var finished = false
         do {
             let result = try await engine.handle(job)
             switch result {
             case .done:
-                try await store.transaction(durability: .replayable) { _ = try await $0.completeJobs([job]) }
+                finished = true
             case .again(let at):
                 try await store.transaction(durability: .replayable) { _ = try await $0.rescheduleJob(job, runAt: at, error: nil) }
             }
@@ -102,7 +126,23 @@ public struct Dispatcher: Service {
             }
         }
         metrics.jobSeconds.observe(ContinuousClock.now - started, job.kind)
+        return finished
     }
+}
+
+/// Jobs finished since the last claim, deleted in the next claim's transaction.
+final class FinishedJobs: Sendable {
+    private let jobs = Mutex<[Job]>([])
+
+    func add(_ finished: [Job]) { jobs.withLock { $0 += finished } }
+
+    func take() -> [Job] {
+        jobs.withLock { jobs in
+            defer { jobs.removeAll() }; return jobs
+        }
+    }
+
+    var isEmpty: Bool { jobs.withLock { $0.isEmpty } }
 }
 
 /// Counts free worker slots; the claim loop waits here when all are busy.

@@ -50,7 +50,8 @@ public struct Fault: Sendable, Codable, Equatable {
 /// per target so that fan-out tests and benchmarks can check "each device reached once" at any scale.
 public final class WebhookEmulator: Sendable {
     private struct State {
-        var recent: [ReceivedRequest] = []
+        /// A ring: keeping the newest requests must not shift the whole window on every request.
+        var recent = CircularBuffer<ReceivedRequest>(initialCapacity: 1024)
         var counts: [String: Int] = [:]
         var total = 0
         var faults: [Fault] = []
@@ -89,7 +90,7 @@ public final class WebhookEmulator: Sendable {
 
     /// The kept requests, oldest first, optionally for one hook.
     public func requests(hook: String? = nil) -> [ReceivedRequest] {
-        state.withLock { state in hook.map { name in state.recent.filter { $0.path == "/hooks/\(name)" } } ?? state.recent }
+        state.withLock { state in hook.map { name in state.recent.filter { $0.path == "/hooks/\(name)" } } ?? Array(state.recent) }
     }
 
     /// How many requests answered 2xx for `target`.
@@ -145,7 +146,7 @@ public final class WebhookEmulator: Sendable {
             state.lastAt = received.receivedAt
             if (200..<300).contains(status), let target { state.counts[target, default: 0] += 1 }
             state.recent.append(received)
-            if state.recent.count > keepRecent { state.recent.removeFirst(state.recent.count - keepRecent) }
+            while state.recent.count > keepRecent { state.recent.removeFirst() }
         }
         return (status, fault?.retryAfter)
     }

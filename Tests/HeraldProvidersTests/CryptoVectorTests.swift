@@ -11,6 +11,26 @@ import _CryptoExtras
 @Suite struct CryptoVectorTests {
     func b64(_ text: String) -> [UInt8] { Array(Base64URL.decode(text)!) }
 
+    @Test func base64urlMatchesRFC4648AndFoundation() {
+        // RFC 4648 §10 vectors, unpadded, and every length 0…70 of random bytes against Foundation's base64.
+        for (plain, encoded) in [
+            ("", ""), ("f", "Zg"), ("fo", "Zm8"), ("foo", "Zm9v"), ("foob", "Zm9vYg"), ("fooba", "Zm9vYmE"), ("foobar", "Zm9vYmFy"),
+        ] {
+            #expect(Base64URL.encode(Data(plain.utf8)) == encoded)
+            #expect(Base64URL.decode(encoded) == Data(plain.utf8))
+        }
+        for length in 0...70 {
+            let bytes = Data((0..<length).map { _ in UInt8.random(in: 0...255) })
+            let standard = bytes.base64EncodedString()
+            let url = standard.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+                .replacingOccurrences(of: "=", with: "")
+            #expect(Base64URL.encode(bytes) == url)
+            #expect(Base64URL.decode(url) == bytes)
+            #expect(Base64URL.decode(standard) == bytes)  // padded, standard alphabet
+        }
+        for invalid in ["a", "ab$d", "Zm9v\n", "Zm 9v", "abcde"] { #expect(Base64URL.decode(invalid) == nil) }
+    }
+
     @Test func rfc8291AppendixAEncryptsByteForByte() throws {
         let plaintext = Array("When I grow up, I want to be a watermelon".utf8)
         let asPrivate = try P256.KeyAgreement.PrivateKey(rawRepresentation: b64("yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw"))

@@ -66,7 +66,8 @@ public struct PushFault: Sendable, Codable, Equatable {
 /// ``DevAccounts`` the simulator starts with).
 public final class PushEmulator: Sendable {
     struct State {
-        var recent: [PushRecord] = []
+        /// A ring: keeping the newest requests must not shift the whole window on every request.
+        var recent = CircularBuffer<PushRecord>(initialCapacity: 1024)
         var counts: [String: Int] = [:]
         var totals: [String: Int] = [:]
         var faults: [PushFault] = []
@@ -183,7 +184,7 @@ public final class PushEmulator: Sendable {
 
     /// Kept records, oldest first, optionally of one provider.
     public func messages(provider: String? = nil) -> [PushRecord] {
-        state.withLock { state in provider.map { p in state.recent.filter { $0.provider == p } } ?? state.recent }
+        state.withLock { state in provider.map { p in state.recent.filter { $0.provider == p } } ?? Array(state.recent) }
     }
 
     /// Accepted messages for `target` at `provider`.
@@ -239,7 +240,7 @@ public final class PushEmulator: Sendable {
                 if state.arrivals.count < 4_000_000 { state.arrivals.append(now.timeIntervalSince1970) }
             }
             state.recent.append(record)
-            if state.recent.count > keepRecent { state.recent.removeFirst(state.recent.count - keepRecent) }
+            while state.recent.count > keepRecent { state.recent.removeFirst() }
         }
     }
 

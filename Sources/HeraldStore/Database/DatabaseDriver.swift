@@ -41,5 +41,5 @@ public enum Durability: Sendable, Equatable {
     case replayable
 
     /// The longest stretch of replayable commits on SQLite without an fsync.
-    public static let replayableWindow: Duration = .milliseconds(50)
+    public static let replayableWindow: Duration = .milliseconds(200)
 }

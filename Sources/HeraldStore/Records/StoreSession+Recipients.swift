@@ -64,10 +64,17 @@ extension StoreSession {
         ).first()?.decode(column: "n", as: Int.self) ?? 0
     }
 
-    /// Stamps devices that just received a message (token hygiene: inactivity is measured from here).
+    /// Stamps devices that just received a message (token hygiene: inactivity is measured from here, in days). A
+    /// stamp less than an hour old is left as it is, so a device that gets many messages is not rewritten for each.
     public func markDevicesReached(ids: [String]) async throws {
         guard !ids.isEmpty else { return }
-        try await db.raw("UPDATE devices SET last_success_at = \(bind: nowMilliseconds) WHERE id IN (\(binds: ids))").run()
+        let now = nowMilliseconds
+        try await db.raw(
+            """
+            UPDATE devices SET last_success_at = \(bind: now) WHERE id IN (\(binds: ids))
+            AND (last_success_at IS NULL OR last_success_at < \(bind: now - 3_600_000))
+            """
+        ).run()
     }
 
     /// Removes up to `limit` devices (of every environment) that neither had a successful delivery nor were
