@@ -117,7 +117,7 @@ public func buildApplication(
                 )
             }
         }
-        try await store.read { try await $0.verifyEncryptionKey() }
+        try await store.transaction { try await $0.verifyEncryptionKey() }
         schemaReady.open()
         if let (environment, key) = try await store.transaction({ try await $0.bootstrap(providedKey: configuration.initialAPIKey) }) {
             onBootstrap(BootstrapResult(environment: environment, generatedKey: configuration.initialAPIKey == nil ? key : nil))

@@ -43,7 +43,7 @@ struct DatabaseOptions: ParsableArguments {
         let store = try await openStore(logger: logger)
         try await store.withRunning { store in
             try await store.migrator().migrate()
-            try await store.read { try await $0.verifyEncryptionKey() }
+            try await store.transaction { try await $0.verifyEncryptionKey() }
             try await body(store)
         }
     }

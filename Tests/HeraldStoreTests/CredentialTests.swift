@@ -56,7 +56,7 @@ struct CredentialTests {
             sealed[sealed.count - 6] = sealed[sealed.count - 6] == "A" ? "B" : "A"
             object["secretKey"] = .string(String(sealed))
             let tampered = JSONValue.object(object).jsonString()
-            try await store.read { try await $0.db.raw("UPDATE integrations SET credentials = \(bind: tampered)").run() }
+            try await store.transaction { try await $0.db.raw("UPDATE integrations SET credentials = \(bind: tampered)").run() }
             let error = await #expect(throws: HeraldError.self) {
                 try await store.read { try await $0.integration(environmentId: environment.id, id: created.id) }
             }
@@ -73,7 +73,7 @@ struct CredentialTests {
             let environment = try await makeEnvironment(store)
             let first = try await makeIntegration(store, environmentId: environment.id, identifier: "one")
             let second = try await makeIntegration(store, environmentId: environment.id, identifier: "two")
-            try await store.read { session async throws in
+            try await store.transaction { session async throws in
                 try await session.db.raw(
                     "UPDATE integrations SET credentials = (SELECT credentials FROM integrations WHERE id = \(bind: first.id)) WHERE id = \(bind: second.id)"
                 ).run()
@@ -90,17 +90,17 @@ struct CredentialTests {
     @Test("a different encryption key is refused at start-up", arguments: Backend.available)
     func wrongKey(backend: Backend) async throws {
         try await withStore(backend) { store, url in
-            try await store.read { try await $0.verifyEncryptionKey() }
-            try await store.read { try await $0.verifyEncryptionKey() }  // same key: fine
+            try await store.transaction { try await $0.verifyEncryptionKey() }
+            try await store.transaction { try await $0.verifyEncryptionKey() }  // same key: fine
             let other = try await SQLStore.open(url, cipher: CredentialCipher(current: .random()), logger: testLogger)
             try await other.withRunning { other in
-                let error = await #expect(throws: HeraldError.self) { try await other.read { try await $0.verifyEncryptionKey() } }
+                let error = await #expect(throws: HeraldError.self) { try await other.transaction { try await $0.verifyEncryptionKey() } }
                 #expect(error?.code == .configuration)
             }
             // The old key listed as previous during a rotation is accepted.
             let rotating = try await SQLStore.open(
                 url, cipher: CredentialCipher(current: .random(), previous: [store.cipher.current]), logger: testLogger)
-            try await rotating.withRunning { try await $0.read { try await $0.verifyEncryptionKey() } }
+            try await rotating.withRunning { try await $0.transaction { try await $0.verifyEncryptionKey() } }
         }
     }
 

@@ -40,7 +40,7 @@ struct MigrationTests {
     @Test("a database newer than the binary is refused", arguments: Backend.available)
     func newerDatabaseRefused(backend: Backend) async throws {
         try await withStore(backend) { store, _ in
-            try await store.read {
+            try await store.transaction {
                 try await $0.db.raw("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (999, 'future', 'x', 0)")
                     .run()
             }
@@ -54,7 +54,9 @@ struct MigrationTests {
     @Test("an applied migration that was edited is refused", arguments: Backend.available)
     func editedMigrationRefused(backend: Backend) async throws {
         try await withStore(backend) { store, _ in
-            try await store.read { try await $0.db.raw("UPDATE schema_migrations SET checksum = 'tampered' WHERE version = 1").run() }
+            try await store.transaction {
+                try await $0.db.raw("UPDATE schema_migrations SET checksum = 'tampered' WHERE version = 1").run()
+            }
             let error = await #expect(throws: HeraldError.self) { try await store.migrator().migrate() }
             #expect(error?.message.contains("edited") == true)
         }
