@@ -50,11 +50,10 @@ public struct SQLStore: Sendable, Service {
         Migrator(store: self, migrations: try Migration.bundled(for: dialect), logger: logger)
     }
 
-    /// Runs `body`, which only reads, on one connection outside a transaction. It sees everything committed before
-    /// it started; on SQLite it runs on a read connection beside the writer (a write there fails).
+    /// Runs `body` on one connection, outside a transaction.
     public func read<T: Sendable>(_ body: @escaping @Sendable (StoreSession) async throws -> T) async throws -> T {
         let session = makeSession
-        return try await driver.withReader { db in try await body(session(db)) }
+        return try await driver.withConnection { db in try await body(session(db)) }
     }
 
     /// Runs `body` in a transaction: everything it writes commits together when it returns, or not at all when it

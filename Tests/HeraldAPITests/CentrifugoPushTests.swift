@@ -275,7 +275,10 @@ struct CentrifugoPushTests {
             try await herald.settle(timeout: .seconds(60))
             let expected = Set((0..<count).filter { $0 % 3 == 0 || $0 % 700 == 1 }.map { "fcm-\($0)" })
             let received = herald.push.messages(provider: "fcm").map(\.target)
-            #expect(received.count == expected.count && Set(received) == expected)
+            #expect(
+                received.count == expected.count && Set(received) == expected,
+                "\(received.count) received, \(Set(received).count) distinct, \(expected.count) expected; missing \(expected.subtracting(received).sorted().prefix(5))"
+            )
             #expect(try await Self.stats(herald, "big")["totals"]?.objectValue?["sent"] == .number(Double(expected.count)))
         }
     }

@@ -14,9 +14,6 @@ protocol DatabaseDriver: Sendable {
     /// Runs `body` on one connection.
     func withConnection<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T
 
-    /// Runs `body`, which only reads, on one connection; it sees every transaction committed before it started.
-    func withReader<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T
-
     /// Runs `body` inside a transaction: committed when it returns, rolled back when it throws.
     func withTransaction<T: Sendable>(
         durability: Durability, _ body: @escaping @Sendable (any SQLDatabase) async throws -> T
@@ -27,12 +24,6 @@ protocol DatabaseDriver: Sendable {
 
     /// Closes connections. Idempotent.
     func shutdown() async
-}
-
-extension DatabaseDriver {
-    func withReader<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        try await withConnection(body)
-    }
 }
 
 /// How durable a transaction's commit must be when it returns.

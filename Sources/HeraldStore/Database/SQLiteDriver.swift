@@ -8,20 +8,15 @@ import SQLiteKit
 import ServiceLifecycle
 import Synchronization
 
-/// SQLite in WAL mode through one writing connection per process (SQLite has a single writer anyway). Statements and
+/// SQLite in WAL mode through one connection per process (SQLite has a single writer anyway). Statements and
 /// transactions take turns through an ``AsyncMutex`` and run on the store's SQLite thread (``SerialThreadExecutor``),
 /// which calls SQLite directly (``SQLiteHandle``); transactions use `BEGIN IMMEDIATE` so that two processes sharing a
 /// file never deadlock upgrading a read lock, and a busy database is waited for by suspending (``SQLiteHandleDatabase``).
-/// Reads outside transactions (``SQLStore/read(_:)``) use a second, query-only connection on its own thread, each in
-/// a read transaction (one snapshot): a WAL reader sees the last commit without waiting for the writer, so API reads
-/// and the engine's loads do not queue behind a fan-out's writes.
 final class SQLiteDriver: DatabaseDriver {
     let dialect = SQLDialectKind.sqlite
     private let handle: SQLiteHandle
     private let database: any SQLDatabase
     private let mutex = AsyncMutex()
-    /// The read connection (file databases; an in-memory database is private to its connection).
-    private let reader: (handle: SQLiteHandle, database: any SQLDatabase, mutex: AsyncMutex)?
     /// Checkpoints the WAL beside the writer (file databases).
     private let checkpointer: SQLiteCheckpointer?
     /// What the URL asked for (acknowledged commits), and the setting in force on the connection.
@@ -29,16 +24,13 @@ final class SQLiteDriver: DatabaseDriver {
     private let sync: Mutex<(current: DatabaseURL.SQLiteSynchronous, lastFull: ContinuousClock.Instant)>
 
     private init(
-        handle: SQLiteHandle, reader: SQLiteHandle?, checkpointer: SQLiteCheckpointer?, synchronous: DatabaseURL.SQLiteSynchronous,
-        logger: Logger
+        handle: SQLiteHandle, checkpointer: SQLiteCheckpointer?, synchronous: DatabaseURL.SQLiteSynchronous, logger: Logger
     ) {
         self.handle = handle
         self.checkpointer = checkpointer
         self.configured = synchronous
         self.sync = Mutex((synchronous, .now))
-        let eventLoop = MultiThreadedEventLoopGroup.singleton.any()
-        self.database = SQLiteHandleDatabase(handle: handle, logger: logger, eventLoop: eventLoop)
-        self.reader = reader.map { ($0, SQLiteHandleDatabase(handle: $0, logger: logger, eventLoop: eventLoop), AsyncMutex()) }
+        self.database = SQLiteHandleDatabase(handle: handle, logger: logger, eventLoop: MultiThreadedEventLoopGroup.singleton.any())
     }
 
     /// Opens (creating if needed) the database file, or an in-memory database for a nil path.
@@ -66,9 +58,9 @@ final class SQLiteDriver: DatabaseDriver {
             }
         }
         let backgroundCheckpoints = checkpointer != nil
-        let setup = SQLiteDriver(handle: handle, reader: nil, checkpointer: checkpointer, synchronous: synchronous, logger: logger)
+        let driver = SQLiteDriver(handle: handle, checkpointer: checkpointer, synchronous: synchronous, logger: logger)
         do {
-            try await setup.withConnection { db in
+            try await driver.withConnection { db in
                 if path != nil {
                     try await db.raw("PRAGMA journal_mode = WAL").run()
                 }
@@ -88,56 +80,14 @@ final class SQLiteDriver: DatabaseDriver {
             checkpointer?.stop()
             throw HeraldError(.unavailable, "cannot use SQLite database \(path ?? ":memory:"): \(error)")
         }
-        // The read connection opens once the file is in WAL mode.
-        var reader: SQLiteHandle?
-        if let path { reader = await openReader(path: path, logger: logger) }
         checkpointer?.start(interval: 0.2, logger: logger)
-        return SQLiteDriver(handle: handle, reader: reader, checkpointer: checkpointer, synchronous: synchronous, logger: logger)
-    }
-
-    /// A query-only connection for reads; nil (reads then share the writer) when it cannot be opened.
-    private static func openReader(path: String, logger: Logger) async -> SQLiteHandle? {
-        do {
-            let reader = try SQLiteHandle(path: path)
-            let database = SQLiteHandleDatabase(handle: reader, logger: logger, eventLoop: MultiThreadedEventLoopGroup.singleton.any())
-            do {
-                try await withTaskExecutorPreference(SerialThreadExecutor.sqliteReader) {
-                    try await database.raw("PRAGMA query_only = 1").run()
-                    try await database.raw("PRAGMA cache_size = -16384").run()
-                }
-            } catch {
-                reader.close()
-                throw error
-            }
-            return reader
-        } catch {
-            logger.warning("no separate read connection for this SQLite database", metadata: ["error": "\(error)"])
-            return nil
-        }
+        return driver
     }
 
     func withConnection<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         let database = self.database
         return try await withTaskExecutorPreference(SerialThreadExecutor.sqlite) {
             try await mutex.withLock { try await body(database) }
-        }
-    }
-
-    func withReader<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        guard let reader else { return try await withConnection(body) }
-        return try await withTaskExecutorPreference(SerialThreadExecutor.sqliteReader) {
-            try await reader.mutex.withLock {
-                // One snapshot for the whole body, as when reads took turns with the writer's transactions.
-                try await reader.database.raw("BEGIN").run()
-                do {
-                    let result = try await body(reader.database)
-                    try await reader.database.raw("COMMIT").run()
-                    return result
-                } catch {
-                    try? await reader.database.raw("ROLLBACK").run()
-                    throw error
-                }
-            }
         }
     }
 
@@ -184,7 +134,6 @@ final class SQLiteDriver: DatabaseDriver {
     func shutdown() async {
         checkpointer?.stop()
         let handle = self.handle
-        if let reader { try? await reader.mutex.withLock { reader.handle.close() } }
         try? await mutex.withLock { handle.close() }
     }
 }

@@ -11,8 +11,6 @@ import Synchronization
 final class SerialThreadExecutor: TaskExecutor, Sendable {
     /// The executor of every SQLite driver in the process (one thread, started on first use).
     static let sqlite = SerialThreadExecutor(name: "herald-sqlite")
-    /// The executor of every SQLite driver's read connection (WAL readers run beside the writer).
-    static let sqliteReader = SerialThreadExecutor(name: "herald-sqlite-read")
 
     private let jobs = Mutex<[UnownedJob]>([])
     private let available = DispatchSemaphore(value: 0)
