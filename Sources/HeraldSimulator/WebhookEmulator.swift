@@ -54,6 +54,8 @@ public final class WebhookEmulator: Sendable {
         var recent = CircularBuffer<ReceivedRequest>(initialCapacity: 1024)
         var counts: [String: Int] = [:]
         var total = 0
+        /// Requests received and not answered yet (held by a latency fault).
+        var inFlight = 0
         var faults: [Fault] = []
         var secrets: [String: String] = [:]
         var firstAt: Date?
@@ -93,6 +95,9 @@ public final class WebhookEmulator: Sendable {
         state.withLock { state in hook.map { name in state.recent.filter { $0.path == "/hooks/\(name)" } } ?? Array(state.recent) }
     }
 
+    /// How many requests are being held by a latency fault right now (received, not yet answered or recorded).
+    public func inFlight() -> Int { state.withLock { $0.inFlight } }
+
     /// How many requests answered 2xx for `target`.
     public func deliveries(to target: String) -> Int { state.withLock { $0.counts[target] ?? 0 } }
 
@@ -126,7 +131,11 @@ public final class WebhookEmulator: Sendable {
             return (fault, state.secrets[path])
         }
         let (fault, secret) = chosen
-        if let latency = fault?.latencyMilliseconds { try? await Task.sleep(for: .milliseconds(latency)) }
+        if let latency = fault?.latencyMilliseconds {
+            state.withLock { $0.inFlight += 1 }
+            try? await Task.sleep(for: .milliseconds(latency))
+            state.withLock { $0.inFlight -= 1 }
+        }
         var signatureValid: Bool?
         if let secret {
             let herald =

@@ -275,9 +275,14 @@ struct CentrifugoPushTests {
             try await herald.settle(timeout: .seconds(60))
             let expected = Set((0..<count).filter { $0 % 3 == 0 || $0 % 700 == 1 }.map { "fcm-\($0)" })
             let received = herald.push.messages(provider: "fcm").map(\.target)
+            let unfinished = try await herald.store.read {
+                try await $0.listDeliveries(
+                    environmentId: herald.environment.id, statuses: DeliveryStatus.allCases.filter { $0 != .delivered }, providerId: nil,
+                    after: nil, limit: 20)
+            }.items.map { "\($0.target.revealed): \($0.status.rawValue) \($0.outcome ?? "-") \($0.errorText ?? "")" }
             #expect(
                 received.count == expected.count && Set(received) == expected,
-                "\(received.count) received, \(Set(received).count) distinct, \(expected.count) expected; missing \(expected.subtracting(received).sorted().prefix(5))"
+                "\(received.count) received, \(Set(received).count) distinct, \(expected.count) expected; missing \(expected.subtracting(received).sorted().prefix(5)); not delivered: \(unfinished)"
             )
             #expect(try await Self.stats(herald, "big")["totals"]?.objectValue?["sent"] == .number(Double(expected.count)))
         }

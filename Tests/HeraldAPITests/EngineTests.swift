@@ -208,6 +208,50 @@ struct EngineTests {
         }
     }
 
+    @Test(
+        "a cancel landing while the first step is being sent keeps the run canceled and records what was sent", arguments: Backend.available
+    )
+    func cancelDuringSend(_ backend: Backend) async throws {
+        let workflow = """
+            workflow: flash
+            steps:
+              - id: push
+                type: push
+                title: "Flash sale"
+                body: "Now"
+              - id: later
+                type: delay
+                for: 1h
+              - id: again
+                type: push
+                title: "Last call"
+                body: "Ends soon"
+            """
+        try await withEngine(backend, workflows: [workflow]) { herald in
+            try await herald.webhookIntegration("push-webhook", channel: "push", identifier: "hook")
+            herald.emulator.addFault(Fault(path: "/hooks/hook", status: 201, times: 1, latencyMilliseconds: 1500))
+            try await herald.trigger([
+                "name": "flash", "transactionId": "tx-race",
+                "to": ["subscriberId": "gil", "channels": [["providerId": "push-webhook", "credentials": ["deviceTokens": ["tok-gil"]]]]],
+            ])
+            try await herald.eventually("the push in flight") { herald.emulator.inFlight() == 1 }
+            let canceled = try await herald.call(.delete, "/v1/events/trigger/tx-race").json()
+            #expect(canceled == ["data": true])
+            // The cancel removed the job in flight, so the queue cannot tell when it is done: wait for its record.
+            try await herald.eventually("the sent message recorded") {
+                let messages = try await herald.call(.get, "/v1/messages?transactionId=tx-race&page=0.0&limit=10.0").json()
+                return messages.objectValue?["data"]?.arrayValue?.map { $0.objectValue?["status"] } == ["sent"]
+            }
+            try await herald.settle()
+            #expect(herald.emulator.deliveries(to: "tok-gil") == 1)
+            // The delay never started: nothing is scheduled, and the run stays canceled.
+            #expect(try await herald.scheduledJobs() == 0)
+            let activity = try await herald.call(.get, "/v1/notifications?transactionId=tx-race").json()
+            let notification = activity.objectValue?["data"]?.arrayValue?.first?.objectValue ?? [:]
+            #expect(notification["status"] == "canceled")
+        }
+    }
+
     @Test("a digest sends one message for N events", arguments: Backend.available)
     func digest(_ backend: Backend) async throws {
         let workflow = """

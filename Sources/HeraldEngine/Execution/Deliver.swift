@@ -18,20 +18,36 @@ extension Engine {
         let (deliveries, messages, pushes, integration) = loaded
         guard !deliveries.isEmpty else { return .done }
         let contents = try await contents(of: deliveries, messages: messages, pushes: pushes)
-        let sendable = deliveries.filter { contents[$0.id] != nil }
+        let sent = await sendBatch(
+            deliveries.filter { contents[$0.id] != nil }, contents: contents, integrationId: job.integration, integration: integration,
+            messages: messages)
+        let context = self.context
+        let metrics = self.metrics
+        try await store.transaction(durability: .replayable) { session in
+            try await Self.record(
+                sent, messages: messages, environmentId: environmentId, session: session, context: context, metrics: metrics)
+        }
+        return .done
+    }
 
+    /// Sends deliveries that all go through one integration and returns their outcomes (nothing is written). An
+    /// integration that is inactive, deleted or unusable fails them as `authConfig`; credentials that can expire are
+    /// refreshed once and the messages they failed sent again.
+    func sendBatch(
+        _ deliveries: [DeliveryRecord], contents: [String: MessageContent], integrationId: String, integration: Integration?,
+        messages: [String: MessageRecord]
+    ) async -> SentBatch {
         var outcomes: [DeliveryOutcome]
         var receiptDelay: Duration?
-        let providerId = integration?.providerId ?? sendable.first?.providerId ?? "unknown"
+        let providerId = integration?.providerId ?? deliveries.first?.providerId ?? "unknown"
         if let integration, integration.active {
             do {
                 let provider = try context.providers.provider(for: integration)
                 receiptDelay = (provider as? any ReceiptProvider)?.receiptDelay
-                let batch = sendable.map { OutboundMessage(deliveryId: $0.id, target: $0.target, content: contents[$0.id]!) }
+                let batch = deliveries.map { OutboundMessage(deliveryId: $0.id, target: $0.target, content: contents[$0.id]!) }
                 let started = ContinuousClock.now
                 outcomes = await Self.send(batch, with: provider)
                 metrics.providerCallSeconds.observe(ContinuousClock.now - started, providerId)
-                // Credentials that can expire are refreshed once, and the affected messages sent again.
                 let authFailures = outcomes.indices.filter { if case .authConfig = outcomes[$0] { true } else { false } }
                 if !authFailures.isEmpty {
                     await provider.refreshCredentials()
@@ -40,41 +56,40 @@ extension Engine {
                 }
             } catch {
                 let reason = (error as? HeraldError)?.message ?? "the integration's credentials are unusable"
-                outcomes = sendable.map { _ in .authConfig(reason: reason) }
+                outcomes = deliveries.map { _ in .authConfig(reason: reason) }
             }
         } else {
-            outcomes = sendable.map { _ in .authConfig(reason: "integration \(job.integration) is inactive or deleted") }
+            outcomes = deliveries.map { _ in .authConfig(reason: "integration \(integrationId) is inactive or deleted") }
         }
-        for (delivery, outcome) in zip(sendable, outcomes) {
+        for (delivery, outcome) in zip(deliveries, outcomes) {
             metrics.deliveries.increment(providerId, outcome.label)
             if delivery.pushId != nil || messages[delivery.messageId ?? ""]?.channel == .push {
                 metrics.pushNotifications.increment(providerId, delivery.platform ?? "unknown", outcome.label)
             }
         }
+        return SentBatch(
+            integrationId: integrationId, integration: integration, sent: deliveries,
+            results: Dictionary(zip(deliveries.map(\.id), outcomes), uniquingKeysWith: { first, _ in first }), receiptDelay: receiptDelay)
+    }
 
-        let context = self.context
-        let metrics = self.metrics
-        let results = Dictionary(zip(sendable.map(\.id), outcomes), uniquingKeysWith: { first, _ in first })
-        let integrationId = job.integration
-        let delay = receiptDelay
-        let sent = sendable
-        try await store.transaction(durability: .replayable) { session in
-            try await Self.apply(
-                results, deliveries: sent, messages: messages, integrationId: integrationId, integration: integration,
-                environmentId: environmentId, session: session, context: context, metrics: metrics)
-            if let delay {
-                let delivered = sendable.map(\.id).filter { if case .delivered(let id)? = results[$0], id != nil { true } else { false } }
-                if !delivered.isEmpty {
-                    let at = session.now.addingTimeInterval(Double(delay.components.seconds))
-                    try await session.enqueue([
-                        NewJob(
-                            environmentId: environmentId, job: .receipts,
-                            payload: ReceiptsJob(integration: integrationId, deliveries: delivered, attempt: 0).encoded(), runAt: at)
-                    ])
-                }
-            }
-        }
-        return .done
+    /// Records the outcomes of a sent batch (``apply(_:deliveries:messages:integrationId:integration:environmentId:session:context:metrics:)``)
+    /// and, for a provider with receipts, queues the job that fetches them.
+    static func record(
+        _ batch: SentBatch, messages: [String: MessageRecord], environmentId: String, session: StoreSession, context: EngineContext,
+        metrics: EngineMetrics
+    ) async throws {
+        try await apply(
+            batch.results, deliveries: batch.sent, messages: messages, integrationId: batch.integrationId, integration: batch.integration,
+            environmentId: environmentId, session: session, context: context, metrics: metrics)
+        guard let delay = batch.receiptDelay else { return }
+        let delivered = batch.sent.map(\.id).filter { if case .delivered(let id)? = batch.results[$0], id != nil { true } else { false } }
+        guard !delivered.isEmpty else { return }
+        let at = session.now.addingTimeInterval(Double(delay.components.seconds))
+        try await session.enqueue([
+            NewJob(
+                environmentId: environmentId, job: .receipts,
+                payload: ReceiptsJob(integration: batch.integrationId, deliveries: delivered, attempt: 0).encoded(), runAt: at)
+        ])
     }
 
     /// What each delivery sends: its message's content, or its raw send's payload for the provider. Deliveries of
@@ -372,5 +387,21 @@ extension Engine {
             try await session.enqueue(jobs)
             return deliveries
         }
+    }
+}
+
+/// Deliveries sent through one integration, with their outcomes, not yet recorded.
+struct SentBatch: Sendable {
+    let integrationId: String
+    let integration: Integration?
+    let sent: [DeliveryRecord]
+    let results: [String: DeliveryOutcome]
+    let receiptDelay: Duration?
+
+    /// The batch without the deliveries not in `kept`.
+    func keeping(_ kept: Set<String>) -> SentBatch {
+        SentBatch(
+            integrationId: integrationId, integration: integration, sent: sent.filter { kept.contains($0.id) },
+            results: results.filter { kept.contains($0.key) }, receiptDelay: receiptDelay)
     }
 }

@@ -204,13 +204,67 @@ public struct Engine: Sendable {
 
     // MARK: Runs
 
+    /// Starts a batch of runs and sends their first channel steps inline: the runs are planned in a read session, the
+    /// planned deliveries sent (every integration concurrently), and then the plan and the outcomes are written in
+    /// one transaction — each notification, message and delivery row is written once, not once when planned and again
+    /// when its outcome arrives, and no `deliver` job is queued for them. A crash before that transaction commits
+    /// runs the job again when its lease expires: the batch's sends repeat, nothing is lost. A run that another worker
+    /// started meanwhile is left to it; one a cancel finished meanwhile stays canceled, with what it sent recorded.
+    /// A batch whose runs must write while they are planned (a digest step first) is planned in a transaction and
+    /// sent through `deliver` jobs instead.
     func run(_ job: RunJob, environmentId: String) async throws -> JobResult {
         let context = self.context
-        try await store.transaction(durability: .replayable) { session in
-            let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
+        let metrics = self.metrics
+        let planned = try await store.read { session -> (RunWrites, [String: String], [String: Integration])? in
+            let batch = RunBatch(session: session, engine: context, environmentId: environmentId, planning: true)
             try await batch.load(notificationIds: job.notifications)
+            let loaded = batch.notifications.mapValues(\.status)
             for id in job.notifications { try await batch.start(id) }
-            try await batch.flush()
+            if batch.needsTransaction { return nil }
+            return (batch.takeWrites(), loaded, batch.integrationsById)
+        }
+        guard let (planWrites, statuses, integrations) = planned else {
+            try await store.transaction(durability: .replayable) { session in
+                let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
+                try await batch.load(notificationIds: job.notifications)
+                for id in job.notifications { try await batch.start(id) }
+                try await batch.flush()
+            }
+            return .done
+        }
+        let messages = Dictionary(planWrites.messages.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let contents = planWrites.deliveries.reduce(into: [String: MessageContent]()) { result, delivery in
+            result[delivery.id] = delivery.messageId.flatMap { messages[$0]?.content }
+        }
+        let groups = Dictionary(grouping: planWrites.deliveries.filter { contents[$0.id] != nil }, by: { $0.integrationId ?? "" })
+        let sent = await withTaskGroup(of: SentBatch.self) { group in
+            for (integrationId, deliveries) in groups {
+                group.addTask {
+                    await sendBatch(
+                        deliveries, contents: contents, integrationId: integrationId, integration: integrations[integrationId],
+                        messages: messages)
+                }
+            }
+            return await group.reduce(into: [SentBatch]()) { $0.append($1) }
+        }
+        try await store.transaction(durability: .replayable) { session in
+            let current = try await session.notifications(ids: Array(statuses.keys), lock: true)
+            let currentStatus = Dictionary(current.map { ($0.id, $0.status) }, uniquingKeysWith: { first, _ in first })
+            // Runs another worker started meanwhile (this job's lease ran out) are its to record; runs a cancel
+            // finished keep the trail of what was sent, not the progress.
+            let changed = statuses.keys.filter { currentStatus[$0] != statuses[$0] }
+            let canceled = Set(changed.filter { currentStatus[$0] == "canceled" })
+            let startedElsewhere = Set(changed).subtracting(canceled)
+            var writes = planWrites
+            writes.discard(notificationIds: startedElsewhere, keepingSends: canceled)
+            try await writes.write(session)
+            let kept = Set(writes.deliveries.map(\.id))
+            let recordedMessages = messages.filter { !startedElsewhere.contains($0.value.notificationId) }
+            for batch in sent.sorted(by: { $0.integrationId < $1.integrationId }) {
+                try await Self.record(
+                    batch.keeping(kept), messages: recordedMessages, environmentId: environmentId, session: session, context: context,
+                    metrics: metrics)
+            }
         }
         return .done
     }

@@ -7,11 +7,18 @@ import HeraldWorkflow
 /// queries (events, subscribers, devices, credentials, integrations), performs the executor's directives, and writes
 /// everything they produce — messages, deliveries, execution details, jobs, run states — in multi-row statements
 /// when ``flush()`` is called. One instance per transaction; all notifications belong to one environment.
+///
+/// A batch made for `planning` runs in a read session: it takes nothing that needs a write during planning (a digest
+/// step sets ``needsTransaction`` and stops), and ``takeWrites()`` hands what it planned to the caller, which sends the
+/// deliveries and then writes everything, with the outcomes, in one transaction (``Engine/run(_:environmentId:)``).
 final class RunBatch {
     let session: StoreSession
     let engine: EngineContext
     let environmentId: String
     let now: Date
+    let planning: Bool
+    /// Set when planning met a step that must write while it is planned (a digest joins or opens its group).
+    private(set) var needsTransaction = false
 
     private(set) var notifications: [String: NotificationRecord] = [:]
     private var runs: [String: WorkflowRun] = [:]
@@ -23,14 +30,15 @@ final class RunBatch {
     private var messages: [MessageRecord] = []
     private var deliveries: [DeliveryRecord] = []
     private var details: [ExecutionDetail] = []
-    private var jobs: [NewJob] = []
+    private var jobs: [(notificationId: String?, job: NewJob)] = []
     private var dirty: Set<String> = []
 
-    init(session: StoreSession, engine: EngineContext, environmentId: String) {
+    init(session: StoreSession, engine: EngineContext, environmentId: String, planning: Bool = false) {
         self.session = session
         self.engine = engine
         self.environmentId = environmentId
         self.now = session.now
+        self.planning = planning
     }
 
     // MARK: Loading
@@ -38,7 +46,7 @@ final class RunBatch {
     /// Loads notifications (locked on PostgreSQL) with their events. Subscribers and their channels are loaded
     /// when a run needs them (``ensureRecipients()``): finishing the last step of a run does not.
     func load(notificationIds: [String]) async throws {
-        let loaded = try await session.notifications(ids: notificationIds, lock: true).filter { $0.environmentId == environmentId }
+        let loaded = try await session.notifications(ids: notificationIds, lock: !planning).filter { $0.environmentId == environmentId }
         for notification in loaded {
             notifications[notification.id] = notification
             if !recipientsLoaded.contains(notification.subscriberId) { recipientsPending.insert(notification.subscriberId) }
@@ -183,12 +191,16 @@ final class RunBatch {
                     queue += run.finish(stepId, with: StepState(status: .skipped, reason: skip), now: now)
                 }
             case .wait(let stepId, let until):
-                jobs.append(resumeJob(notificationId, stepId: stepId, at: until, digest: false))
+                jobs.append((notificationId, resumeJob(notificationId, stepId: stepId, at: until, digest: false)))
                 details.append(
                     detail(
                         notificationId, stepId: stepId, status: .pending, "delay_scheduled",
                         raw: ["until": .string(until.iso8601Milliseconds)]))
             case .digest(let stepId, let window, let key):
+                if planning {
+                    needsTransaction = true
+                    return
+                }
                 guard let notification = notifications[notificationId], let event = events[notification.eventId] else { continue }
                 let closesAt = now.addingTimeInterval(Double(window.components.seconds))
                 let joined = try await session.joinDigest(
@@ -196,7 +208,7 @@ final class RunBatch {
                     subscriberId: notification.subscriberId,
                     key: key, notificationId: notificationId, event: event.payload, closesAt: closesAt)
                 if joined.opened {
-                    jobs.append(resumeJob(notificationId, stepId: stepId, at: closesAt, digest: true))
+                    jobs.append((notificationId, resumeJob(notificationId, stepId: stepId, at: closesAt, digest: true)))
                     details.append(detail(notificationId, stepId: stepId, status: .pending, "digest_opened"))
                 } else {
                     run.cancel(reason: "merged")
@@ -366,26 +378,69 @@ final class RunBatch {
     }
 
     func record(_ extra: [ExecutionDetail]) { details += extra }
-    func enqueue(_ extra: [NewJob]) { jobs += extra }
+    func enqueue(_ extra: [NewJob]) { jobs += extra.map { (nil, $0) } }
 
-    /// Writes everything the batch produced.
+    /// Writes everything the batch produced, with `deliver` jobs for the deliveries it planned.
     func flush() async throws {
-        try await session.insertMessages(messages)
-        try await session.insertDeliveries(deliveries)
-        try await session.appendDetails(details)
-        var updates: [(id: String, status: String, state: String, channels: [String])] = []
+        let deliver = deliveryJobs()
+        var writes = takeWrites()
+        writes.jobs += deliver.map { (nil, $0) }
+        try await writes.write(session)
+    }
+
+    /// Takes what the batch produced out of it, without `deliver` jobs: the caller sends the deliveries itself.
+    func takeWrites() -> RunWrites {
+        var updates: [NotificationUpdate] = []
         for id in dirty.sorted() {
             guard let notification = notifications[id] else { continue }
             let state = runs[id]?.state.stored ?? notification.state
             updates.append((id, notification.status, state, notification.channels))
         }
-        try await session.updateNotifications(updates)
-        try await session.enqueue(jobs + deliveryJobs())
+        let writes = RunWrites(messages: messages, deliveries: deliveries, details: details, jobs: jobs, notifications: updates)
         messages.removeAll()
         deliveries.removeAll()
         details.removeAll()
         jobs.removeAll()
         dirty.removeAll()
+        outbound.removeAll()
+        return writes
+    }
+
+    /// The active integrations the batch read, by id.
+    var integrationsById: [String: Integration] {
+        Dictionary((integrationsByChannel ?? [:]).values.flatMap { $0 }.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+}
+
+typealias NotificationUpdate = (id: String, status: String, state: String, channels: [String])
+
+/// The rows a batch of runs produced, ready to be written in one transaction.
+struct RunWrites: Sendable {
+    var messages: [MessageRecord]
+    var deliveries: [DeliveryRecord]
+    var details: [ExecutionDetail]
+    var jobs: [(notificationId: String?, job: NewJob)]
+    var notifications: [NotificationUpdate]
+
+    func write(_ session: StoreSession) async throws {
+        try await session.insertMessages(messages)
+        try await session.insertDeliveries(deliveries)
+        try await session.appendDetails(details)
+        try await session.updateNotifications(notifications)
+        try await session.enqueue(jobs.map(\.job))
+    }
+
+    /// Drops everything that belongs to these notifications; for those in `keepingSends`, only their run's progress
+    /// (state and jobs) — the messages and deliveries they sent, and their details, stay.
+    mutating func discard(notificationIds: Set<String>, keepingSends: Set<String> = []) {
+        let progress = notificationIds.union(keepingSends)
+        guard !progress.isEmpty else { return }
+        let dropped = Set(messages.filter { notificationIds.contains($0.notificationId) }.map(\.id))
+        messages.removeAll { dropped.contains($0.id) }
+        deliveries.removeAll { $0.messageId.map(dropped.contains) ?? false }
+        details.removeAll { $0.notificationId.map(notificationIds.contains) ?? false }
+        jobs.removeAll { $0.notificationId.map(progress.contains) ?? false }
+        notifications.removeAll { progress.contains($0.id) }
     }
 }
 
