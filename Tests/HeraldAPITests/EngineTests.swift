@@ -209,7 +209,8 @@ struct EngineTests {
     }
 
     @Test(
-        "a cancel landing while the first step is being sent keeps the run canceled and records what was sent", arguments: Backend.available
+        "a cancel landing while the first step is being sent keeps the runs canceled, records what was sent and queues no retry",
+        arguments: Backend.available
     )
     func cancelDuringSend(_ backend: Backend) async throws {
         let workflow = """
@@ -229,26 +230,38 @@ struct EngineTests {
             """
         try await withEngine(backend, workflows: [workflow]) { herald in
             try await herald.webhookIntegration("push-webhook", channel: "push", identifier: "hook")
-            herald.emulator.addFault(Fault(path: "/hooks/hook", status: 201, times: 1, latencyMilliseconds: 1500))
+            herald.emulator.addFault(Fault(path: "/hooks/hook", targets: ["tok-gil"], status: 201, times: 1, latencyMilliseconds: 1500))
+            herald.emulator.addFault(
+                Fault(path: "/hooks/hook", targets: ["tok-hal"], status: 429, retryAfter: "1", times: 1, latencyMilliseconds: 1500))
             try await herald.trigger([
                 "name": "flash", "transactionId": "tx-race",
-                "to": ["subscriberId": "gil", "channels": [["providerId": "push-webhook", "credentials": ["deviceTokens": ["tok-gil"]]]]],
+                "to": [
+                    ["subscriberId": "gil", "channels": [["providerId": "push-webhook", "credentials": ["deviceTokens": ["tok-gil"]]]]],
+                    ["subscriberId": "hal", "channels": [["providerId": "push-webhook", "credentials": ["deviceTokens": ["tok-hal"]]]]],
+                ],
             ])
-            try await herald.eventually("the push in flight") { herald.emulator.inFlight() == 1 }
+            try await herald.eventually("both pushes in flight") { herald.emulator.inFlight() == 2 }
             let canceled = try await herald.call(.delete, "/v1/events/trigger/tx-race").json()
             #expect(canceled == ["data": true])
             // The cancel removed the job in flight, so the queue cannot tell when it is done: wait for its record.
-            try await herald.eventually("the sent message recorded") {
+            try await herald.eventually("the sends recorded") {
                 let messages = try await herald.call(.get, "/v1/messages?transactionId=tx-race&page=0.0&limit=10.0").json()
-                return messages.objectValue?["data"]?.arrayValue?.map { $0.objectValue?["status"] } == ["sent"]
+                return messages.objectValue?["data"]?.arrayValue?.count == 2
             }
             try await herald.settle()
-            #expect(herald.emulator.deliveries(to: "tok-gil") == 1)
-            // The delay never started: nothing is scheduled, and the run stays canceled.
+            // Neither the delay nor the 429's retry is scheduled: the delivered push is recorded, the retry canceled.
             #expect(try await herald.scheduledJobs() == 0)
+            let deliveries = try await herald.store.read {
+                try await $0.listDeliveries(
+                    environmentId: herald.environment.id, statuses: DeliveryStatus.allCases, providerId: nil, after: nil, limit: 10)
+            }
+            #expect(
+                Set(deliveries.items.map { "\($0.target.revealed) \($0.status.rawValue)" }) == ["tok-gil delivered", "tok-hal canceled"])
+            try await Task.sleep(for: .milliseconds(1500))
+            #expect(herald.emulator.deliveries(to: "tok-gil") == 1)
+            #expect(herald.emulator.deliveries(to: "tok-hal") == 0)
             let activity = try await herald.call(.get, "/v1/notifications?transactionId=tx-race").json()
-            let notification = activity.objectValue?["data"]?.arrayValue?.first?.objectValue ?? [:]
-            #expect(notification["status"] == "canceled")
+            #expect(activity.objectValue?["data"]?.arrayValue?.map { $0.objectValue?["status"] } == ["canceled", "canceled"])
         }
     }
 

@@ -143,7 +143,7 @@ struct CentrifugoRoutes {
         let p = CentrifugoParams(params)
         let filter = DeviceFilter(ids: try p.strings("ids") ?? [], users: try p.strings("users") ?? [])
         guard !filter.isEmpty else { throw APIError(.badRequest, "bad request: ids or users required") }
-        try await store.transaction { session in
+        _ = try await store.transaction { session in
             try await session.removeDevices(
                 environmentId: environment.id, ids: try await session.deviceIds(environmentId: environment.id, filter: filter))
         }

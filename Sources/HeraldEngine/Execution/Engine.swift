@@ -265,6 +265,11 @@ public struct Engine: Sendable {
                     batch.keeping(kept), messages: recordedMessages, environmentId: environmentId, session: session, context: context,
                     metrics: metrics)
             }
+            // A cancel that landed during the send also stops what this commit queued for those transactions (retries).
+            for transactionId in Set(current.filter { canceled.contains($0.id) }.map(\.transactionId)).sorted() {
+                _ = try await session.cancelJobs(environmentId: environmentId, transactionId: transactionId)
+                _ = try await session.cancelDeliveries(environmentId: environmentId, transactionId: transactionId)
+            }
         }
         return .done
     }
