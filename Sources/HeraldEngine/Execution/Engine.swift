@@ -217,17 +217,14 @@ public struct Engine: Sendable {
         let metrics = self.metrics
         let planned = try await store.read { session -> (RunWrites, [String: String], [String: Integration])? in
             let batch = RunBatch(session: session, engine: context, environmentId: environmentId, planning: true)
-            try await batch.load(notificationIds: job.notifications)
-            let loaded = batch.notifications.mapValues(\.status)
-            for id in job.notifications { try await batch.start(id) }
+            try await batch.start(notificationIds: job.notifications)
             if batch.needsTransaction { return nil }
-            return (batch.takeWrites(), loaded, batch.integrationsById)
+            return (batch.takeWrites(), batch.loadedStatuses, batch.integrationsById)
         }
         guard let (planWrites, statuses, integrations) = planned else {
             try await store.transaction(durability: .replayable) { session in
                 let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
-                try await batch.load(notificationIds: job.notifications)
-                for id in job.notifications { try await batch.start(id) }
+                try await batch.start(notificationIds: job.notifications)
                 try await batch.flush()
             }
             return .done
@@ -258,11 +255,11 @@ public struct Engine: Sendable {
             var writes = planWrites
             writes.discard(notificationIds: startedElsewhere, keepingSends: canceled)
             try await writes.write(session)
+            // Only the deliveries kept are recorded (`apply` narrows the messages to theirs).
             let kept = Set(writes.deliveries.map(\.id))
-            let recordedMessages = messages.filter { !startedElsewhere.contains($0.value.notificationId) }
             for batch in sent.sorted(by: { $0.integrationId < $1.integrationId }) {
                 try await Self.record(
-                    batch.keeping(kept), messages: recordedMessages, environmentId: environmentId, session: session, context: context,
+                    batch.keeping(kept), messages: messages, environmentId: environmentId, session: session, context: context,
                     metrics: metrics)
             }
             // A cancel that landed during the send also stops what this commit queued for those transactions (retries).

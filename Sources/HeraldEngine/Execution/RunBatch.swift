@@ -21,6 +21,8 @@ final class RunBatch {
     private(set) var needsTransaction = false
 
     private(set) var notifications: [String: NotificationRecord] = [:]
+    /// The status of each notification as it was loaded, before this batch changed it.
+    private(set) var loadedStatuses: [String: String] = [:]
     private var runs: [String: WorkflowRun] = [:]
     private var events: [String: EventRecord] = [:]
     private var subscribers: [String: Subscriber] = [:]
@@ -49,6 +51,7 @@ final class RunBatch {
         let loaded = try await session.notifications(ids: notificationIds, lock: !planning).filter { $0.environmentId == environmentId }
         for notification in loaded {
             notifications[notification.id] = notification
+            loadedStatuses[notification.id] = notification.status
             if !recipientsLoaded.contains(notification.subscriberId) { recipientsPending.insert(notification.subscriberId) }
         }
         let eventIds = Set(loaded.map(\.eventId)).subtracting(events.keys)
@@ -116,6 +119,12 @@ final class RunBatch {
     }
 
     // MARK: Events into the runs
+
+    /// Loads the notifications and starts the runs of those pending.
+    func start(notificationIds: [String]) async throws {
+        try await load(notificationIds: notificationIds)
+        for id in notificationIds { try await start(id) }
+    }
 
     /// Starts a pending notification's run.
     func start(_ notificationId: String) async throws {
