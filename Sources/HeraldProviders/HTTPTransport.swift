@@ -184,6 +184,9 @@ public enum HTTPOutcome {
     /// guard refuses, which no retry will cure.
     public static func transportFailure(_ error: any Error) -> DeliveryOutcome {
         if let refusal = error as? OutboundURLRefusal { return .badRequest(reason: "URL refused: \(refusal.reason)") }
+        // AsyncHTTPClient's errors name the failure (`HTTPClientError.remoteConnectionClosed`) and carry no URL or
+        // header; other errors are named by their type only.
+        if let error = error as? HTTPClientError { return .retryLater(reason: "transport: \(error)", after: nil) }
         return .retryLater(reason: "transport: \(String(describing: type(of: error)))", after: nil)
     }
 }

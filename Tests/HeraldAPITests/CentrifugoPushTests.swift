@@ -272,8 +272,13 @@ struct CentrifugoPushTests {
             try await Self.api(
                 herald, "send_push_notification",
                 ["recipient": ["filter": ["topics": ["big"]]], "notification": Self.notification, "uid": "big"])
-            try await herald.settle(timeout: .seconds(60))
             let expected = Set((0..<count).filter { $0 % 3 == 0 || $0 % 700 == 1 }.map { "fcm-\($0)" })
+            // A transport failure (rare, on a machine busy with the rest of the suite) is retried after its backoff:
+            // wait for the devices, not just for the queue.
+            try await herald.eventually("every device reached", timeout: .seconds(60)) {
+                Set(herald.push.messages(provider: "fcm").map(\.target)).count >= expected.count
+            }
+            try await herald.settle(timeout: .seconds(60))
             let received = herald.push.messages(provider: "fcm").map(\.target)
             let unfinished = try await herald.store.read {
                 try await $0.listDeliveries(

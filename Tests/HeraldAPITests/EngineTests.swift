@@ -230,9 +230,10 @@ struct EngineTests {
             """
         try await withEngine(backend, workflows: [workflow]) { herald in
             try await herald.webhookIntegration("push-webhook", channel: "push", identifier: "hook")
-            herald.emulator.addFault(Fault(path: "/hooks/hook", targets: ["tok-gil"], status: 201, times: 1, latencyMilliseconds: 1500))
+            // Held long enough that both are in flight together even on a machine busy with the rest of the suite.
+            herald.emulator.addFault(Fault(path: "/hooks/hook", targets: ["tok-gil"], status: 201, times: 1, latencyMilliseconds: 4000))
             herald.emulator.addFault(
-                Fault(path: "/hooks/hook", targets: ["tok-hal"], status: 429, retryAfter: "1", times: 1, latencyMilliseconds: 1500))
+                Fault(path: "/hooks/hook", targets: ["tok-hal"], status: 429, retryAfter: "1", times: 1, latencyMilliseconds: 4000))
             try await herald.trigger([
                 "name": "flash", "transactionId": "tx-race",
                 "to": [

@@ -24,8 +24,9 @@ extension Engine {
         let context = self.context
         let metrics = self.metrics
         try await store.transaction(durability: .replayable) { session in
-            try await Self.record(
-                sent, messages: messages, environmentId: environmentId, session: session, context: context, metrics: metrics)
+            let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
+            try await Self.record(sent, messages: messages, environmentId: environmentId, into: batch, metrics: metrics)
+            try await batch.flush()
         }
         return .done
     }
@@ -72,20 +73,19 @@ extension Engine {
             results: Dictionary(zip(deliveries.map(\.id), outcomes), uniquingKeysWith: { first, _ in first }), receiptDelay: receiptDelay)
     }
 
-    /// Records the outcomes of a sent batch (``apply(_:deliveries:messages:integrationId:integration:environmentId:session:context:metrics:)``)
-    /// and, for a provider with receipts, queues the job that fetches them.
+    /// Records the outcomes of a sent batch into `runs` (``apply(_:deliveries:messages:integrationId:integration:environmentId:batch:metrics:)``)
+    /// and, for a provider with receipts, queues the job that fetches them. The caller flushes `runs`.
     static func record(
-        _ batch: SentBatch, messages: [String: MessageRecord], environmentId: String, session: StoreSession, context: EngineContext,
-        metrics: EngineMetrics
+        _ batch: SentBatch, messages: [String: MessageRecord], environmentId: String, into runs: RunBatch, metrics: EngineMetrics
     ) async throws {
         try await apply(
             batch.results, deliveries: batch.sent, messages: messages, integrationId: batch.integrationId, integration: batch.integration,
-            environmentId: environmentId, session: session, context: context, metrics: metrics)
+            environmentId: environmentId, batch: runs, metrics: metrics)
         guard let delay = batch.receiptDelay else { return }
         let delivered = batch.sent.map(\.id).filter { if case .delivered(let id)? = batch.results[$0], id != nil { true } else { false } }
         guard !delivered.isEmpty else { return }
-        let at = session.now.addingTimeInterval(Double(delay.components.seconds))
-        try await session.enqueue([
+        let at = runs.now.addingTimeInterval(Double(delay.components.seconds))
+        runs.enqueue([
             NewJob(
                 environmentId: environmentId, job: .receipts,
                 payload: ReceiptsJob(integration: batch.integrationId, deliveries: delivered, attempt: 0).encoded(), runAt: at)
@@ -148,22 +148,22 @@ extension Engine {
         return results.flatMap { $0 }
     }
 
-    /// `deliveries` and `messages` are the records read before sending: a delivery changes only here (one job per
-    /// delivery at a time) or by a cancel, and a message's identity and content never change.
+    /// `deliveries` and `messages` are the records read (or planned) before sending: a delivery changes only here (one
+    /// job per delivery at a time) or by a cancel, and a message's identity and content never change. Rows the batch
+    /// holds unwritten (a run job's first sends) are changed in memory; the caller flushes the batch.
     private static func apply(
         _ results: [String: DeliveryOutcome], deliveries sent: [DeliveryRecord], messages loaded: [String: MessageRecord],
-        integrationId: String, integration: Integration?, environmentId: String, session: StoreSession,
-        context: EngineContext, metrics: EngineMetrics
+        integrationId: String, integration: Integration?, environmentId: String, batch: RunBatch, metrics: EngineMetrics
     ) async throws {
-        let now = session.now
-        let configuration = context.configuration
+        let session = batch.session
+        let now = batch.now
+        let configuration = batch.engine.configuration
         // Re-read the statuses under the transaction: a cancel may have finished some of these meanwhile.
-        let statuses = try await session.deliveryStatuses(ids: sent.map(\.id))
+        let statuses = try await batch.deliveryStatuses(ids: sent.map(\.id))
         var deliveries = sent.filter { statuses[$0.id].map { !$0.isFinal } ?? false }
         guard !deliveries.isEmpty else { return }
         let messageIds = Set(deliveries.compactMap(\.messageId))
         let messages = loaded.filter { messageIds.contains($0.key) }
-        let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
         try await batch.load(notificationIds: Array(Set(messages.values.map(\.notificationId))))
 
         let outcomes = deliveries.compactMap { results[$0.id] }
@@ -279,7 +279,7 @@ extension Engine {
             }
             deliveries[index] = delivery
         }
-        try await session.updateDeliveries(deliveries)
+        try await batch.updateDeliveries(deliveries)
         try await session.removeDevices(environmentId: environmentId, ids: removeDevices)
         for (provider, tokens) in removeTokens {
             try await session.removeDevices(environmentId: environmentId, provider: provider, tokens: tokens)
@@ -290,7 +290,7 @@ extension Engine {
         batch.enqueue(retryJobs)
 
         // Finish messages whose deliveries are all final, then steps whose messages are all final.
-        let all = try await session.deliverySummaries(messageIds: Array(messages.keys))
+        let all = try await batch.deliverySummaries(messageIds: Array(messages.keys))
         let byMessage = Dictionary(grouping: all, by: \.messageId)
         var steps: Set<[String]> = []
         var messageUpdates: [(id: String, status: String, errorId: String?, errorText: String?)] = []
@@ -314,9 +314,7 @@ extension Engine {
                 failures.contains(where: { $0.status == .dead || $0.errorCode == "auth_config" }),
                 let notification = batch.notifications[message.notificationId]
             {
-                let tried = Set(
-                    try await session.messages(notificationIds: [message.notificationId]).filter { $0.stepId == message.stepId }
-                        .compactMap(\.integrationId))
+                let tried = try await batch.integrationsTried(notificationId: message.notificationId, stepId: message.stepId)
                 if let next = try await batch.integrations(message.channel).first(where: { !tried.contains($0.id) }) {
                     batch.record([
                         batch.detail(
@@ -333,9 +331,8 @@ extension Engine {
             }
             steps.insert([message.notificationId, message.stepId])
         }
-        try await session.updateMessages(messageUpdates)
-        try await batch.flush()
-        let allCounts = try await session.stepDeliveryCounts(steps: Array(steps))
+        try await batch.updateMessages(messageUpdates)
+        let allCounts = try await batch.stepDeliveryCounts(steps: Array(steps))
         for key in steps.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
             let counts = allCounts[key] ?? [:]
             guard (counts[.pending] ?? 0) + (counts[.retrying] ?? 0) == 0 else { continue }
@@ -344,7 +341,6 @@ extension Engine {
             let result = StepState(status: delivered > 0 ? .completed : .failed, delivered: delivered, failed: failed)
             try await batch.finishStep(key[0], stepId: key[1], result: result)
         }
-        try await batch.flush()
     }
 }
 

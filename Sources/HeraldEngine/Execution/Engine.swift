@@ -206,22 +206,20 @@ public struct Engine: Sendable {
 
     /// Starts a batch of runs and sends their first channel steps inline: the runs are planned in a read session, the
     /// planned deliveries sent (every integration concurrently), and then the plan and the outcomes are written in
-    /// one transaction — each notification, message and delivery row is written once, not once when planned and again
-    /// when its outcome arrives, and no `deliver` job is queued for them. A crash before that transaction commits
-    /// runs the job again when its lease expires: the batch's sends repeat, nothing is lost. A run that another worker
-    /// started meanwhile is left to it; one a cancel finished meanwhile stays canceled, with what it sent recorded.
-    /// A batch whose runs must write while they are planned (a digest step first) is planned in a transaction and
-    /// sent through `deliver` jobs instead.
+    /// one transaction — each notification, message and delivery row is written once, in its final state, and no
+    /// `deliver` job is queued for them. A crash before that transaction commits runs the job again when its lease
+    /// expires: the batch's sends repeat, nothing is lost. A run that another worker started meanwhile is left to it;
+    /// one a cancel finished meanwhile stays canceled, with what it sent recorded. A batch whose runs must write while
+    /// they are planned (a digest step first) is planned in a transaction and sent through `deliver` jobs instead.
     func run(_ job: RunJob, environmentId: String) async throws -> JobResult {
         let context = self.context
         let metrics = self.metrics
-        let planned = try await store.read { session -> (RunWrites, [String: String], [String: Integration])? in
+        let planned = try await store.read { session -> RunBatch? in
             let batch = RunBatch(session: session, engine: context, environmentId: environmentId, planning: true)
             try await batch.start(notificationIds: job.notifications)
-            if batch.needsTransaction { return nil }
-            return (batch.takeWrites(), batch.loadedStatuses, batch.integrationsById)
+            return batch.needsTransaction ? nil : batch
         }
-        guard let (planWrites, statuses, integrations) = planned else {
+        guard let batch = planned else {
             try await store.transaction(durability: .replayable) { session in
                 let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
                 try await batch.start(notificationIds: job.notifications)
@@ -229,11 +227,13 @@ public struct Engine: Sendable {
             }
             return .done
         }
-        let messages = Dictionary(planWrites.messages.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        let contents = planWrites.deliveries.reduce(into: [String: MessageContent]()) { result, delivery in
+        let (deliveries, messages) = batch.takePlannedSends()
+        let statuses = batch.loadedStatuses
+        let integrations = batch.integrationsById
+        let contents = deliveries.reduce(into: [String: MessageContent]()) { result, delivery in
             result[delivery.id] = delivery.messageId.flatMap { messages[$0]?.content }
         }
-        let groups = Dictionary(grouping: planWrites.deliveries.filter { contents[$0.id] != nil }, by: { $0.integrationId ?? "" })
+        let groups = Dictionary(grouping: deliveries.filter { contents[$0.id] != nil }, by: { $0.integrationId ?? "" })
         let sent = await withTaskGroup(of: SentBatch.self) { group in
             for (integrationId, deliveries) in groups {
                 group.addTask {
@@ -245,23 +245,20 @@ public struct Engine: Sendable {
             return await group.reduce(into: [SentBatch]()) { $0.append($1) }
         }
         try await store.transaction(durability: .replayable) { session in
+            batch.rebind(to: session)
             let current = try await session.notifications(ids: Array(statuses.keys), lock: true)
             let currentStatus = Dictionary(current.map { ($0.id, $0.status) }, uniquingKeysWith: { first, _ in first })
             // Runs another worker started meanwhile (this job's lease ran out) are its to record; runs a cancel
             // finished keep the trail of what was sent, not the progress.
             let changed = statuses.keys.filter { currentStatus[$0] != statuses[$0] }
             let canceled = Set(changed.filter { currentStatus[$0] == "canceled" })
-            let startedElsewhere = Set(changed).subtracting(canceled)
-            var writes = planWrites
-            writes.discard(notificationIds: startedElsewhere, keepingSends: canceled)
-            try await writes.write(session)
-            // Only the deliveries kept are recorded (`apply` narrows the messages to theirs).
-            let kept = Set(writes.deliveries.map(\.id))
-            for batch in sent.sorted(by: { $0.integrationId < $1.integrationId }) {
+            batch.discard(startedElsewhere: Set(changed).subtracting(canceled), canceled: canceled)
+            let kept = batch.ownDeliveryIds
+            for sentBatch in sent.sorted(by: { $0.integrationId < $1.integrationId }) {
                 try await Self.record(
-                    batch.keeping(kept), messages: messages, environmentId: environmentId, session: session, context: context,
-                    metrics: metrics)
+                    sentBatch.keeping(kept), messages: messages, environmentId: environmentId, into: batch, metrics: metrics)
             }
+            try await batch.flush()
             // A cancel that landed during the send also stops what this commit queued for those transactions (retries).
             for transactionId in Set(current.filter { canceled.contains($0.id) }.map(\.transactionId)).sorted() {
                 _ = try await session.cancelJobs(environmentId: environmentId, transactionId: transactionId)

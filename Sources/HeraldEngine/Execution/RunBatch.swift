@@ -9,14 +9,20 @@ import HeraldWorkflow
 /// when ``flush()`` is called. One instance per transaction; all notifications belong to one environment.
 ///
 /// A batch made for `planning` runs in a read session: it takes nothing that needs a write during planning (a digest
-/// step sets ``needsTransaction`` and stops), and ``takeWrites()`` hands what it planned to the caller, which sends the
-/// deliveries and then writes everything, with the outcomes, in one transaction (``Engine/run(_:environmentId:)``).
-final class RunBatch {
-    let session: StoreSession
+/// step sets ``needsTransaction`` and stops). The caller takes the planned sends out of it (``takePlannedSends()``),
+/// sends them, moves the batch into a transaction (``rebind(to:)``) and records the outcomes into it before it
+/// flushes (``Engine/run(_:environmentId:)``): the batch's own messages and deliveries stay in memory until
+/// ``flush()``, so outcomes recorded before then change them in place and each row is written once, in its final
+/// state.
+///
+/// `@unchecked Sendable`: one task uses a batch at a time — it only moves, with the run job that owns it, from the
+/// read session that plans to the transaction that records.
+final class RunBatch: @unchecked Sendable {
+    private(set) var session: StoreSession
     let engine: EngineContext
     let environmentId: String
-    let now: Date
-    let planning: Bool
+    private(set) var now: Date
+    private(set) var planning: Bool
     /// Set when planning met a step that must write while it is planned (a digest joins or opens its group).
     private(set) var needsTransaction = false
 
@@ -34,6 +40,11 @@ final class RunBatch {
     private var details: [ExecutionDetail] = []
     private var jobs: [(notificationId: String?, job: NewJob)] = []
     private var dirty: Set<String> = []
+    /// Positions of the batch's own (unwritten) messages and deliveries, by id.
+    private var messageIndex: [String: Int] = [:]
+    private var deliveryIndex: [String: Int] = [:]
+    /// Notifications whose runs this batch started: every message and delivery they have is the batch's own.
+    private var startedHere: Set<String> = []
 
     init(session: StoreSession, engine: EngineContext, environmentId: String, planning: Bool = false) {
         self.session = session
@@ -43,12 +54,23 @@ final class RunBatch {
         self.planning = planning
     }
 
+    /// Moves the batch into `session` (a transaction), with that session's time: what it does from now on is
+    /// written, nothing is planning any more.
+    func rebind(to session: StoreSession) {
+        self.session = session
+        now = session.now
+        planning = false
+    }
+
     // MARK: Loading
 
-    /// Loads notifications (locked on PostgreSQL) with their events. Subscribers and their channels are loaded
-    /// when a run needs them (``ensureRecipients()``): finishing the last step of a run does not.
+    /// Loads notifications (locked on PostgreSQL) with their events; those loaded already are kept as they are.
+    /// Subscribers and their channels are loaded when a run needs them (``ensureRecipients()``): finishing the last step
+    /// of a run does not.
     func load(notificationIds: [String]) async throws {
-        let loaded = try await session.notifications(ids: notificationIds, lock: !planning).filter { $0.environmentId == environmentId }
+        let missing = notificationIds.filter { notifications[$0] == nil }
+        guard !missing.isEmpty else { return }
+        let loaded = try await session.notifications(ids: missing, lock: !planning).filter { $0.environmentId == environmentId }
         for notification in loaded {
             notifications[notification.id] = notification
             loadedStatuses[notification.id] = notification.status
@@ -129,6 +151,7 @@ final class RunBatch {
     /// Starts a pending notification's run.
     func start(_ notificationId: String) async throws {
         guard notifications[notificationId]?.status == "pending" else { return }
+        startedHere.insert(notificationId)
         try await ensureRecipients()
         guard var run = try run(notificationId) else {
             fail(notificationId, detail: "workflow_not_found")
@@ -337,6 +360,7 @@ final class RunBatch {
             workflowId: notification.workflowId, subscriberId: notification.subscriberId, stepId: stepId, channel: content.channel,
             integrationId: integration.id, providerId: integration.providerId, status: "pending", content: content,
             deviceTokens: targets.map(\.target), createdAt: now, updatedAt: now)
+        messageIndex[message.id] = messages.count
         messages.append(message)
         details.append(
             detail(
@@ -348,7 +372,10 @@ final class RunBatch {
                 integrationId: integration.id, providerId: integration.providerId, target: Secret(target.target), status: .pending,
                 createdAt: now, updatedAt: now)
         }
-        deliveries += planned
+        for delivery in planned {
+            deliveryIndex[delivery.id] = deliveries.count
+            deliveries.append(delivery)
+        }
         // Deliveries are batched per integration and transaction across the whole batch of runs, so a topic page
         // becomes a few provider batches rather than one job per subscriber.
         outbound[[integration.id, integration.providerId, notification.transactionId], default: []] += planned.map(\.id)
@@ -389,67 +416,158 @@ final class RunBatch {
     func record(_ extra: [ExecutionDetail]) { details += extra }
     func enqueue(_ extra: [NewJob]) { jobs += extra.map { (nil, $0) } }
 
-    /// Writes everything the batch produced, with `deliver` jobs for the deliveries it planned.
+    /// Writes everything the batch produced, with `deliver` jobs for the deliveries it planned and did not hand out.
     func flush() async throws {
-        let deliver = deliveryJobs()
-        var writes = takeWrites()
-        writes.jobs += deliver.map { (nil, $0) }
-        try await writes.write(session)
-    }
-
-    /// Takes what the batch produced out of it, without `deliver` jobs: the caller sends the deliveries itself.
-    func takeWrites() -> RunWrites {
-        var updates: [NotificationUpdate] = []
+        var updates: [(id: String, status: String, state: String, channels: [String])] = []
         for id in dirty.sorted() {
             guard let notification = notifications[id] else { continue }
             let state = runs[id]?.state.stored ?? notification.state
             updates.append((id, notification.status, state, notification.channels))
         }
-        let writes = RunWrites(messages: messages, deliveries: deliveries, details: details, jobs: jobs, notifications: updates)
+        let queued = jobs.map(\.job) + deliveryJobs()
+        try await session.insertMessages(messages)
+        try await session.insertDeliveries(deliveries)
+        try await session.appendDetails(details)
+        try await session.updateNotifications(updates)
+        try await session.enqueue(queued)
         messages.removeAll()
         deliveries.removeAll()
+        messageIndex.removeAll()
+        deliveryIndex.removeAll()
         details.removeAll()
         jobs.removeAll()
         dirty.removeAll()
+    }
+
+    /// Takes the deliveries planned so far out of the `deliver` jobs ``flush()`` would queue, with the batch's
+    /// messages: the caller sends them itself and records their outcomes into the batch before it flushes.
+    func takePlannedSends() -> (deliveries: [DeliveryRecord], messages: [String: MessageRecord]) {
+        let ids = Set(outbound.values.joined())
         outbound.removeAll()
-        return writes
+        return (
+            deliveries.filter { ids.contains($0.id) },
+            Dictionary(messages.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        )
     }
 
     /// The active integrations the batch read, by id.
     var integrationsById: [String: Integration] {
         Dictionary((integrationsByChannel ?? [:]).values.flatMap { $0 }.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
     }
-}
 
-typealias NotificationUpdate = (id: String, status: String, state: String, channels: [String])
-
-/// The rows a batch of runs produced, ready to be written in one transaction.
-struct RunWrites: Sendable {
-    var messages: [MessageRecord]
-    var deliveries: [DeliveryRecord]
-    var details: [ExecutionDetail]
-    var jobs: [(notificationId: String?, job: NewJob)]
-    var notifications: [NotificationUpdate]
-
-    func write(_ session: StoreSession) async throws {
-        try await session.insertMessages(messages)
-        try await session.insertDeliveries(deliveries)
-        try await session.appendDetails(details)
-        try await session.updateNotifications(notifications)
-        try await session.enqueue(jobs.map(\.job))
-    }
-
-    /// Drops everything that belongs to these notifications; for those in `keepingSends`, only their run's progress
-    /// (state and jobs) — the messages and deliveries they sent, and their details, stay.
-    mutating func discard(notificationIds: Set<String>, keepingSends: Set<String> = []) {
-        let progress = notificationIds.union(keepingSends)
+    /// Forgets the runs of `startedElsewhere` entirely (another worker started them meanwhile: theirs to record), and
+    /// the progress of those in `canceled` (a cancel finished them meanwhile: what they sent stays, with its trail, but
+    /// their runs do not advance and their state is not written).
+    func discard(startedElsewhere: Set<String>, canceled: Set<String>) {
+        let progress = startedElsewhere.union(canceled)
         guard !progress.isEmpty else { return }
-        let dropped = Set(messages.filter { notificationIds.contains($0.notificationId) }.map(\.id))
+        let dropped = Set(messages.filter { startedElsewhere.contains($0.notificationId) }.map(\.id))
         messages.removeAll { dropped.contains($0.id) }
         deliveries.removeAll { $0.messageId.map(dropped.contains) ?? false }
-        details.removeAll { $0.notificationId.map(notificationIds.contains) ?? false }
+        details.removeAll { $0.notificationId.map(startedElsewhere.contains) ?? false }
         jobs.removeAll { $0.notificationId.map(progress.contains) ?? false }
-        notifications.removeAll { progress.contains($0.id) }
+        let kept = Set(deliveries.map(\.id))
+        outbound = outbound.mapValues { $0.filter(kept.contains) }.filter { !$0.value.isEmpty }
+        for id in progress {
+            dirty.remove(id)
+            runs[id] = nil
+        }
+        for id in startedElsewhere {
+            notifications[id] = nil
+            startedHere.remove(id)
+        }
+        for id in canceled { notifications[id]?.status = "canceled" }
+        messageIndex = Dictionary(messages.indices.map { (messages[$0].id, $0) }, uniquingKeysWith: { first, _ in first })
+        deliveryIndex = Dictionary(deliveries.indices.map { (deliveries[$0].id, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// The ids of the deliveries the batch holds, unwritten.
+    var ownDeliveryIds: Set<String> { Set(deliveryIndex.keys) }
+
+    // MARK: Rows, written or not
+    //
+    // Recording outcomes reads and changes deliveries and messages: the batch's own in memory, the others in the store.
+
+    /// The current status of each delivery.
+    func deliveryStatuses(ids: [String]) async throws -> [String: DeliveryStatus] {
+        var result: [String: DeliveryStatus] = [:]
+        var stored: [String] = []
+        for id in ids {
+            if let index = deliveryIndex[id] { result[id] = deliveries[index].status } else { stored.append(id) }
+        }
+        if !stored.isEmpty { result.merge(try await session.deliveryStatuses(ids: stored), uniquingKeysWith: { first, _ in first }) }
+        return result
+    }
+
+    /// Replaces deliveries with their updated records.
+    func updateDeliveries(_ updated: [DeliveryRecord]) async throws {
+        var stored: [DeliveryRecord] = []
+        for var delivery in updated {
+            if let index = deliveryIndex[delivery.id] {
+                delivery.updatedAt = now
+                deliveries[index] = delivery
+            } else {
+                stored.append(delivery)
+            }
+        }
+        try await session.updateDeliveries(stored)
+    }
+
+    /// What finishing a message needs of each of its deliveries, in id order per message.
+    func deliverySummaries(messageIds: [String]) async throws -> [DeliverySummary] {
+        let own = Set(messageIds.filter { messageIndex[$0] != nil })
+        var result = deliveries.compactMap { delivery -> DeliverySummary? in
+            guard let messageId = delivery.messageId, own.contains(messageId) else { return nil }
+            return DeliverySummary(
+                messageId: messageId, status: delivery.status, errorCode: delivery.errorCode, outcome: delivery.outcome,
+                errorText: delivery.errorText)
+        }
+        let stored = messageIds.filter { !own.contains($0) }
+        if !stored.isEmpty { result += try await session.deliverySummaries(messageIds: stored) }
+        return result
+    }
+
+    /// Sets messages' final status.
+    func updateMessages(_ updates: [(id: String, status: String, errorId: String?, errorText: String?)]) async throws {
+        var stored: [(id: String, status: String, errorId: String?, errorText: String?)] = []
+        for update in updates {
+            if let index = messageIndex[update.id] {
+                messages[index].status = update.status
+                messages[index].errorId = update.errorId
+                messages[index].errorText = update.errorText
+                messages[index].updatedAt = now
+            } else {
+                stored.append(update)
+            }
+        }
+        try await session.updateMessages(stored)
+    }
+
+    /// The integrations a notification's step has sent through (or planned to).
+    func integrationsTried(notificationId: String, stepId: String) async throws -> Set<String> {
+        var tried = Set(messages.filter { $0.notificationId == notificationId && $0.stepId == stepId }.compactMap(\.integrationId))
+        if !startedHere.contains(notificationId) {
+            tried.formUnion(
+                try await session.messages(notificationIds: [notificationId]).filter { $0.stepId == stepId }.compactMap(\.integrationId))
+        }
+        return tried
+    }
+
+    /// Delivery counts by status for (notification, step) pairs: `[notificationId, stepId]` → status → count. Runs
+    /// this batch started have no rows in the store; it is asked only for the others.
+    func stepDeliveryCounts(steps: [[String]]) async throws -> [[String]: [DeliveryStatus: Int]] {
+        let wanted = Set(steps)
+        var result: [[String]: [DeliveryStatus: Int]] = [:]
+        for delivery in deliveries {
+            guard let index = delivery.messageId.flatMap({ messageIndex[$0] }) else { continue }
+            let key = [messages[index].notificationId, messages[index].stepId]
+            if wanted.contains(key) { result[key, default: [:]][delivery.status, default: 0] += 1 }
+        }
+        let stored = steps.filter { !startedHere.contains($0[0]) }
+        for (key, counts) in try await session.stepDeliveryCounts(steps: stored) {
+            result[key, default: [:]].merge(counts, uniquingKeysWith: +)
+        }
+        return result
     }
 }
 

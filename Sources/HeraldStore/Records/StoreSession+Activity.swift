@@ -275,19 +275,19 @@ extension StoreSession {
 
     /// Inserts deliveries in multi-row statements.
     public func insertDeliveries(_ deliveries: [DeliveryRecord]) async throws {
-        for start in stride(from: 0, to: deliveries.count, by: 300) {
+        for start in stride(from: 0, to: deliveries.count, by: 250) {
             var insert = db.insert(into: "deliveries").columns(
                 "id", "environment_id", "message_id", "push_id", "device_id", "platform", "integration_id", "provider_id", "target",
-                "status",
-                "attempts", "created_at", "updated_at")
-            for delivery in deliveries[start..<min(start + 300, deliveries.count)] {
+                "status", "outcome", "attempts", "provider_message_id", "error_code", "error_text", "next_attempt_at",
+                "window_started_at", "created_at", "updated_at")
+            for delivery in deliveries[start..<min(start + 250, deliveries.count)] {
                 insert = insert.values(
                     [
                         delivery.id, delivery.environmentId, delivery.messageId, delivery.pushId, delivery.deviceId, delivery.platform,
-                        delivery.integrationId,
-                        delivery.providerId,
-                        delivery.target.revealed, delivery.status.rawValue, delivery.attempts, delivery.createdAt.millisecondsSince1970,
-                        delivery.updatedAt.millisecondsSince1970,
+                        delivery.integrationId, delivery.providerId, delivery.target.revealed, delivery.status.rawValue, delivery.outcome,
+                        delivery.attempts, delivery.providerMessageId, delivery.errorCode, delivery.errorText,
+                        delivery.nextAttemptAt?.millisecondsSince1970, delivery.windowStartedAt?.millisecondsSince1970,
+                        delivery.createdAt.millisecondsSince1970, delivery.updatedAt.millisecondsSince1970,
                     ] as [any Encodable & Sendable])
             }
             try await insert.run()
