@@ -50,6 +50,8 @@ public final class HTTPTransport: Sendable {
             tlsConfiguration: tls, redirectConfiguration: .disallow, timeout: .init(connect: .seconds(10), read: timeout))
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: connectionsPerHost)
         configuration.httpVersion = .automatic
+        // Herald bootstraps no tracer; without this the client still builds span attributes for every request.
+        configuration.tracing.tracer = nil
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.configuration = configuration
         self.tlsConfiguration = tls

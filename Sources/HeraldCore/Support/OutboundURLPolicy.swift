@@ -223,14 +223,20 @@ public struct OutboundURLPolicy: Sendable, Equatable {
     /// The syntactic checks; no network access.
     public func check(_ text: String) throws -> CheckedURL {
         guard text.utf8.count <= 2048 else { throw OutboundURLRefusal("the URL is longer than 2048 bytes") }
-        guard text.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }), !text.contains("\\") else {
+        // Byte-level scans: this runs for every outbound request.
+        let bytes = text.utf8
+        guard bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") }) else {
             throw OutboundURLRefusal("the URL contains spaces, control, non-ASCII characters or backslashes")
         }
-        guard let schemeEnd = text.range(of: "://") else { throw OutboundURLRefusal("not an absolute http(s) URL") }
-        let scheme = text[..<schemeEnd.lowerBound].lowercased()
+        guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")),
+            bytes[colon...].starts(with: "://".utf8)
+        else { throw OutboundURLRefusal("not an absolute http(s) URL") }
+        let scheme = text[..<colon].lowercased()
         guard scheme == "https" || scheme == "http" else { throw OutboundURLRefusal("only https URLs are allowed") }
-        let rest = text[schemeEnd.upperBound...]
-        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        let rest = text[bytes.index(colon, offsetBy: 3)...]
+        let authorityEnd =
+            rest.utf8.firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? rest.endIndex
+        let authority = rest[..<authorityEnd]
         guard !authority.contains("@") else { throw OutboundURLRefusal("URLs with user info (user@host) are not allowed") }
         guard !authority.contains("%") else { throw OutboundURLRefusal("percent-encoded hosts are not allowed") }
         var host: Substring

@@ -316,6 +316,11 @@ struct SQLiteHandleDatabase: SQLDatabase {
     static let busyTimeout: Duration = .seconds(10)
 
     private func run(_ query: any SQLExpression, _ onRow: (any SQLRow) -> Void) throws {
+        if let insert = query as? RowInsert {
+            let (sql, binds) = insert.sqlite
+            logger.trace("executing query", metadata: ["sql": "\(sql)"])
+            return try handle.execute(sql, binds: binds, onRow: { onRow($0) })
+        }
         let (sql, binds) = serialize(query)
         logger.trace("executing query", metadata: ["sql": "\(sql)"])
         try handle.execute(sql, binds: try binds.map(Self.value(of:)), onRow: { onRow($0) })

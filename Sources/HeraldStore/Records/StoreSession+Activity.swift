@@ -39,9 +39,13 @@ extension StoreSession {
         let now = nowMilliseconds
         var created: [NotificationRecord] = []
         for start in stride(from: 0, to: subscriberIds.count, by: 500) {
-            var insert = db.insert(into: "notifications").columns(
-                "id", "environment_id", "event_id", "transaction_id", "workflow_id", "subscriber_id", "topic_key", "status", "state",
-                "channels", "created_at", "updated_at")
+            var insert = RowInsert(
+                into: "notifications",
+                columns: [
+                    "id", "environment_id", "event_id", "transaction_id", "workflow_id", "subscriber_id", "topic_key", "status", "state",
+                    "channels", "created_at", "updated_at",
+                ])
+            insert.suffix = "ON CONFLICT (event_id, subscriber_id) DO NOTHING RETURNING id"
             var records: [String: NotificationRecord] = [:]
             for subscriberId in subscriberIds[start..<min(start + 500, subscriberIds.count)] {
                 let record = NotificationRecord(
@@ -49,14 +53,11 @@ extension StoreSession {
                     workflowId: event.workflowId, subscriberId: subscriberId, topicKey: topicKey, status: "pending", state: "{}",
                     channels: [], createdAt: Date(millisecondsSince1970: now), updatedAt: Date(millisecondsSince1970: now))
                 records[record.id] = record
-                insert = insert.values(
-                    [
-                        record.id, record.environmentId, record.eventId, record.transactionId, record.workflowId, record.subscriberId,
-                        record.topicKey, record.status, record.state, "[]", now, now,
-                    ] as [any Encodable & Sendable])
+                insert.row(
+                    record.id, record.environmentId, record.eventId, record.transactionId, record.workflowId, record.subscriberId,
+                    record.topicKey, record.status, record.state, "[]", now, now)
             }
-            let rows = try await insert.ignoringConflicts(with: ["event_id", "subscriber_id"]).returning("id").all()
-            for row in rows {
+            for row in try await run(insert) {
                 if let record = records[try row.decode(column: "id", as: String.self)] { created.append(record) }
             }
         }
@@ -146,26 +147,24 @@ extension StoreSession {
     /// Inserts messages in multi-row statements.
     public func insertMessages(_ messages: [MessageRecord]) async throws {
         for start in stride(from: 0, to: messages.count, by: 200) {
-            var insert = db.insert(into: "messages").columns(
-                "id", "environment_id", "notification_id", "transaction_id", "workflow_id", "subscriber_id", "step_id", "channel",
-                "integration_id", "provider_id", "status", "title", "subject", "content", "payload", "device_tokens", "email", "phone",
-                "error_id", "error_text", "created_at", "updated_at")
+            var insert = RowInsert(
+                into: "messages",
+                columns: [
+                    "id", "environment_id", "notification_id", "transaction_id", "workflow_id", "subscriber_id", "step_id", "channel",
+                    "integration_id", "provider_id", "status", "title", "subject", "content", "payload", "device_tokens", "email", "phone",
+                    "error_id", "error_text", "created_at", "updated_at",
+                ])
             for message in messages[start..<min(start + 200, messages.count)] {
-                let content = message.content.json.jsonString()
-                let tokens = JSONValue.array(message.deviceTokens.map { .string($0) }).jsonString()
-                insert = insert.values(
-                    [
-                        message.id, message.environmentId, message.notificationId, message.transactionId, message.workflowId,
-                        message.subscriberId, message.stepId, message.channel.rawValue, message.integrationId, message.providerId,
-                        message.status, message.channel == .email ? nil : message.content.title,
-                        message.channel == .email ? message.content.title : nil, message.content.body, content, tokens,
-                        message.channel == .email ? message.deviceTokens.first : nil,
-                        message.channel == .sms ? message.deviceTokens.first : nil,
-                        message.errorId, message.errorText, message.createdAt.millisecondsSince1970,
-                        message.updatedAt.millisecondsSince1970,
-                    ] as [any Encodable & Sendable])
+                let email = message.channel == .email
+                insert.row(
+                    message.id, message.environmentId, message.notificationId, message.transactionId, message.workflowId,
+                    message.subscriberId, message.stepId, message.channel.rawValue, message.integrationId, message.providerId,
+                    message.status, email ? nil : message.content.title, email ? message.content.title : nil, message.content.body,
+                    message.content.json.jsonString(), JSONValue.array(message.deviceTokens.map { .string($0) }).jsonString(),
+                    email ? message.deviceTokens.first : nil, message.channel == .sms ? message.deviceTokens.first : nil,
+                    message.errorId, message.errorText, message.createdAt.millisecondsSince1970, message.updatedAt.millisecondsSince1970)
             }
-            try await insert.run()
+            _ = try await run(insert)
         }
     }
 
@@ -276,21 +275,22 @@ extension StoreSession {
     /// Inserts deliveries in multi-row statements.
     public func insertDeliveries(_ deliveries: [DeliveryRecord]) async throws {
         for start in stride(from: 0, to: deliveries.count, by: 250) {
-            var insert = db.insert(into: "deliveries").columns(
-                "id", "environment_id", "message_id", "push_id", "device_id", "platform", "integration_id", "provider_id", "target",
-                "status", "outcome", "attempts", "provider_message_id", "error_code", "error_text", "next_attempt_at",
-                "window_started_at", "created_at", "updated_at")
+            var insert = RowInsert(
+                into: "deliveries",
+                columns: [
+                    "id", "environment_id", "message_id", "push_id", "device_id", "platform", "integration_id", "provider_id", "target",
+                    "status", "outcome", "attempts", "provider_message_id", "error_code", "error_text", "next_attempt_at",
+                    "window_started_at", "created_at", "updated_at",
+                ])
             for delivery in deliveries[start..<min(start + 250, deliveries.count)] {
-                insert = insert.values(
-                    [
-                        delivery.id, delivery.environmentId, delivery.messageId, delivery.pushId, delivery.deviceId, delivery.platform,
-                        delivery.integrationId, delivery.providerId, delivery.target.revealed, delivery.status.rawValue, delivery.outcome,
-                        delivery.attempts, delivery.providerMessageId, delivery.errorCode, delivery.errorText,
-                        delivery.nextAttemptAt?.millisecondsSince1970, delivery.windowStartedAt?.millisecondsSince1970,
-                        delivery.createdAt.millisecondsSince1970, delivery.updatedAt.millisecondsSince1970,
-                    ] as [any Encodable & Sendable])
+                insert.row(
+                    delivery.id, delivery.environmentId, delivery.messageId, delivery.pushId, delivery.deviceId, delivery.platform,
+                    delivery.integrationId, delivery.providerId, delivery.target.revealed, delivery.status.rawValue, delivery.outcome,
+                    delivery.attempts, delivery.providerMessageId, delivery.errorCode, delivery.errorText,
+                    delivery.nextAttemptAt?.millisecondsSince1970, delivery.windowStartedAt?.millisecondsSince1970,
+                    delivery.createdAt.millisecondsSince1970, delivery.updatedAt.millisecondsSince1970)
             }
-            try await insert.run()
+            _ = try await run(insert)
         }
     }
 
@@ -447,20 +447,19 @@ extension StoreSession {
     /// Appends execution details.
     public func appendDetails(_ details: [ExecutionDetail]) async throws {
         for start in stride(from: 0, to: details.count, by: 300) {
-            var insert = db.insert(into: "execution_details").columns(
-                "id", "environment_id", "notification_id", "message_id", "delivery_id", "step_id", "provider_id", "status", "detail",
-                "source",
-                "is_retry", "raw", "created_at")
+            var insert = RowInsert(
+                into: "execution_details",
+                columns: [
+                    "id", "environment_id", "notification_id", "message_id", "delivery_id", "step_id", "provider_id", "status", "detail",
+                    "source", "is_retry", "raw", "created_at",
+                ])
             for detail in details[start..<min(start + 300, details.count)] {
-                insert = insert.values(
-                    [
-                        detail.id, detail.environmentId, detail.notificationId, detail.messageId, detail.deliveryId, detail.stepId,
-                        detail.providerId,
-                        detail.status.rawValue, detail.detail, detail.source.rawValue, detail.isRetry, detail.raw,
-                        detail.createdAt.millisecondsSince1970,
-                    ] as [any Encodable & Sendable])
+                insert.row(
+                    detail.id, detail.environmentId, detail.notificationId, detail.messageId, detail.deliveryId, detail.stepId,
+                    detail.providerId, detail.status.rawValue, detail.detail, detail.source.rawValue, detail.isRetry, detail.raw,
+                    detail.createdAt.millisecondsSince1970)
             }
-            try await insert.run()
+            _ = try await run(insert)
         }
     }
 
