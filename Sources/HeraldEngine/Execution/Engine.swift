@@ -287,16 +287,19 @@ public struct Engine: Sendable {
         let context = self.context
         return try await store.transaction { session in
             guard let event = try await session.event(environmentId: environmentId, transactionId: transactionId) else { return false }
+            // The runs first (locked on PostgreSQL, in id order as every writer locks them): a worker recording
+            // outcomes for them right now commits before this goes on, so the retries and later steps it queued are
+            // visible to the cancels below — and one that records after this sees them canceled.
+            let ids = try await session.notifications(environmentId: environmentId, transactionId: transactionId).map(\.id)
+            let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
+            try await batch.load(notificationIds: ids)
+            let open = ids.filter { batch.notifications[$0].map { !["completed", "canceled", "merged"].contains($0.status) } ?? false }
             let jobs = try await session.cancelJobs(environmentId: environmentId, transactionId: transactionId)
             let deliveries = try await session.cancelDeliveries(environmentId: environmentId, transactionId: transactionId)
             if event.status != "expanded" { try await session.updateEvent(id: event.id, status: "canceled", cursor: event.cursor) }
-            let notifications = try await session.notifications(environmentId: environmentId, transactionId: transactionId)
-                .filter { !["completed", "canceled", "merged"].contains($0.status) }
-            let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
-            try await batch.load(notificationIds: notifications.map(\.id))
-            for notification in notifications { try await batch.cancel(notification.id) }
+            for id in open { try await batch.cancel(id) }
             try await batch.flush()
-            return jobs > 0 || !deliveries.isEmpty || !notifications.isEmpty || event.status == "accepted" || event.status == "expanding"
+            return jobs > 0 || !deliveries.isEmpty || !open.isEmpty || event.status == "accepted" || event.status == "expanding"
         }
     }
 }
