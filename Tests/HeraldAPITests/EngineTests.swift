@@ -266,6 +266,55 @@ struct EngineTests {
         }
     }
 
+    @Test(
+        "a cancel waits for a commit holding the transaction's runs and cancels what that commit queued",
+        arguments: Backend.available
+    )
+    func cancelWaitsForRecord(_ backend: Backend) async throws {
+        let workflow = """
+            workflow: nudge
+            steps:
+              - id: later
+                type: delay
+                for: 1h
+              - id: push
+                type: push
+                body: "Nudge"
+            """
+        try await withEngine(backend, workflows: [workflow]) { herald in
+            try await herald.webhookIntegration("push-webhook", channel: "push", identifier: "hook")
+            try await herald.trigger([
+                "name": "nudge", "transactionId": "tx-held",
+                "to": ["subscriberId": "ivy", "channels": [["providerId": "push-webhook", "credentials": ["deviceTokens": ["tok-ivy"]]]]],
+            ])
+            try await herald.settle()
+            #expect(try await herald.scheduledJobs() == 1)
+            // A worker recording outcomes for the run: it holds the run (locked on PostgreSQL; SQLite's one writer) and
+            // queues a retry for the transaction while a cancel arrives.
+            let (locked, lockedSignal) = AsyncStream<Void>.makeStream()
+            let environmentId = herald.environment.id
+            let recording = Task {
+                try await herald.store.transaction { session in
+                    let ids = try await session.notifications(environmentId: environmentId, transactionId: "tx-held").map(\.id)
+                    _ = try await session.notifications(ids: ids, lock: true)
+                    lockedSignal.yield()
+                    try await Task.sleep(for: .milliseconds(700))
+                    _ = try await session.enqueue([
+                        NewJob(
+                            environmentId: environmentId, kind: "deliver", payload: #"{"integration":"none","deliveries":[]}"#,
+                            transactionId: "tx-held", runAt: session.now.addingTimeInterval(3600))
+                    ])
+                }
+            }
+            for await _ in locked { break }
+            let canceled = try await herald.call(.delete, "/v1/events/trigger/tx-held").json()
+            try await recording.value
+            #expect(canceled == ["data": true])
+            // Both the delay's resume and the retry the concurrent commit queued are gone.
+            #expect(try await herald.scheduledJobs() == 0)
+        }
+    }
+
     @Test("a digest sends one message for N events", arguments: Backend.available)
     func digest(_ backend: Backend) async throws {
         let workflow = """
