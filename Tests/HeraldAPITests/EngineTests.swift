@@ -230,10 +230,12 @@ struct EngineTests {
             """
         try await withEngine(backend, workflows: [workflow]) { herald in
             try await herald.webhookIntegration("push-webhook", channel: "push", identifier: "hook")
-            // Held long enough that both are in flight together even on a machine busy with the rest of the suite.
+            // Held long enough that both are in flight together even on a machine busy with the rest of the suite. The
+            // 429 asks for 30 s, so its retry cannot come due before the cancel commits however slow the cancel
+            // request is (under the full suite it has taken 9 s): a retry the cancel failed to remove stays scheduled.
             herald.emulator.addFault(Fault(path: "/hooks/hook", targets: ["tok-gil"], status: 201, times: 1, latencyMilliseconds: 4000))
             herald.emulator.addFault(
-                Fault(path: "/hooks/hook", targets: ["tok-hal"], status: 429, retryAfter: "1", times: 1, latencyMilliseconds: 4000))
+                Fault(path: "/hooks/hook", targets: ["tok-hal"], status: 429, retryAfter: "30", times: 1, latencyMilliseconds: 4000))
             try await herald.trigger([
                 "name": "flash", "transactionId": "tx-race",
                 "to": [
@@ -258,7 +260,6 @@ struct EngineTests {
             }
             #expect(
                 Set(deliveries.items.map { "\($0.target.revealed) \($0.status.rawValue)" }) == ["tok-gil delivered", "tok-hal canceled"])
-            try await Task.sleep(for: .milliseconds(1500))
             #expect(herald.emulator.deliveries(to: "tok-gil") == 1)
             #expect(herald.emulator.deliveries(to: "tok-hal") == 0)
             let activity = try await herald.call(.get, "/v1/notifications?transactionId=tx-race").json()
