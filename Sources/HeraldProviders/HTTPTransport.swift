@@ -26,6 +26,7 @@ public final class HTTPTransport: Sendable {
     let resolver: @Sendable (String) async -> [IPAddress]
     private let resolutions = Mutex<[String: (addresses: [IPAddress], expires: ContinuousClock.Instant)]>([:])
     private let pinned = Mutex<(clients: [String: HTTPClient], order: [String])>(([:], []))
+    private let http2Pools = Mutex<(pools: [HTTP2Pool.Key: HTTP2Pool], order: [HTTP2Pool.Key])>(([:], []))
     /// Most pinned clients kept; the least recently created beyond that is shut down.
     static let pinnedLimit = 256
     /// Longest a provider call may take.
@@ -88,6 +89,81 @@ public final class HTTPTransport: Sendable {
         return Response(status: Int(response.status.code), headers: response.headers, body: collected)
     }
 
+    /// Sends requests to one HTTPS API (`base` plus each request's path) and reads every answer: over pooled HTTP/2
+    /// connections of Herald's own (``HTTP2Pool``) when the origin negotiates `h2` — a batch written in one go, no
+    /// per-request channel — otherwise over the HTTP/1.1 client, one request each, concurrently. The SSRF guard
+    /// checks the base once and pins the connections to its vetted address; a path with characters a URL may not
+    /// hold is refused. One result per request, in order; a failure is a transport failure (or a refusal).
+    public func send(
+        base: String, _ requests: [HTTPBatchRequest], tls: TLSConfiguration? = nil
+    ) async -> [Result<Response, any Error>] {
+        guard !requests.isEmpty else { return [] }
+        let policy = effectivePolicy
+        let checked: CheckedURL
+        do { checked = try policy.check(base) } catch { return requests.map { _ in .failure(error) } }
+        var prefix = ""
+        if let scheme = base.range(of: "://"), let slash = base[scheme.upperBound...].firstIndex(of: "/") {
+            prefix = String(base[slash...])
+        }
+        let authority = base.range(of: "://").map { String(base[$0.upperBound...].prefix { $0 != "/" }) } ?? checked.host
+        var results = [Result<Response, any Error>?](repeating: nil, count: requests.count)
+        var valid: [Int] = []
+        for (index, request) in requests.enumerated() {
+            if request.path.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") }) {
+                valid.append(index)
+            } else {
+                results[index] = .failure(OutboundURLRefusal("the URL contains spaces, control, non-ASCII characters or backslashes"))
+            }
+        }
+        if checked.scheme == "https", !valid.isEmpty {
+            do {
+                let address = try await vettedAddress(checked, policy: policy)
+                let pool = try http2Pool(
+                    HTTP2Pool.Key(host: checked.host, address: address, port: checked.port, tls: .init(configuration: tls)),
+                    authority: authority, tls: tls ?? tlsConfiguration)
+                var prefixed = valid.map { requests[$0] }
+                if !prefix.isEmpty { for index in prefixed.indices { prefixed[index].path = prefix + prefixed[index].path } }
+                if let answers = await pool.execute(prefixed) {
+                    for (index, answer) in zip(valid, answers) { results[index] = answer }
+                    valid = []
+                }
+            } catch {
+                for index in valid { results[index] = .failure(error) }
+                valid = []
+            }
+        }
+        // Not HTTPS, or the origin does not speak HTTP/2: one request each over the HTTP/1.1 client.
+        if !valid.isEmpty {
+            let pending = valid
+            let answers = await PushSupport.each(indices: pending.indices) { position -> Result<Response, any Error> in
+                let request = requests[pending[position]]
+                do {
+                    return .success(
+                        try await self.send(request.method, base + request.path, headers: request.headers, body: request.body, tls: tls))
+                } catch {
+                    return .failure(error)
+                }
+            }
+            for (index, answer) in zip(pending, answers) { results[index] = answer }
+        }
+        return results.map { $0! }
+    }
+
+    /// The HTTP/2 pool of an origin; the least recently created beyond ``pinnedLimit`` is shut down.
+    func http2Pool(_ key: HTTP2Pool.Key, authority: String, tls: TLSConfiguration) throws -> HTTP2Pool {
+        if let existing = http2Pools.withLock({ $0.pools[key] }) { return existing }
+        let created = try HTTP2Pool(key: key, authority: authority, tls: tls, timeout: timeout, maxResponseBytes: maxResponseBytes)
+        let (winner, evicted) = http2Pools.withLock { state -> (HTTP2Pool, HTTP2Pool?) in
+            if let existing = state.pools[key] { return (existing, nil) }
+            state.pools[key] = created
+            state.order.append(key)
+            guard state.order.count > Self.pinnedLimit else { return (created, nil) }
+            return (created, state.pools.removeValue(forKey: state.order.removeFirst()))
+        }
+        if let evicted { Task { await evicted.shutdown() } }
+        return winner
+    }
+
     /// The client that may carry a request to `url`: the shared one for a vetted IP literal, else the one pinned to
     /// the vetted address of its host. Throws ``OutboundURLRefusal``.
     func guardedClient(for url: String) async throws -> HTTPClient {
@@ -142,6 +218,11 @@ public final class HTTPTransport: Sendable {
             return Array(state.clients.values)
         }
         for client in clients { try? await client.shutdown() }
+        let pools = http2Pools.withLock { state in
+            defer { state = ([:], []) }
+            return Array(state.pools.values)
+        }
+        for pool in pools { await pool.shutdown() }
     }
 }
 
@@ -189,6 +270,7 @@ public enum HTTPOutcome {
         // AsyncHTTPClient's errors name the failure (`HTTPClientError.remoteConnectionClosed`) and carry no URL or
         // header; other errors are named by their type only.
         if let error = error as? HTTPClientError { return .retryLater(reason: "transport: \(error)", after: nil) }
+        if let error = error as? HTTP2ClientError { return .retryLater(reason: "transport: \(error)", after: nil) }
         return .retryLater(reason: "transport: \(String(describing: type(of: error)))", after: nil)
     }
 }

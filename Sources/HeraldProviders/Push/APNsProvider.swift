@@ -14,7 +14,7 @@ import NIOSSL
 /// Credentials (Novu's names): `secretKey` (the .p8 key), `apiKey` (key id), `projectName` (team id),
 /// `applicationId` (bundle id), `secure` (true: production host), or `certificate` (base64 PKCS#12) with
 /// `passphrase`; `baseUrl` replaces the host.
-public struct APNsProvider: PerMessageProvider {
+public struct APNsProvider: DeliveryProvider {
     public let providerId = "apns"
     public let batchSize = 100
     public let concurrency = 16
@@ -93,35 +93,56 @@ public struct APNsProvider: PerMessageProvider {
         case rejected(DeliveryOutcome)
     }
 
-    public func send(_ message: OutboundMessage) async -> DeliveryOutcome {
-        let request: Request
-        switch Self.request(for: message, bundleId: bundleId, now: clock.now()) {
-        case .request(let built): request = built
-        case .rejected(let problem): return problem
+    /// Sends a batch as one write of HTTP/2 streams (``HTTPTransport/send(base:_:tls:)``), all under one provider
+    /// token; the requests answered `403 ExpiredProviderToken` are sent once more under a newly signed token.
+    public func send(_ batch: [OutboundMessage]) async -> [DeliveryOutcome] {
+        var outcomes = [DeliveryOutcome?](repeating: nil, count: batch.count)
+        var requests: [(index: Int, request: HTTPBatchRequest)] = []
+        let now = clock.now()
+        for (index, message) in batch.enumerated() {
+            switch Self.request(for: message, bundleId: bundleId, now: now) {
+            case .request(let built):
+                requests.append(
+                    (index, HTTPBatchRequest(path: built.path, headers: built.headers, body: ByteBuffer(bytes: built.body))))
+            case .rejected(let problem): outcomes[index] = problem
+            }
         }
         var renewed = false
-        while true {
-            var headers = request.headers
+        while !requests.isEmpty {
             var token: String?
             if signing != nil {
-                do { token = try await tokens.value() } catch { return .authConfig(reason: "cannot sign the APNs provider token") }
-                headers.append(("authorization", "bearer \(token!)"))
+                do { token = try await tokens.value() } catch {
+                    for (index, _) in requests { outcomes[index] = .authConfig(reason: "cannot sign the APNs provider token") }
+                    break
+                }
             }
-            let response: HTTPTransport.Response
-            do {
-                response = try await transport.send(
-                    .POST, host + request.path, headers: headers, body: ByteBuffer(bytes: request.body), tls: tls)
-            } catch {
-                return HTTPOutcome.transportFailure(error)
+            let answers = await transport.send(
+                base: host,
+                requests.map { index, request in
+                    var request = request
+                    if let token { request.headers.append(("authorization", "bearer \(token)")) }
+                    return request
+                }, tls: tls)
+            var expired: [(index: Int, request: HTTPBatchRequest)] = []
+            for (pending, answer) in zip(requests, answers) {
+                switch answer {
+                case .failure(let error):
+                    outcomes[pending.index] = HTTPOutcome.transportFailure(error)
+                case .success(let response):
+                    if response.status == 403, token != nil, !renewed,
+                        PushSupport.json(response)["reason"]?.stringValue == "ExpiredProviderToken"
+                    {
+                        expired.append(pending)
+                    } else {
+                        outcomes[pending.index] = Self.classify(response, now: clock.now())
+                    }
+                }
             }
-            let reason = PushSupport.json(response)["reason"]?.stringValue ?? ""
-            if response.status == 403, reason == "ExpiredProviderToken", let token, !renewed {
-                await tokens.invalidate(token)
-                renewed = true
-                continue
-            }
-            return Self.classify(response, now: clock.now())
+            if let token, !expired.isEmpty { await tokens.invalidate(token) }
+            renewed = true
+            requests = expired
         }
+        return outcomes.map { $0 ?? .retryLater(reason: "not sent", after: nil) }
     }
 
     /// Headers and `aps` payload for one delivery (`reference/providers.md` §2.4), or a bad-request outcome when the

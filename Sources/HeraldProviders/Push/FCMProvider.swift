@@ -94,7 +94,9 @@ public struct FCMProvider: DeliveryProvider {
     public let batchSize = 100
     public let concurrency = 16
     let account: GoogleServiceAccount
-    let endpoint: String
+    /// The API's base URL and the path of `messages:send`.
+    let base: String
+    let path: String
     let transport: HTTPTransport
     let clock: any WallClock
     let tokens: CredentialCache
@@ -102,8 +104,8 @@ public struct FCMProvider: DeliveryProvider {
     public init(integration: Integration, transport: HTTPTransport, clock: any WallClock = SystemWallClock()) throws {
         let account = try GoogleServiceAccount(json: try PushSupport.required(integration, "serviceAccount"))
         self.account = account
-        self.endpoint =
-            try PushSupport.baseURL(integration, default: "https://fcm.googleapis.com") + "/v1/projects/\(account.projectId)/messages:send"
+        self.base = try PushSupport.baseURL(integration, default: "https://fcm.googleapis.com")
+        self.path = "/v1/projects/\(account.projectId)/messages:send"
         self.transport = transport
         self.clock = clock
         self.tokens = CredentialCache(refreshMargin: 225, clock: clock) {
@@ -128,43 +130,63 @@ public struct FCMProvider: DeliveryProvider {
             if firstSender[key] == nil { firstSender[key] = index }
             return key
         }
-        let first = firstSender
-        var outcomes = await PushSupport.each(indices: batch.indices) { index -> DeliveryOutcome? in
-            if let key = keys[index], first[key] != index { return nil }
-            return await self.send(batch[index])
-        }
+        let senders = batch.indices.filter { index in keys[index].map { firstSender[$0] == index } ?? true }
+        var outcomes = [DeliveryOutcome?](repeating: nil, count: batch.count)
+        for (index, outcome) in zip(senders, await deliver(senders.map { batch[$0] })) { outcomes[index] = outcome }
         for (index, key) in keys.enumerated() {
-            if let key, let sender = first[key], sender != index { outcomes[index] = outcomes[sender] }
+            if let key, let sender = firstSender[key], sender != index { outcomes[index] = outcomes[sender] }
         }
         return outcomes.map { $0 ?? .retryLater(reason: "not sent", after: nil) }
     }
 
     public func refreshCredentials() async { await tokens.invalidate() }
 
-    func send(_ message: OutboundMessage) async -> DeliveryOutcome {
-        let body = PushSupport.body(["message": Self.message(for: message)])
-        var refreshed = false
-        while true {
-            let token: String
-            do { token = try await tokens.value() } catch let failure as CredentialFailure { return failure.outcome } catch {
-                return .retryLater(reason: "access token: \(type(of: error))", after: nil)
-            }
-            let response: HTTPTransport.Response
-            do {
-                response = try await transport.post(
-                    endpoint, headers: [("authorization", "Bearer \(token)"), ("content-type", "application/json")], body: body)
-            } catch {
-                return HTTPOutcome.transportFailure(error)
-            }
-            let outcome = Self.classify(response, now: clock.now())
-            if case .authConfig = outcome, response.status == 401, Self.errorCode(in: response) == nil, !refreshed {
-                // Our access token was refused (revoked or expired early): fetch a new one and try once more.
-                await tokens.invalidate(token)
-                refreshed = true
-                continue
-            }
-            return outcome
+    /// Sends one request per message as one write of HTTP/2 streams, all under one access token; the requests whose
+    /// token was refused (401 without an FCM error code: revoked or expired early) go once more under a new one.
+    func deliver(_ messages: [OutboundMessage]) async -> [DeliveryOutcome] {
+        var outcomes = [DeliveryOutcome?](repeating: nil, count: messages.count)
+        var pending = messages.indices.map { index in
+            (
+                index: index,
+                request: HTTPBatchRequest(path: path, headers: [], body: PushSupport.body(["message": Self.message(for: messages[index])]))
+            )
         }
+        var refreshed = false
+        while !pending.isEmpty {
+            let token: String
+            do { token = try await tokens.value() } catch {
+                let outcome: DeliveryOutcome =
+                    (error as? CredentialFailure)?.outcome ?? .retryLater(reason: "access token: \(type(of: error))", after: nil)
+                for (index, _) in pending { outcomes[index] = outcome }
+                break
+            }
+            let headers = [("authorization", "Bearer \(token)"), ("content-type", "application/json")]
+            let answers = await transport.send(
+                base: base,
+                pending.map { _, request in
+                    var request = request
+                    request.headers = headers
+                    return request
+                })
+            var refused: [(index: Int, request: HTTPBatchRequest)] = []
+            for (item, answer) in zip(pending, answers) {
+                switch answer {
+                case .failure(let error):
+                    outcomes[item.index] = HTTPOutcome.transportFailure(error)
+                case .success(let response):
+                    let outcome = Self.classify(response, now: clock.now())
+                    if case .authConfig = outcome, response.status == 401, Self.errorCode(in: response) == nil, !refreshed {
+                        refused.append(item)
+                    } else {
+                        outcomes[item.index] = outcome
+                    }
+                }
+            }
+            if !refused.isEmpty { await tokens.invalidate(token) }
+            refreshed = true
+            pending = refused
+        }
+        return outcomes.map { $0 ?? .retryLater(reason: "not sent", after: nil) }
     }
 
     /// The v1 `message` for one delivery: Herald's push fields mapped into `notification`, `data`, `android`,
