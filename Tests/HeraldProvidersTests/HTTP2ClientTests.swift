@@ -93,18 +93,18 @@ import Testing
     @Test("an origin that does not negotiate h2 is served over HTTP/1.1; a path a URL may not hold is refused")
     func fallsBackToHTTP1() async throws {
         try await withServer(http2: false) { server, transport in
-            let requests = (0..<20).map { HTTPBatchRequest(path: "/echo/\($0)", headers: [], body: ByteBuffer(string: "x")) }
+            let requests = (0..<4).map { HTTPBatchRequest(path: "/echo/\($0)", headers: [], body: ByteBuffer(string: "x")) }
             let answers = await transport.send(base: server.base, requests + [HTTPBatchRequest(path: "/a b", headers: [], body: nil)])
-            for index in 0..<20 {
+            for index in 0..<4 {
                 let response = try answers[index].get()
                 #expect(response.headers.first(name: "x-served") == "h1")
                 #expect(response.text == "/echo/\(index)")
             }
-            #expect(HTTPOutcome.transportFailure(try #require(answers[20].failure)).isBadRequest)
+            #expect(HTTPOutcome.transportFailure(try #require(answers[4].failure)).isBadRequest)
             // Later batches go straight to HTTP/1.1.
             let again = await transport.send(base: server.base, [HTTPBatchRequest(path: "/echo/again", headers: [], body: nil)])
             #expect((try? again[0].get().headers.first(name: "x-served")) == "h1")
-            #expect(server.state.answered.count == 21)
+            #expect(server.state.answered.count == 5)
         }
     }
 
