@@ -113,10 +113,11 @@ final class HTTP2Pool: Sendable {
     var speaksHTTP2: Bool { state.withLock { $0.negotiated != .other } }
 
     /// Sends the batch; nil when the origin turned out not to speak HTTP/2 (nothing was sent). Requests the server
-    /// certainly did not process go again on another connection, as long as each round gets some answered.
+    /// certainly did not process go again on another connection, until three rounds in a row get none processed.
     func execute(_ requests: [HTTPBatchRequest]) async -> [Result<HTTPTransport.Response, any Error>]? {
         var results = [Result<HTTPTransport.Response, any Error>?](repeating: nil, count: requests.count)
         var pending = Array(requests.indices)
+        var stalled = 0
         while !pending.isEmpty {
             let connection: HTTP2Connection
             do {
@@ -135,8 +136,10 @@ final class HTTP2Pool: Sendable {
                 results[index] = answer
                 if case .failure(let error as HTTP2ClientError) = answer, error.unprocessed { again.append(index) }
             }
-            // Nothing answered this round: give up (the engine retries later) rather than loop on a refusing server.
-            if again.count == pending.count { break }
+            // Rounds in which the server saw none of them (a connection that went away just as the batch was given
+            // to it, a server refusing everything): three in a row end it, and the engine retries later.
+            stalled = again.count == pending.count ? stalled + 1 : 0
+            if stalled == 3 { break }
             pending = again
         }
         return results.map { $0 ?? .failure(HTTP2ClientError(.connectionClosed, unprocessed: true)) }
