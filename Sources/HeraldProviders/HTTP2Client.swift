@@ -109,9 +109,6 @@ final class HTTP2Pool: Sendable {
         self.streamsPerConnection = streamsPerConnection
     }
 
-    /// False once the origin answered the TLS handshake without `h2`: its requests go over HTTP/1.1 instead.
-    var speaksHTTP2: Bool { state.withLock { $0.negotiated != .other } }
-
     /// Sends the batch; nil when the origin turned out not to speak HTTP/2 (nothing was sent). Requests the server
     /// certainly did not process go again on another connection, until three rounds in a row get none processed.
     func execute(_ requests: [HTTPBatchRequest]) async -> [Result<HTTPTransport.Response, any Error>]? {
