@@ -206,6 +206,7 @@ let package = Package(
                 "HeraldCore",
                 "HeraldProviders",
                 "HeraldSimulator",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
