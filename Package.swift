@@ -201,6 +201,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "HeraldEngineTests",
+            dependencies: [
+                "HeraldCore",
+                "HeraldWorkflow",
+                "HeraldStore",
+                "HeraldEngine",
+                "HeraldTestSupport",
+                .product(name: "SQLKit", package: "sql-kit"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "HeraldProvidersTests",
             dependencies: [
                 "HeraldCore",

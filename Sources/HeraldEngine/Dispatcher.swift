@@ -122,7 +122,7 @@ public struct Dispatcher: Service {
                 "job failed; retrying",
                 metadata: ["kind": "\(job.kind)", "job": "\(job.id)", "attempt": "\(job.attempts)", "error": "\(error)"])
             _ = try? await store.transaction(durability: .replayable) {
-                try await $0.rescheduleJob(job, runAt: Date().addingTimeInterval(delay), error: "\(error)")
+                try await $0.rescheduleJob(job, runAt: store.clock.now().addingTimeInterval(delay), error: "\(error)")
             }
         }
         metrics.jobSeconds.observe(ContinuousClock.now - started, job.kind)

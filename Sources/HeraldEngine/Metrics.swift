@@ -95,6 +95,9 @@ public final class HistogramFamily: Sendable {
 /// read from the database at scrape time, so every process reports the shared queue.
 public final class EngineMetrics: Sendable {
     public let triggersAccepted = CounterFamily("herald_triggers_accepted_total", help: "Triggers committed.")
+    public let triggerGroupSplits = CounterFamily(
+        "herald_trigger_group_splits_total",
+        help: "Group commits of triggers that failed as a whole and were committed again one request per transaction.")
     public let triggersRejected = CounterFamily(
         "herald_triggers_rejected_total", help: "Triggers refused before commit, by reason.", labels: ["reason"])
     public let deliveries = CounterFamily(
@@ -105,6 +108,9 @@ public final class EngineMetrics: Sendable {
         "herald_token_removals_withheld_total", help: "Invalid-token removals held back by the mass-deletion guard.", labels: ["provider"])
     public let deadDeliveries = CounterFamily(
         "herald_deliveries_dead_total", help: "Deliveries that exhausted their retries.", labels: ["provider"])
+    public let domainEvents = CounterFamily(
+        "herald_events_total", help: "Domain events committed (message.sent, message.failed, message.dead, device.removed, …), by kind.",
+        labels: ["kind"])
     public let pushNotifications = CounterFamily(
         "herald_push_notification_count", help: "Push provider call outcomes, by provider, device platform and outcome class.",
         labels: ["provider", "platform", "outcome"])
@@ -121,6 +127,20 @@ public final class EngineMetrics: Sendable {
 
     public init() {}
 
+    /// Counts committed domain events.
+    func record(_ events: [DomainEvent]) {
+        for event in events {
+            domainEvents.increment(event.kind.rawValue)
+            let provider = event.providerId ?? "unknown"
+            switch event.kind {
+            case .messageDead: deadDeliveries.increment(provider)
+            case .deviceRemoved: tokensRemoved.increment(provider)
+            case .deviceRemovalWithheld: tokenRemovalsWithheld.increment(provider)
+            case .messageSent, .messageFailed, .notificationCompleted: break
+            }
+        }
+    }
+
     func jobStarted() { inFlight.add(1, ordering: .relaxed) }
     func jobFinished() { inFlight.subtract(1, ordering: .relaxed) }
 
@@ -128,8 +148,9 @@ public final class EngineMetrics: Sendable {
     public func render(queue: (ready: Int, running: Int, scheduled: Int), lag: Duration) -> String {
         var text = ""
         for counter in [
-            triggersAccepted, triggersRejected, deliveries, pushNotifications, pushSends, tokensRemoved, tokenRemovalsWithheld,
-            deadDeliveries, jobs,
+            triggersAccepted, triggerGroupSplits, triggersRejected, deliveries, pushNotifications, pushSends, tokensRemoved,
+            tokenRemovalsWithheld,
+            deadDeliveries, domainEvents, jobs,
         ] {
             counter.render(into: &text)
         }

@@ -21,6 +21,9 @@ public struct StoreSession: Sendable {
     /// A new record id.
     public func newId() -> String { ids.next() }
 
+    /// The generator of record ids, for pure code that makes records this session writes.
+    public var idGenerator: any IDGenerator { ids }
+
     /// The store clock's current time.
     public var now: Date { clock.now() }
 
@@ -32,6 +35,15 @@ extension SQLRow {
     /// Decodes an optional column.
     func optional<T: Decodable>(_ column: String, as type: T.Type = T.self) throws -> T? {
         try decodeNil(column: column) ? nil : decode(column: column, as: T.self)
+    }
+
+    /// Decodes a status column into its typed status; a value the type does not know is a store error, not a guess.
+    func status<S: RawRepresentable>(_ column: String = "status", as type: S.Type) throws -> S where S.RawValue == String {
+        let text = try decode(column: column, as: String.self)
+        guard let status = S(rawValue: text) else {
+            throw HeraldError(.internal, "unknown \(S.self) '\(text)' in column \(column)")
+        }
+        return status
     }
 
     /// Decodes a timestamp column (milliseconds since the epoch).

@@ -113,9 +113,9 @@ struct ActivityRoutes {
             "_templateId": .string(message.workflowId), "templateIdentifier": .string(message.workflowId),
             "createdAt": .string(message.createdAt.iso8601Milliseconds), "updatedAt": .string(message.updatedAt.iso8601Milliseconds),
             "transactionId": .string(message.transactionId), "channel": .string(message.channel.rawValue), "read": false, "seen": false,
-            "cta": .object([:]), "status": .string(message.status == "pending" ? "sent" : message.status),
+            "cta": .object([:]), "status": .string(message.status == .pending ? "sent" : message.status.rawValue),
             "content": .string(message.content.body),
-            "stepId": .string(message.stepId), "deliveryStatus": .string(message.status),
+            "stepId": .string(message.stepId), "deliveryStatus": .string(message.status.rawValue),
         ]
         if let providerId = message.providerId { object["providerId"] = .string(providerId) }
         if let integrationId = message.integrationId { object["_integrationId"] = .string(integrationId) }
@@ -193,7 +193,7 @@ struct ActivityRoutes {
                     "_id": .string(notification.workflowId), "name": .string(workflow?.name ?? notification.workflowId),
                     "triggers": [["type": "event", "identifier": .string(notification.workflowId), "variables": []]],
                 ],
-                "jobs": .array(jobs), "status": .string(notification.status),
+                "jobs": .array(jobs), "status": .string(notification.status.rawValue),
                 "critical": .bool(workflow?.critical ?? false),
             ]
             if let event = events[notification.eventId] { object["payload"] = event.payload }
@@ -207,7 +207,7 @@ struct ActivityRoutes {
 
     /// Novu's job status for a step state.
     static func jobStatus(_ state: StepState?, notification: NotificationRecord) -> String {
-        guard let state else { return notification.status == "canceled" ? "canceled" : "pending" }
+        guard let state else { return notification.status == .canceled ? "canceled" : "pending" }
         switch state.status {
         case .pending: return "pending"
         case .running: return "running"

@@ -16,15 +16,14 @@ public struct EventRecord: Sendable, Hashable {
     public var actor: JSONValue?
     public var tenant: JSONValue?
     public var overrides: JSONValue
-    /// `accepted`, `expanding`, `expanded` or `canceled`.
-    public var status: String
+    public var status: EventStatus
     /// Fan-out checkpoint: where recipient expansion resumes after a crash.
     public var cursor: String?
     public var createdAt: Date
 
     public init(
         id: String, environmentId: String, transactionId: String, workflowId: String, requestHash: String, response: String,
-        payload: JSONValue, recipients: JSONValue, actor: JSONValue?, tenant: JSONValue?, overrides: JSONValue, status: String,
+        payload: JSONValue, recipients: JSONValue, actor: JSONValue?, tenant: JSONValue?, overrides: JSONValue, status: EventStatus,
         cursor: String? = nil, createdAt: Date
     ) {
         self.id = id
@@ -53,8 +52,7 @@ public struct NotificationRecord: Sendable, Hashable {
     public var workflowId: String
     public var subscriberId: String
     public var topicKey: String?
-    /// `pending`, `running`, `waiting`, `completed`, `canceled`, `merged`.
-    public var status: String
+    public var status: NotificationStatus
     /// The executor's state (JSON of `RunState`).
     public var state: String
     /// Channels the run used.
@@ -64,7 +62,7 @@ public struct NotificationRecord: Sendable, Hashable {
 
     public init(
         id: String, environmentId: String, eventId: String, transactionId: String, workflowId: String, subscriberId: String,
-        topicKey: String?, status: String, state: String, channels: [String], createdAt: Date, updatedAt: Date
+        topicKey: String?, status: NotificationStatus, state: String, channels: [String], createdAt: Date, updatedAt: Date
     ) {
         self.id = id
         self.environmentId = environmentId
@@ -93,8 +91,7 @@ public struct MessageRecord: Sendable, Hashable {
     public var channel: Channel
     public var integrationId: String?
     public var providerId: String?
-    /// `pending` while deliveries are in flight, then Novu's `sent`, `error` or `warning`.
-    public var status: String
+    public var status: MessageStatus
     public var content: MessageContent
     /// Targets (push tokens; the address for email/SMS, the URL for chat).
     public var deviceTokens: [String]
@@ -105,7 +102,7 @@ public struct MessageRecord: Sendable, Hashable {
 
     public init(
         id: String, environmentId: String, notificationId: String, transactionId: String, workflowId: String, subscriberId: String,
-        stepId: String, channel: Channel, integrationId: String?, providerId: String?, status: String, content: MessageContent,
+        stepId: String, channel: Channel, integrationId: String?, providerId: String?, status: MessageStatus, content: MessageContent,
         deviceTokens: [String], errorId: String? = nil, errorText: String? = nil, createdAt: Date, updatedAt: Date
     ) {
         self.id = id
@@ -142,24 +139,58 @@ public enum DeliveryStatus: String, Sendable, Codable, CaseIterable {
     public var isFinal: Bool { self != .pending && self != .retrying }
 }
 
-/// One provider call for one device or address.
+/// The part of a message that deciding outcomes needs: which step and integration it belongs to (no content).
+public struct MessageHead: Sendable, Hashable {
+    public var id: String
+    public var notificationId: String
+    public var stepId: String
+    public var channel: Channel
+    public var integrationId: String?
+    public var providerId: String?
+
+    public init(id: String, notificationId: String, stepId: String, channel: Channel, integrationId: String?, providerId: String?) {
+        self.id = id
+        self.notificationId = notificationId
+        self.stepId = stepId
+        self.channel = channel
+        self.integrationId = integrationId
+        self.providerId = providerId
+    }
+
+    public init(_ record: MessageRecord) {
+        self.init(
+            id: record.id, notificationId: record.notificationId, stepId: record.stepId, channel: record.channel,
+            integrationId: record.integrationId, providerId: record.providerId)
+    }
+}
+
 /// The part of a delivery that decides its message's outcome.
 public struct DeliverySummary: Sendable, Hashable {
-    public var messageId: String
+    public var id: String
+    /// Nil for a delivery of a raw send (no message).
+    public var messageId: String?
     public var status: DeliveryStatus
     public var errorCode: String?
     public var outcome: String?
     public var errorText: String?
 
-    public init(messageId: String, status: DeliveryStatus, errorCode: String?, outcome: String?, errorText: String?) {
+    public init(id: String, messageId: String?, status: DeliveryStatus, errorCode: String?, outcome: String?, errorText: String?) {
+        self.id = id
         self.messageId = messageId
         self.status = status
         self.errorCode = errorCode
         self.outcome = outcome
         self.errorText = errorText
     }
+
+    public init(_ record: DeliveryRecord) {
+        self.init(
+            id: record.id, messageId: record.messageId, status: record.status, errorCode: record.errorCode, outcome: record.outcome,
+            errorText: record.errorText)
+    }
 }
 
+/// One provider call for one device or address.
 public struct DeliveryRecord: Sendable, Hashable {
     public var id: String
     public var environmentId: String

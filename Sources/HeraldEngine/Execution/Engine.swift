@@ -30,6 +30,8 @@ struct EngineContext: Sendable {
     let workflows: WorkflowRegistry
     let providers: ProviderPool
     let configuration: EngineConfiguration
+    /// Retry jitter.
+    let random: RandomSource
 }
 
 /// The workflow engine (DESIGN §7): job handlers for recipient expansion, run start and resume, and delivery.
@@ -42,10 +44,10 @@ public struct Engine: Sendable {
 
     public init(
         store: SQLStore, workflows: WorkflowRegistry, providers: ProviderPool, metrics: EngineMetrics,
-        configuration: EngineConfiguration = .init(), logger: Logger
+        configuration: EngineConfiguration = .init(), random: RandomSource = .system, logger: Logger
     ) {
         self.store = store
-        self.context = EngineContext(workflows: workflows, providers: providers, configuration: configuration)
+        self.context = EngineContext(workflows: workflows, providers: providers, configuration: configuration, random: random)
         self.metrics = metrics
         self.logger = logger
     }
@@ -77,8 +79,7 @@ public struct Engine: Sendable {
     /// that page creates no duplicate runs.
     func expand(_ job: ExpandJob) async throws -> JobResult {
         let started = ContinuousClock.now
-        guard let event = try await store.read({ try await $0.event(id: job.event) }), event.status != "canceled",
-            event.status != "expanded"
+        guard let event = try await store.read({ try await $0.event(id: job.event) }), event.status.isExpanding
         else { return .done }
         var cursor = ExpandCursor.decode(event.cursor)
         let entries: [[String: JSONValue]] = if case .array(let items) = event.recipients { items.compactMap(\.objectValue) } else { [] }
@@ -101,7 +102,7 @@ public struct Engine: Sendable {
                 try await session.enqueue(Self.runJobs(created, event: event, batch: runBatch))
                 var next = initial
                 next.prepared = true
-                try await session.updateEvent(id: event.id, status: "expanding", cursor: next.encoded())
+                try await session.updateEvent(id: event.id, status: .expanding, cursor: next.encoded())
             }
             cursor.prepared = true
         }
@@ -115,7 +116,7 @@ public struct Engine: Sendable {
                 continue
             }
             if ContinuousClock.now - started > configuration.expansionTimeSlice {
-                return .again(at: Date())
+                return .again(at: store.clock.now())
             }
             let pageSize = configuration.expansionPageSize
             let topicKey = entry["topicKey"]?.stringValue
@@ -123,7 +124,7 @@ public struct Engine: Sendable {
             let current = cursor
             let next = try await store.transaction(durability: .replayable) { session -> ExpandCursor? in
                 // A cancel may have landed since the last page.
-                guard let fresh = try await session.event(id: event.id), fresh.status != "canceled" else { return nil }
+                guard let fresh = try await session.event(id: event.id), fresh.status != .canceled else { return nil }
                 let page: Page<String>
                 if let topicKey {
                     page = try await session.topicMembers(
@@ -143,7 +144,7 @@ public struct Engine: Sendable {
                     next.index += 1
                     next.after = nil
                 }
-                try await session.updateEvent(id: event.id, status: "expanding", cursor: next.encoded())
+                try await session.updateEvent(id: event.id, status: .expanding, cursor: next.encoded())
                 return next
             }
             guard let next else { return .done }
@@ -151,7 +152,7 @@ public struct Engine: Sendable {
         }
         let final = cursor
         try await store.transaction(durability: .replayable) { session in
-            try await session.updateEvent(id: event.id, status: "expanded", cursor: final.encoded())
+            try await session.updateEvent(id: event.id, status: .expanded, cursor: final.encoded())
         }
         return .done
     }
@@ -220,11 +221,13 @@ public struct Engine: Sendable {
             return batch.needsTransaction ? nil : batch
         }
         guard let batch = planned else {
-            try await store.transaction(durability: .replayable) { session in
+            let events = try await store.transaction(durability: .replayable) { session in
                 let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
                 try await batch.start(notificationIds: job.notifications)
                 try await batch.flush()
+                return batch.events
             }
+            metrics.record(events)
             return .done
         }
         let (deliveries, messages) = batch.takePlannedSends()
@@ -244,19 +247,20 @@ public struct Engine: Sendable {
             }
             return await group.reduce(into: [SentBatch]()) { $0.append($1) }
         }
-        try await store.transaction(durability: .replayable) { session in
+        let events = try await store.transaction(durability: .replayable) { session in
             batch.rebind(to: session)
             let current = try await session.notifications(ids: Array(statuses.keys), lock: true)
             let currentStatus = Dictionary(current.map { ($0.id, $0.status) }, uniquingKeysWith: { first, _ in first })
             // Runs another worker started meanwhile (this job's lease ran out) are its to record; runs a cancel
             // finished keep the trail of what was sent, not the progress.
             let changed = statuses.keys.filter { currentStatus[$0] != statuses[$0] }
-            let canceled = Set(changed.filter { currentStatus[$0] == "canceled" })
+            let canceled = Set(changed.filter { currentStatus[$0] == .canceled })
             batch.discard(startedElsewhere: Set(changed).subtracting(canceled), canceled: canceled)
             let kept = batch.ownDeliveryIds
+            var random = context.random
             for sentBatch in sent.sorted(by: { $0.integrationId < $1.integrationId }) {
                 try await Self.record(
-                    sentBatch.keeping(kept), messages: messages, environmentId: environmentId, into: batch, metrics: metrics)
+                    sentBatch.keeping(kept), messages: messages, environmentId: environmentId, into: batch, random: &random)
             }
             try await batch.flush()
             // A cancel that landed during the send also stops what this commit queued for those transactions (retries).
@@ -264,18 +268,22 @@ public struct Engine: Sendable {
                 _ = try await session.cancelJobs(environmentId: environmentId, transactionId: transactionId)
                 _ = try await session.cancelDeliveries(environmentId: environmentId, transactionId: transactionId)
             }
+            return batch.events
         }
+        metrics.record(events)
         return .done
     }
 
     func resume(_ job: ResumeJob, environmentId: String) async throws -> JobResult {
         let context = self.context
-        try await store.transaction(durability: .replayable) { session in
+        let events = try await store.transaction(durability: .replayable) { session in
             let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
             try await batch.load(notificationIds: [job.notification])
             try await batch.resume(job.notification, stepId: job.step, digest: job.digest)
             try await batch.flush()
+            return batch.events
         }
+        metrics.record(events)
         return .done
     }
 
@@ -293,13 +301,13 @@ public struct Engine: Sendable {
             let ids = try await session.notifications(environmentId: environmentId, transactionId: transactionId).map(\.id)
             let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
             try await batch.load(notificationIds: ids)
-            let open = ids.filter { batch.notifications[$0].map { !["completed", "canceled", "merged"].contains($0.status) } ?? false }
+            let open = ids.filter { batch.notifications[$0].map { !$0.status.isFinished } ?? false }
             let jobs = try await session.cancelJobs(environmentId: environmentId, transactionId: transactionId)
             let deliveries = try await session.cancelDeliveries(environmentId: environmentId, transactionId: transactionId)
-            if event.status != "expanded" { try await session.updateEvent(id: event.id, status: "canceled", cursor: event.cursor) }
+            if event.status != .expanded { try await session.updateEvent(id: event.id, status: .canceled, cursor: event.cursor) }
             for id in open { try await batch.cancel(id) }
             try await batch.flush()
-            return jobs > 0 || !deliveries.isEmpty || !open.isEmpty || event.status == "accepted" || event.status == "expanding"
+            return jobs > 0 || !deliveries.isEmpty || !open.isEmpty || event.status.isExpanding
         }
     }
 }

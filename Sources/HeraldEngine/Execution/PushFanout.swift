@@ -18,7 +18,7 @@ extension Engine {
         // Read (and decrypted) once per claim, not per page; a change takes effect at the next claim.
         let integrations = try await store.read { try await Self.pushIntegrations(environmentId: environmentId, session: $0) }
         while true {
-            if ContinuousClock.now - started > configuration.expansionTimeSlice { return .again(at: Date()) }
+            if ContinuousClock.now - started > configuration.expansionTimeSlice { return .again(at: store.clock.now()) }
             let finished = try await store.transaction(durability: .replayable) { session -> Bool in
                 guard let fresh = try await session.pushes(ids: [push.id], lock: true)[push.id],
                     fresh.status == .queued || fresh.status == .sending

@@ -28,9 +28,9 @@ final class RunBatch: @unchecked Sendable {
 
     private(set) var notifications: [String: NotificationRecord] = [:]
     /// The status of each notification as it was loaded, before this batch changed it.
-    private(set) var loadedStatuses: [String: String] = [:]
+    private(set) var loadedStatuses: [String: NotificationStatus] = [:]
     private var runs: [String: WorkflowRun] = [:]
-    private var events: [String: EventRecord] = [:]
+    private var eventRecords: [String: EventRecord] = [:]
     private var subscribers: [String: Subscriber] = [:]
     private var channels: [String: RecipientChannels] = [:]
     private var integrationsByChannel: [Channel: [Integration]]?
@@ -76,9 +76,9 @@ final class RunBatch: @unchecked Sendable {
             loadedStatuses[notification.id] = notification.status
             if !recipientsLoaded.contains(notification.subscriberId) { recipientsPending.insert(notification.subscriberId) }
         }
-        let eventIds = Set(loaded.map(\.eventId)).subtracting(events.keys)
+        let eventIds = Set(loaded.map(\.eventId)).subtracting(eventRecords.keys)
         for id in eventIds {
-            if let event = try await session.event(id: id) { events[id] = event }
+            if let event = try await session.event(id: id) { eventRecords[id] = event }
         }
     }
 
@@ -114,7 +114,7 @@ final class RunBatch: @unchecked Sendable {
     /// The run of a loaded notification, with its persisted state.
     func run(_ notificationId: String) throws -> WorkflowRun? {
         if let run = runs[notificationId] { return run }
-        guard let notification = notifications[notificationId], let event = events[notification.eventId] else { return nil }
+        guard let notification = notifications[notificationId], let event = eventRecords[notification.eventId] else { return nil }
         guard let workflow = engine.workflows.workflow(notification.workflowId) else { return nil }
         let state = RunState(stored: notification.state)
         let run = WorkflowRun(workflow: workflow, state: state, context: context(event: event, subscriberId: notification.subscriberId))
@@ -150,7 +150,7 @@ final class RunBatch: @unchecked Sendable {
 
     /// Starts a pending notification's run.
     func start(_ notificationId: String) async throws {
-        guard notifications[notificationId]?.status == "pending" else { return }
+        guard notifications[notificationId]?.status == .pending else { return }
         startedHere.insert(notificationId)
         try await ensureRecipients()
         guard var run = try run(notificationId) else {
@@ -163,7 +163,7 @@ final class RunBatch: @unchecked Sendable {
 
     /// Reports a channel step's result into its run.
     func finishStep(_ notificationId: String, stepId: String, result: StepState) async throws {
-        guard let status = notifications[notificationId]?.status, status == "running" || status == "waiting" else { return }
+        guard let status = notifications[notificationId]?.status, status == .running || status == .waiting else { return }
         if runs[notificationId] == nil, let notification = notifications[notificationId],
             RunState(stored: notification.state).steps.contains(where: { $0.key != stepId && !$0.value.status.isTerminal })
         {
@@ -177,7 +177,7 @@ final class RunBatch: @unchecked Sendable {
 
     /// Resumes a waiting delay or digest step.
     func resume(_ notificationId: String, stepId: String, digest: Bool) async throws {
-        guard let status = notifications[notificationId]?.status, status == "running" || status == "waiting" else { return }
+        guard let status = notifications[notificationId]?.status, status == .running || status == .waiting else { return }
         try await ensureRecipients()
         guard var run = try run(notificationId) else { return }
         var directives: [RunDirective]
@@ -194,18 +194,18 @@ final class RunBatch: @unchecked Sendable {
     /// Cancels a run (a cancelled transaction).
     func cancel(_ notificationId: String) async throws {
         try await ensureRecipients()
-        guard let notification = notifications[notificationId], !["completed", "canceled", "merged"].contains(notification.status),
+        guard let notification = notifications[notificationId], !notification.status.isFinished,
             var run = try run(notificationId)
         else { return }
         run.cancel(reason: "execution_canceled_by_user")
         runs[notificationId] = run
-        notifications[notificationId]?.status = "canceled"
+        notifications[notificationId]?.status = .canceled
         dirty.insert(notificationId)
         details.append(detail(notificationId, stepId: nil, status: .warning, "execution_canceled_by_user"))
     }
 
     private func fail(_ notificationId: String, detail code: String) {
-        notifications[notificationId]?.status = "completed"
+        notifications[notificationId]?.status = .completed
         dirty.insert(notificationId)
         details.append(detail(notificationId, stepId: nil, status: .failed, code))
     }
@@ -233,7 +233,7 @@ final class RunBatch: @unchecked Sendable {
                     needsTransaction = true
                     return
                 }
-                guard let notification = notifications[notificationId], let event = events[notification.eventId] else { continue }
+                guard let notification = notifications[notificationId], let event = eventRecords[notification.eventId] else { continue }
                 let closesAt = now.addingTimeInterval(Double(window.components.seconds))
                 let joined = try await session.joinDigest(
                     environmentId: environmentId, workflowId: notification.workflowId, stepId: stepId,
@@ -244,22 +244,23 @@ final class RunBatch: @unchecked Sendable {
                     details.append(detail(notificationId, stepId: stepId, status: .pending, "digest_opened"))
                 } else {
                     run.cancel(reason: "merged")
-                    notifications[notificationId]?.status = "merged"
+                    notifications[notificationId]?.status = .merged
                     details.append(
                         detail(notificationId, stepId: stepId, status: .success, "digest_merged", raw: ["digest": .string(joined.id)]))
                 }
             case .skipped(let stepId, let reason):
                 details.append(detail(notificationId, stepId: stepId, status: .warning, reason))
             case .finished:
-                if notifications[notificationId]?.status != "merged" {
-                    notifications[notificationId]?.status = "completed"
+                if notifications[notificationId]?.status != .merged {
+                    notifications[notificationId]?.status = .completed
+                    events.append(DomainEvent(.notificationCompleted, notificationId: notificationId))
                 }
             }
         }
-        if let status = notifications[notificationId]?.status, !["completed", "merged", "canceled"].contains(status) {
+        if let status = notifications[notificationId]?.status, !status.isFinished {
             let waiting = run.state.steps.values.contains { $0.status == .waiting }
             let running = run.state.steps.values.contains { $0.status == .running }
-            notifications[notificationId]?.status = running ? "running" : waiting ? "waiting" : "running"
+            notifications[notificationId]?.status = running || !waiting ? .running : .waiting
         }
         runs[notificationId] = run
         dirty.insert(notificationId)
@@ -275,7 +276,7 @@ final class RunBatch: @unchecked Sendable {
     /// Plans a channel step: selects integrations and targets, renders, records messages and deliveries, queues
     /// delivery jobs. Returns a skip reason when there is nothing to send to.
     private func send(_ stepId: String, run: WorkflowRun, notificationId: String) async throws -> String? {
-        guard let notification = notifications[notificationId], let event = events[notification.eventId],
+        guard let notification = notifications[notificationId], let event = eventRecords[notification.eventId],
             let step = run.workflow.step(stepId), let channel = step.type.channel, let options = step.action.channelOptions
         else { return "unknown_step" }
         var candidates = try await integrations(channel)
@@ -358,7 +359,7 @@ final class RunBatch: @unchecked Sendable {
         let message = MessageRecord(
             id: session.newId(), environmentId: environmentId, notificationId: notification.id, transactionId: notification.transactionId,
             workflowId: notification.workflowId, subscriberId: notification.subscriberId, stepId: stepId, channel: content.channel,
-            integrationId: integration.id, providerId: integration.providerId, status: "pending", content: content,
+            integrationId: integration.id, providerId: integration.providerId, status: .pending, content: content,
             deviceTokens: targets.map(\.target), createdAt: now, updatedAt: now)
         messageIndex[message.id] = messages.count
         messages.append(message)
@@ -418,7 +419,7 @@ final class RunBatch: @unchecked Sendable {
 
     /// Writes everything the batch produced, with `deliver` jobs for the deliveries it planned and did not hand out.
     func flush() async throws {
-        var updates: [(id: String, status: String, state: String, channels: [String])] = []
+        var updates: [(id: String, status: NotificationStatus, state: String, channels: [String])] = []
         for id in dirty.sorted() {
             guard let notification = notifications[id] else { continue }
             let state = runs[id]?.state.stored ?? notification.state
@@ -476,7 +477,7 @@ final class RunBatch: @unchecked Sendable {
             notifications[id] = nil
             startedHere.remove(id)
         }
-        for id in canceled { notifications[id]?.status = "canceled" }
+        for id in canceled { notifications[id]?.status = .canceled }
         messageIndex = Dictionary(messages.indices.map { (messages[$0].id, $0) }, uniquingKeysWith: { first, _ in first })
         deliveryIndex = Dictionary(deliveries.indices.map { (deliveries[$0].id, $0) }, uniquingKeysWith: { first, _ in first })
     }
@@ -484,25 +485,48 @@ final class RunBatch: @unchecked Sendable {
     /// The ids of the deliveries the batch holds, unwritten.
     var ownDeliveryIds: Set<String> { Set(deliveryIndex.keys) }
 
-    // MARK: Rows, written or not
+    // MARK: Outcomes
     //
     // Recording outcomes reads and changes deliveries and messages: the batch's own in memory, the others in the store.
 
-    /// The current status of each delivery.
-    func deliveryStatuses(ids: [String]) async throws -> [String: DeliveryStatus] {
-        var result: [String: DeliveryStatus] = [:]
-        var stored: [String] = []
-        for id in ids {
-            if let index = deliveryIndex[id] { result[id] = deliveries[index].status } else { stored.append(id) }
+    /// The ledger ``OutcomeReducer`` decides on for deliveries sent for `messages` (and raw-send deliveries without
+    /// one): the messages and deliveries of every step they belong to — the batch's own rows, plus the stored rows of
+    /// runs this batch did not start (one query) — and the current status of raw-send deliveries. Load the
+    /// notifications first (``load(notificationIds:)``): on PostgreSQL that locks them, so a cancel racing this
+    /// recording has either committed before the ledger is read or waits for this transaction.
+    func ledger(sent: [DeliveryRecord], messages: [String: MessageRecord]) async throws -> DeliveryLedger {
+        var ledger = DeliveryLedger()
+        let steps = Set(messages.values.map { StepKey(notificationId: $0.notificationId, stepId: $0.stepId) })
+        for message in self.messages where steps.contains(StepKey(notificationId: message.notificationId, stepId: message.stepId)) {
+            ledger.add(MessageHead(message))
         }
-        if !stored.isEmpty { result.merge(try await session.deliveryStatuses(ids: stored), uniquingKeysWith: { first, _ in first }) }
-        return result
+        for delivery in deliveries where delivery.messageId.map({ ledger.messages[$0] != nil }) ?? false {
+            ledger.add(DeliverySummary(delivery))
+        }
+        let stored = steps.filter { !startedHere.contains($0.notificationId) }.sorted()
+        if !stored.isEmpty {
+            let rows = try await session.stepLedger(steps: stored.map { ($0.notificationId, $0.stepId) })
+            for message in rows.messages { ledger.add(message) }
+            for delivery in rows.deliveries { ledger.add(delivery) }
+        }
+        let raw = sent.filter { $0.messageId == nil }
+        let own = raw.filter { deliveryIndex[$0.id] != nil }
+        for delivery in own { ledger.add(DeliverySummary(deliveries[deliveryIndex[delivery.id]!])) }
+        let others = raw.filter { deliveryIndex[$0.id] == nil }.map(\.id)
+        if !others.isEmpty {
+            for (id, status) in try await session.deliveryStatuses(ids: others) {
+                ledger.add(DeliverySummary(id: id, messageId: nil, status: status, errorCode: nil, outcome: nil, errorText: nil))
+            }
+        }
+        return ledger
     }
 
-    /// Replaces deliveries with their updated records.
-    func updateDeliveries(_ updated: [DeliveryRecord]) async throws {
+    /// Writes what ``OutcomeReducer`` decided: deliveries and messages (the batch's own in memory, the others in the
+    /// store), removed and reached devices, deactivated chat credentials, retries, the trail, failovers — and feeds
+    /// finished steps into their runs, which may plan their next steps into this batch.
+    func apply(_ decision: OutcomeDecision) async throws {
         var stored: [DeliveryRecord] = []
-        for var delivery in updated {
+        for var delivery in decision.deliveries {
             if let index = deliveryIndex[delivery.id] {
                 delivery.updatedAt = now
                 deliveries[index] = delivery
@@ -511,64 +535,47 @@ final class RunBatch: @unchecked Sendable {
             }
         }
         try await session.updateDeliveries(stored)
-    }
-
-    /// What finishing a message needs of each of its deliveries, in id order per message.
-    func deliverySummaries(messageIds: [String]) async throws -> [DeliverySummary] {
-        let own = Set(messageIds.filter { messageIndex[$0] != nil })
-        var result = deliveries.compactMap { delivery -> DeliverySummary? in
-            guard let messageId = delivery.messageId, own.contains(messageId) else { return nil }
-            return DeliverySummary(
-                messageId: messageId, status: delivery.status, errorCode: delivery.errorCode, outcome: delivery.outcome,
-                errorText: delivery.errorText)
+        try await session.removeDevices(environmentId: environmentId, ids: decision.removeDevices)
+        for (provider, tokens) in decision.removeTokens.sorted(by: { $0.key < $1.key }) {
+            try await session.removeDevices(environmentId: environmentId, provider: provider, tokens: tokens)
         }
-        let stored = messageIds.filter { !own.contains($0) }
-        if !stored.isEmpty { result += try await session.deliverySummaries(messageIds: stored) }
-        return result
-    }
+        try await session.markDevicesReached(ids: decision.reachedDevices)
+        for channel in decision.deactivateChannels {
+            try await session.deactivateChannel(
+                environmentId: environmentId, subscriberId: channel.subscriberId, integrationId: channel.integrationId)
+        }
+        details += decision.details
+        jobs += decision.retries.map { (nil, $0) }
+        events += decision.events
 
-    /// Sets messages' final status.
-    func updateMessages(_ updates: [(id: String, status: String, errorId: String?, errorText: String?)]) async throws {
-        var stored: [(id: String, status: String, errorId: String?, errorText: String?)] = []
-        for update in updates {
+        var storedMessages: [(id: String, status: MessageStatus, errorId: String?, errorText: String?)] = []
+        for update in decision.messages {
             if let index = messageIndex[update.id] {
                 messages[index].status = update.status
                 messages[index].errorId = update.errorId
                 messages[index].errorText = update.errorText
                 messages[index].updatedAt = now
             } else {
-                stored.append(update)
+                storedMessages.append((update.id, update.status, update.errorId, update.errorText))
             }
         }
-        try await session.updateMessages(stored)
+        try await session.updateMessages(storedMessages)
+
+        for failover in decision.failovers {
+            guard let notification = notifications[failover.message.notificationId] else { continue }
+            var content = failover.message.content
+            content.overrides = .object([:])
+            addMessage(
+                notification: notification, stepId: failover.message.stepId, integration: failover.integration, content: content,
+                targets: failover.message.deviceTokens.prefix(1).map { ($0, nil) })
+        }
+        for finished in decision.finishedSteps {
+            try await finishStep(finished.step.notificationId, stepId: finished.step.stepId, result: finished.result)
+        }
     }
 
-    /// The integrations a notification's step has sent through (or planned to).
-    func integrationsTried(notificationId: String, stepId: String) async throws -> Set<String> {
-        var tried = Set(messages.filter { $0.notificationId == notificationId && $0.stepId == stepId }.compactMap(\.integrationId))
-        if !startedHere.contains(notificationId) {
-            tried.formUnion(
-                try await session.messages(notificationIds: [notificationId]).filter { $0.stepId == stepId }.compactMap(\.integrationId))
-        }
-        return tried
-    }
-
-    /// Delivery counts by status for (notification, step) pairs: `[notificationId, stepId]` → status → count. Runs
-    /// this batch started have no rows in the store; it is asked only for the others.
-    func stepDeliveryCounts(steps: [[String]]) async throws -> [[String]: [DeliveryStatus: Int]] {
-        let wanted = Set(steps)
-        var result: [[String]: [DeliveryStatus: Int]] = [:]
-        for delivery in deliveries {
-            guard let index = delivery.messageId.flatMap({ messageIndex[$0] }) else { continue }
-            let key = [messages[index].notificationId, messages[index].stepId]
-            if wanted.contains(key) { result[key, default: [:]][delivery.status, default: 0] += 1 }
-        }
-        let stored = steps.filter { !startedHere.contains($0[0]) }
-        for (key, counts) in try await session.stepDeliveryCounts(steps: stored) {
-            result[key, default: [:]].merge(counts, uniquingKeysWith: +)
-        }
-        return result
-    }
+    /// What happened in this batch (outcomes decided, runs finished), for the caller to report once it committed.
+    private(set) var events: [DomainEvent] = []
 }
 
 /// Renders a channel step's templates into provider-neutral content.

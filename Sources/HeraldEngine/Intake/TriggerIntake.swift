@@ -73,20 +73,39 @@ public actor TriggerIntake {
         flushing -= 1
     }
 
-    /// One transaction for a batch of submissions; a per-request problem fails that request only.
+    /// One transaction for a batch of submissions; a per-request problem fails that request only. A request whose
+    /// problem is only found by the database (a transaction id another process committed a moment ago, a constraint)
+    /// throws inside the shared transaction and rolls all of it back: the group is then committed again one request per
+    /// transaction, so only that request fails, with its own error, and the others commit (the rare path pays, not
+    /// the common one).
     private func commit(_ batch: [Submission]) async -> [Result<[TriggerReceipt], any Error>] {
-        let validator = self.validator
         let requests = batch.map { ($0.environmentId, $0.commands) }
         do {
-            return try await store.transaction { session in
-                var results: [Result<[TriggerReceipt], any Error>] = []
-                for (environmentId, commands) in requests {
-                    results.append(try await Self.commit(commands, environmentId: environmentId, validator: validator, session: session))
-                }
-                return results
-            }
+            return try await commitTogether(requests)
         } catch {
-            return batch.map { _ in .failure(error) }
+            guard requests.count > 1 else { return [.failure(error)] }
+            metrics.triggerGroupSplits.increment()
+            var results: [Result<[TriggerReceipt], any Error>] = []
+            for request in requests {
+                do {
+                    results += try await commitTogether([request])
+                } catch {
+                    results.append(.failure(error))
+                }
+            }
+            return results
+        }
+    }
+
+    /// Commits requests in one transaction; throws when the transaction fails as a whole.
+    private func commitTogether(_ requests: [(String, [TriggerCommand])]) async throws -> [Result<[TriggerReceipt], any Error>] {
+        let validator = self.validator
+        return try await store.transaction { session in
+            var results: [Result<[TriggerReceipt], any Error>] = []
+            for (environmentId, commands) in requests {
+                results.append(try await Self.commit(commands, environmentId: environmentId, validator: validator, session: session))
+            }
+            return results
         }
     }
 
@@ -127,7 +146,7 @@ public actor TriggerIntake {
                 id: session.newId(), environmentId: environmentId, transactionId: command.transactionId, workflowId: command.workflowId,
                 requestHash: command.requestHash, response: receipt.json.jsonString(), payload: command.payload,
                 recipients: .array(command.recipients), actor: command.actor, tenant: command.tenant, overrides: command.overrides,
-                status: "accepted", createdAt: now)
+                status: .accepted, createdAt: now)
             events.append(event)
             jobs.append(
                 NewJob(

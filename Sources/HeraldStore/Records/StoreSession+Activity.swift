@@ -50,12 +50,12 @@ extension StoreSession {
             for subscriberId in subscriberIds[start..<min(start + 500, subscriberIds.count)] {
                 let record = NotificationRecord(
                     id: ids.next(), environmentId: event.environmentId, eventId: event.id, transactionId: event.transactionId,
-                    workflowId: event.workflowId, subscriberId: subscriberId, topicKey: topicKey, status: "pending", state: "{}",
+                    workflowId: event.workflowId, subscriberId: subscriberId, topicKey: topicKey, status: .pending, state: "{}",
                     channels: [], createdAt: Date(millisecondsSince1970: now), updatedAt: Date(millisecondsSince1970: now))
                 records[record.id] = record
                 insert.row(
                     record.id, record.environmentId, record.eventId, record.transactionId, record.workflowId, record.subscriberId,
-                    record.topicKey, record.status, record.state, "[]", now, now)
+                    record.topicKey, record.status.rawValue, record.state, "[]", now, now)
             }
             for row in try await run(insert) {
                 if let record = records[try row.decode(column: "id", as: String.self)] { created.append(record) }
@@ -93,11 +93,11 @@ extension StoreSession {
     }
 
     /// Saves many runs' status, state and channels, one statement per 200.
-    public func updateNotifications(_ updates: [(id: String, status: String, state: String, channels: [String])]) async throws {
+    public func updateNotifications(_ updates: [(id: String, status: NotificationStatus, state: String, channels: [String])]) async throws {
         let now = nowMilliseconds
         for start in stride(from: 0, to: updates.count, by: 200) {
             let rows = updates[start..<min(start + 200, updates.count)].map { update -> SQLQueryString in
-                "(\(bind: update.id), \(bind: update.status), \(bind: update.state), \(bind: JSONValue.array(update.channels.map { .string($0) }).jsonString()))"
+                "(\(bind: update.id), \(bind: update.status.rawValue), \(bind: update.state), \(bind: JSONValue.array(update.channels.map { .string($0) }).jsonString()))"
             }
             try await db.raw(
                 """
@@ -137,7 +137,7 @@ extension StoreSession {
             transactionId: try row.decode(column: "transaction_id", as: String.self),
             workflowId: try row.decode(column: "workflow_id", as: String.self),
             subscriberId: try row.decode(column: "subscriber_id", as: String.self),
-            topicKey: try row.optional("topic_key"), status: try row.decode(column: "status", as: String.self),
+            topicKey: try row.optional("topic_key"), status: try row.status(as: NotificationStatus.self),
             state: try row.decode(column: "state", as: String.self), channels: list, createdAt: try row.date("created_at"),
             updatedAt: try row.date("updated_at"))
     }
@@ -159,7 +159,7 @@ extension StoreSession {
                 insert.row(
                     message.id, message.environmentId, message.notificationId, message.transactionId, message.workflowId,
                     message.subscriberId, message.stepId, message.channel.rawValue, message.integrationId, message.providerId,
-                    message.status, email ? nil : message.content.title, email ? message.content.title : nil, message.content.body,
+                    message.status.rawValue, email ? nil : message.content.title, email ? message.content.title : nil, message.content.body,
                     message.content.json.jsonString(), JSONValue.array(message.deviceTokens.map { .string($0) }).jsonString(),
                     email ? message.deviceTokens.first : nil, message.channel == .sms ? message.deviceTokens.first : nil,
                     message.errorId, message.errorText, message.createdAt.millisecondsSince1970, message.updatedAt.millisecondsSince1970)
@@ -195,11 +195,11 @@ extension StoreSession {
     }
 
     /// Sets many messages' status and error, one statement per 200.
-    public func updateMessages(_ updates: [(id: String, status: String, errorId: String?, errorText: String?)]) async throws {
+    public func updateMessages(_ updates: [(id: String, status: MessageStatus, errorId: String?, errorText: String?)]) async throws {
         let now = nowMilliseconds
         for start in stride(from: 0, to: updates.count, by: 200) {
             let rows = updates[start..<min(start + 200, updates.count)].map { update -> SQLQueryString in
-                "(\(bind: update.id), \(bind: update.status), \(bind: update.errorId ?? ""), \(bind: update.errorText ?? ""))"
+                "(\(bind: update.id), \(bind: update.status.rawValue), \(bind: update.errorId ?? ""), \(bind: update.errorText ?? ""))"
             }
             try await db.raw(
                 """
@@ -264,7 +264,7 @@ extension StoreSession {
             stepId: try row.decode(column: "step_id", as: String.self),
             channel: Channel(rawValue: try row.decode(column: "channel", as: String.self)) ?? .push,
             integrationId: try row.optional("integration_id"),
-            providerId: try row.optional("provider_id"), status: try row.decode(column: "status", as: String.self), content: content,
+            providerId: try row.optional("provider_id"), status: try row.status(as: MessageStatus.self), content: content,
             deviceTokens: list, errorId: try row.optional("error_id"), errorText: try row.optional("error_text"),
             createdAt: try row.date("created_at"),
             updatedAt: try row.date("updated_at"))
@@ -335,61 +335,61 @@ extension StoreSession {
         }
     }
 
-    /// Delivery counts by status for many (notification, step) pairs in one query: `[notificationId, stepId]` →
-    /// status → count.
-    public func stepDeliveryCounts(steps: [[String]]) async throws -> [[String]: [DeliveryStatus: Int]] {
-        guard !steps.isEmpty else { return [:] }
-        let wanted = Set(steps)
-        var result: [[String]: [DeliveryStatus: Int]] = [:]
-        let notificationIds = Array(Set(steps.map { $0[0] }))
+    /// The messages of (notification, step) pairs and their deliveries' summaries, in one query per 500
+    /// notifications: what recording outcomes decides a message's and a step's completion on.
+    public func stepLedger(
+        steps: [(notificationId: String, stepId: String)]
+    ) async throws -> (
+        messages: [MessageHead], deliveries: [DeliverySummary]
+    ) {
+        guard !steps.isEmpty else { return ([], []) }
+        let wanted = Set(steps.map { [$0.notificationId, $0.stepId] })
+        let notificationIds = Array(Set(steps.map(\.notificationId))).sorted()
+        let stepIds = Array(Set(steps.map(\.stepId))).sorted()
+        var messages: [MessageHead] = []
+        var deliveries: [DeliverySummary] = []
+        var seen: Set<String> = []
         for start in stride(from: 0, to: notificationIds.count, by: 500) {
             let chunk = Array(notificationIds[start..<min(start + 500, notificationIds.count)])
             let rows = try await db.raw(
                 """
-                SELECT m.notification_id AS notification_id, m.step_id AS step_id, d.status AS status, COUNT(*) AS n
-                FROM messages m JOIN deliveries d ON d.message_id = m.id
-                WHERE m.notification_id IN (\(binds: chunk)) GROUP BY m.notification_id, m.step_id, d.status
+                SELECT m.id AS id, m.notification_id AS notification_id, m.step_id AS step_id, m.channel AS channel,
+                m.integration_id AS integration_id, m.provider_id AS provider_id, d.id AS delivery_id, d.status AS status,
+                d.error_code AS error_code, d.outcome AS outcome, d.error_text AS error_text
+                FROM messages m LEFT JOIN deliveries d ON d.message_id = m.id
+                WHERE m.notification_id IN (\(binds: chunk)) AND m.step_id IN (\(binds: stepIds)) ORDER BY m.id, d.id
                 """
             ).all()
             for row in rows {
-                let key = [try row.decode(column: "notification_id", as: String.self), try row.decode(column: "step_id", as: String.self)]
-                guard wanted.contains(key), let status = DeliveryStatus(rawValue: try row.decode(column: "status", as: String.self)) else {
-                    continue
+                let id = try row.decode(column: "id", as: String.self)
+                let notificationId = try row.decode(column: "notification_id", as: String.self)
+                let stepId = try row.decode(column: "step_id", as: String.self)
+                guard wanted.contains([notificationId, stepId]) else { continue }
+                if seen.insert(id).inserted {
+                    messages.append(
+                        MessageHead(
+                            id: id, notificationId: notificationId, stepId: stepId,
+                            channel: Channel(rawValue: try row.decode(column: "channel", as: String.self)) ?? .push,
+                            integrationId: try row.optional("integration_id"), providerId: try row.optional("provider_id")))
                 }
-                result[key, default: [:]][status] = try row.decode(column: "n", as: Int.self)
+                guard let deliveryId = try row.optional("delivery_id", as: String.self) else { continue }
+                deliveries.append(
+                    DeliverySummary(
+                        id: deliveryId, messageId: id, status: try row.status(as: DeliveryStatus.self),
+                        errorCode: try row.optional("error_code"), outcome: try row.optional("outcome"),
+                        errorText: try row.optional("error_text")))
             }
         }
-        return result
+        return (messages, deliveries)
     }
 
-    /// The deliveries of messages.
     /// The current status of each delivery: the light re-read of a transaction that already holds the records.
     public func deliveryStatuses(ids: [String]) async throws -> [String: DeliveryStatus] {
         var result: [String: DeliveryStatus] = [:]
         for start in stride(from: 0, to: ids.count, by: 500) {
             let chunk = Array(ids[start..<min(start + 500, ids.count)])
             for row in try await db.raw("SELECT id, status FROM deliveries WHERE id IN (\(binds: chunk))").all() {
-                result[try row.decode(column: "id", as: String.self)] =
-                    DeliveryStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .pending
-            }
-        }
-        return result
-    }
-
-    /// What finishing a message needs of each of its deliveries, in id order (five columns instead of the whole
-    /// record: this runs for every delivery batch).
-    public func deliverySummaries(messageIds: [String]) async throws -> [DeliverySummary] {
-        var result: [DeliverySummary] = []
-        for start in stride(from: 0, to: messageIds.count, by: 500) {
-            let chunk = Array(messageIds[start..<min(start + 500, messageIds.count)])
-            result += try await db.raw(
-                "SELECT message_id, status, error_code, outcome, error_text FROM deliveries WHERE message_id IN (\(binds: chunk)) ORDER BY id"
-            ).all().map { row in
-                DeliverySummary(
-                    messageId: try row.decode(column: "message_id", as: String.self),
-                    status: DeliveryStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .pending,
-                    errorCode: try row.optional("error_code"), outcome: try row.optional("outcome"),
-                    errorText: try row.optional("error_text"))
+                result[try row.decode(column: "id", as: String.self)] = try row.status(as: DeliveryStatus.self)
             }
         }
         return result

@@ -2,33 +2,9 @@ import Foundation
 import HeraldCore
 import SQLKit
 
-/// What inserting an event found.
-public enum EventInsertResult: Sendable {
-    case inserted
-    /// The environment already has an event with this transaction id.
-    case existing(EventRecord)
-}
-
 extension StoreSession {
     private static let eventColumns =
         "id, environment_id, transaction_id, workflow_id, request_hash, response, payload, recipients, actor, tenant, overrides, status, cursor, created_at"
-
-    /// Inserts an accepted trigger unless its transaction id is taken in the environment.
-    public func insertEvent(_ event: EventRecord) async throws -> EventInsertResult {
-        let inserted = try await db.insert(into: "events")
-            .columns(
-                "id", "environment_id", "transaction_id", "workflow_id", "request_hash", "response", "payload", "recipients", "actor",
-                "tenant", "overrides", "status", "cursor", "created_at", "updated_at"
-            )
-            .values(Self.eventValues(event, now: nowMilliseconds))
-            .ignoringConflicts(with: ["environment_id", "transaction_id"])
-            .returning("id").all()
-        if !inserted.isEmpty { return .inserted }
-        guard let existing = try await self.event(environmentId: event.environmentId, transactionId: event.transactionId) else {
-            throw HeraldError(.internal, "event insert conflicted but no event has transaction id \(event.transactionId)")
-        }
-        return .existing(existing)
-    }
 
     /// Inserts many accepted triggers in one statement per chunk. Returns the transaction ids that were already
     /// taken (those rows were not inserted).
@@ -54,7 +30,7 @@ extension StoreSession {
         [
             event.id, event.environmentId, event.transactionId, event.workflowId, event.requestHash, event.response,
             event.payload.jsonString(), event.recipients.jsonString(), event.actor?.jsonString(), event.tenant?.jsonString(),
-            event.overrides.jsonString(), event.status, event.cursor, event.createdAt.millisecondsSince1970, now,
+            event.overrides.jsonString(), event.status.rawValue, event.cursor, event.createdAt.millisecondsSince1970, now,
         ]
     }
 
@@ -86,9 +62,9 @@ extension StoreSession {
     }
 
     /// Records fan-out progress (the checkpoint) of an event.
-    public func updateEvent(id: String, status: String, cursor: String?) async throws {
+    public func updateEvent(id: String, status: EventStatus, cursor: String?) async throws {
         try await db.raw(
-            "UPDATE events SET status = \(bind: status), cursor = \(bind: cursor), updated_at = \(bind: nowMilliseconds) WHERE id = \(bind: id)"
+            "UPDATE events SET status = \(bind: status.rawValue), cursor = \(bind: cursor), updated_at = \(bind: nowMilliseconds) WHERE id = \(bind: id)"
         ).run()
     }
 
@@ -103,7 +79,7 @@ extension StoreSession {
             actor: try row.optional("actor", as: String.self).map(JSONValue.parse),
             tenant: try row.optional("tenant", as: String.self).map(JSONValue.parse),
             overrides: try JSONValue.parse(try row.decode(column: "overrides", as: String.self)),
-            status: try row.decode(column: "status", as: String.self), cursor: try row.optional("cursor"),
+            status: try row.status(as: EventStatus.self), cursor: try row.optional("cursor"),
             createdAt: try row.date("created_at")
         )
     }

@@ -1,0 +1,49 @@
+import HeraldCore
+
+/// Something that happened to what Herald sends, decided by the engine's pure cores and committed with the state
+/// change it reports. Metrics count them today; status webhooks and other consumers read the same list.
+public struct DomainEvent: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        /// Every delivery of a message is final and at least one was delivered (the provider accepted it).
+        case messageSent = "message.sent"
+        /// Every delivery of a message is final and none was delivered.
+        case messageFailed = "message.failed"
+        /// A delivery exhausted its retries.
+        case messageDead = "message.dead"
+        /// A device was removed because the provider called its token invalid.
+        case deviceRemoved = "device.removed"
+        /// An invalid-token removal was held back by the mass-deletion guard.
+        case deviceRemovalWithheld = "device.removal_withheld"
+        /// A run finished (every step terminal).
+        case notificationCompleted = "notification.completed"
+    }
+
+    public var kind: Kind
+    public var notificationId: String?
+    public var messageId: String?
+    public var deliveryId: String?
+    public var stepId: String?
+    public var channel: Channel?
+    public var integrationId: String?
+    public var providerId: String?
+    /// The device removed (``Kind/deviceRemoved``), when the delivery had one.
+    public var deviceId: String?
+    /// The provider's reason or the error code, never a secret.
+    public var reason: String?
+
+    public init(
+        _ kind: Kind, notificationId: String? = nil, messageId: String? = nil, deliveryId: String? = nil, stepId: String? = nil,
+        channel: Channel? = nil, integrationId: String? = nil, providerId: String? = nil, deviceId: String? = nil, reason: String? = nil
+    ) {
+        self.kind = kind
+        self.notificationId = notificationId
+        self.messageId = messageId
+        self.deliveryId = deliveryId
+        self.stepId = stepId
+        self.channel = channel
+        self.integrationId = integrationId
+        self.providerId = providerId
+        self.deviceId = deviceId
+        self.reason = reason
+    }
+}
