@@ -7,8 +7,8 @@ import NIOPosix
 import NIOSSL
 import Synchronization
 
-/// The outbound HTTP client every provider shares: pooled keep-alive connections (HTTP/2 where the server offers it),
-/// no redirects (a redirect could lead a webhook to a private address), bounded timeouts.
+/// The outbound HTTP client every provider shares: pooled HTTP/1.1 keep-alive connections for single requests, Herald's
+/// own HTTP/2 client for batches to one HTTPS API, no redirects (a redirect could lead a webhook to a private address), bounded timeouts.
 ///
 /// Every request passes the SSRF guard (``OutboundURLPolicy``): the URL is checked, its host resolved once and
 /// every address vetted, and the connection goes to a vetted address — a client per (host, address) whose DNS
@@ -50,7 +50,13 @@ public final class HTTPTransport: Sendable {
         var configuration = HTTPClient.Configuration(
             tlsConfiguration: tls, redirectConfiguration: .disallow, timeout: .init(connect: .seconds(10), read: timeout))
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: connectionsPerHost)
-        configuration.httpVersion = .automatic
+        // HTTP/1.1 only: single requests (webhooks, chat, email and SMS APIs, Web Push) go over a pool of keep-alive
+        // connections per host. AsyncHTTPClient's HTTP/2 path carried every request to a host on one connection,
+        // queued the rest for at most the connect timeout, and against servers that end a connection after a number
+        // of requests (hypercorn's default 1,000) lost the answers of the streams in flight: the receiver got them,
+        // Herald recorded transport failures and sent them again (docs/reliability.md). Batches to one HTTPS API
+        // (APNs, FCM) use Herald's own HTTP/2 client, ``HTTP2Pool``.
+        configuration.httpVersion = .http1Only
         // Herald bootstraps no tracer; without this the client still builds span attributes for every request.
         configuration.tracing.tracer = nil
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)

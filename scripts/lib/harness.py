@@ -172,3 +172,48 @@ def sqlite_seed_topic(database_path, topic, count, integration_id, prefix="m", d
             [(os.urandom(12).hex(), environment, topic, f"{prefix}{i:08d}", now, now) for i in rows])
         connection.commit()
     connection.close()
+
+
+def postgres_database(admin_url):
+    """Creates a fresh database on the PostgreSQL server of `admin_url` (psql) and returns its URL."""
+    name = "herald_script_" + os.urandom(6).hex()
+    subprocess.run(["psql", admin_url, "-qc", f"CREATE DATABASE {name}"], check=True, stdout=subprocess.DEVNULL)
+    base, _, query = admin_url.partition("?")
+    return base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
+
+
+def postgres_seed_topic(database_url, topic, count, integration_id, prefix="m"):
+    """The PostgreSQL twin of `sqlite_seed_topic` (one push-webhook device per member), in three set-based statements."""
+    url = database_url.split("?")[0]
+    sql = f"""
+    BEGIN;
+    CREATE TEMP TABLE env AS SELECT id FROM environments WHERE name = 'development';
+    INSERT INTO topics (id, environment_id, key, name, created_at, updated_at)
+      SELECT substr(md5(random()::text), 1, 24), id, '{topic}', '{topic}', 0, 0 FROM env ON CONFLICT DO NOTHING;
+    INSERT INTO subscribers (id, environment_id, subscriber_id, created_at, updated_at)
+      SELECT substr(md5(random()::text || g), 1, 24), env.id, '{prefix}' || lpad(g::text, 8, '0'), 0, 0
+      FROM env, generate_series(0, {count - 1}) g;
+    INSERT INTO devices (id, environment_id, provider, token, integration_id, subscriber_id, created_at, updated_at)
+      SELECT substr(md5(random()::text || g), 1, 24), env.id, 'push-webhook', 'tok-{prefix}' || lpad(g::text, 8, '0'),
+             '{integration_id}', '{prefix}' || lpad(g::text, 8, '0'), 0, 0
+      FROM env, generate_series(0, {count - 1}) g;
+    INSERT INTO topic_subscriptions (id, environment_id, topic_key, subscriber_id, created_at, updated_at)
+      SELECT substr(md5(random()::text || g), 1, 24), env.id, '{topic}', '{prefix}' || lpad(g::text, 8, '0'), 0, 0
+      FROM env, generate_series(0, {count - 1}) g;
+    COMMIT;
+    """
+    subprocess.run(["psql", url, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True, stdout=subprocess.DEVNULL)
+
+
+def metric_sum(server_url, name, exclude_labels=()):
+    """The sum of a counter family's samples in `GET /metrics`, leaving out samples whose labels contain any of
+    `exclude_labels` (e.g. 'outcome="delivered"')."""
+    with urllib.request.urlopen(server_url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            if any(label in line for label in exclude_labels):
+                continue
+            total += float(line.rsplit(" ", 1)[1])
+    return total

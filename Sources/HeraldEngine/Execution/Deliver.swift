@@ -2,6 +2,7 @@ import Foundation
 import HeraldCore
 import HeraldStore
 import HeraldWorkflow
+import Logging
 
 extension Engine {
     /// Sends a batch of deliveries to one integration, then records the outcomes in one transaction: retries are
@@ -107,6 +108,7 @@ extension Engine {
                 open, results: batch.results, messages: messages, ledger: &ledger, tokenCount: tokenCount, candidates: candidates,
                 random: &random)
             try await runs.apply(decision)
+            logUndelivered(decision.deliveries, batch: batch, logger: runs.engine.logger)
         }
         guard let delay = batch.receiptDelay else { return }
         let delivered = batch.sent.map(\.id).filter { if case .delivered(let id)? = batch.results[$0], id != nil { true } else { false } }
@@ -117,6 +119,34 @@ extension Engine {
                 environmentId: environmentId, job: .receipts,
                 payload: ReceiptsJob(integration: batch.integrationId, deliveries: delivered, attempt: 0).encoded(), runAt: at)
         ])
+    }
+
+    /// Makes failed and retried sends visible: one `info` line per batch with the counts per status and outcome
+    /// class and the first error, and at `debug` one line per delivery (provider, integration, attempt, error).
+    static func logUndelivered(_ deliveries: [DeliveryRecord], batch: SentBatch, logger: Logger) {
+        let undelivered = deliveries.filter { $0.status != .delivered }
+        guard !undelivered.isEmpty else { return }
+        let provider = batch.integration?.providerId ?? undelivered[0].providerId
+        var counts: [String: Int] = [:]
+        for delivery in undelivered { counts["\(delivery.status.rawValue)/\(delivery.outcome ?? "-")", default: 0] += 1 }
+        logger.info(
+            "deliveries not delivered",
+            metadata: [
+                "provider": "\(provider)", "integration": "\(batch.integrationId)", "sent": "\(batch.sent.count)",
+                "counts": "\(counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))",
+                "maxAttempt": "\(undelivered.map(\.attempts).max() ?? 0)", "firstError": "\(undelivered[0].errorText ?? "-")",
+            ])
+        guard logger.logLevel <= .debug else { return }
+        for delivery in undelivered {
+            logger.debug(
+                "delivery not delivered",
+                metadata: [
+                    "delivery": "\(delivery.id)", "provider": "\(delivery.providerId)", "integration": "\(batch.integrationId)",
+                    "status": "\(delivery.status.rawValue)", "outcome": "\(delivery.outcome ?? "-")", "attempt": "\(delivery.attempts)",
+                    "error": "\(delivery.errorText ?? "-")",
+                    "nextAttempt": "\(delivery.nextAttemptAt?.iso8601Milliseconds ?? "-")",
+                ])
+        }
     }
 
     /// What each delivery sends: its message's content, or its raw send's payload for the provider. Deliveries of

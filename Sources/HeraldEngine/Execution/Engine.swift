@@ -32,6 +32,7 @@ struct EngineContext: Sendable {
     let configuration: EngineConfiguration
     /// Retry jitter.
     let random: RandomSource
+    let logger: Logger
 }
 
 /// The workflow engine (DESIGN §7): job handlers for recipient expansion, run start and resume, and delivery.
@@ -47,7 +48,8 @@ public struct Engine: Sendable {
         configuration: EngineConfiguration = .init(), random: RandomSource = .system, logger: Logger
     ) {
         self.store = store
-        self.context = EngineContext(workflows: workflows, providers: providers, configuration: configuration, random: random)
+        self.context = EngineContext(
+            workflows: workflows, providers: providers, configuration: configuration, random: random, logger: logger)
         self.metrics = metrics
         self.logger = logger
     }
