@@ -1,7 +1,7 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-/// One set of compiler settings for every target (STYLE.md: Swift 6 language mode, strict concurrency).
+/// One set of compiler settings for every target (Swift 6 language mode, strict concurrency).
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny")
 ]

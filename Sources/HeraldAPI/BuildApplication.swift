@@ -8,7 +8,7 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 
-/// How `herald serve` runs (DESIGN §4). Every field has the documented default.
+/// How `herald serve` runs (`README.md` §Configuration). Every field has the documented default.
 public struct ServerConfiguration: Sendable {
     /// Bind address (default `127.0.0.1`).
     public var host: String = "127.0.0.1"
@@ -64,16 +64,14 @@ public struct BootstrapResult: Sendable {
 /// connections it migrates (unless disabled), checks the encryption key, and on an empty database creates the
 /// `development` environment and its key.
 public func buildApplication(
-    configuration: ServerConfiguration, store: SQLStore, workflows: WorkflowRegistry = WorkflowRegistry(),
-    providers: (any ProviderFactory)? = nil, logger: Logger,
+    configuration: ServerConfiguration, store: SQLStore, providers: any ProviderFactory, policy: OutboundURLPolicy,
+    workflows: WorkflowRegistry = WorkflowRegistry(), logger: Logger,
     onBootstrap: @escaping @Sendable (BootstrapResult) -> Void = { _ in },
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
-    if !configuration.allowPrivateNetwork.isEmpty, let policy = try? OutboundURLPolicy(allowing: configuration.allowPrivateNetwork) {
-        OutboundURLPolicy.current = policy
-    }
     let runtime = Runtime(
-        store: store, workflows: workflows, providers: providers, engineConfiguration: configuration.engine, logger: logger)
+        store: store, providers: providers, policy: policy, workflows: workflows, engineConfiguration: configuration.engine,
+        logger: logger)
     let router = buildRouter(store: store, runtime: runtime, configuration: configuration.api)
     let workflowService = WorkflowDirectoryService(directory: configuration.workflowsDirectory, registry: workflows, logger: logger)
     workflowService.load()

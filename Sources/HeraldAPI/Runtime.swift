@@ -5,7 +5,9 @@ import HeraldStore
 import HeraldWorkflow
 import Logging
 
-/// What routes need beyond the store: the live workflows, trigger intake, the engine (cancel) and metrics.
+/// What routes need beyond the store: the live workflows, trigger intake, the engine (cancel), metrics and the outbound
+/// URL policy that vets URLs when they are stored. The composition root (`herald serve`, `herald dev`, a test) builds
+/// the policy and the provider factory and passes them in: nothing here is process-wide.
 public struct Runtime: Sendable {
     public let workflows: WorkflowRegistry
     public let intake: TriggerIntake
@@ -14,20 +16,21 @@ public struct Runtime: Sendable {
     public let engine: Engine
     public let metrics: EngineMetrics
     public let validator: TriggerValidator
+    public let policy: OutboundURLPolicy
 
     public init(
-        store: SQLStore, workflows: WorkflowRegistry = WorkflowRegistry(), providers: (any ProviderFactory)? = nil,
+        store: SQLStore, providers: any ProviderFactory, policy: OutboundURLPolicy, workflows: WorkflowRegistry = WorkflowRegistry(),
         engineConfiguration: EngineConfiguration = .init(), metrics: EngineMetrics = EngineMetrics(),
         logger: Logger = Logger(label: "herald")
     ) {
         self.workflows = workflows
         self.metrics = metrics
-        self.validator = TriggerValidator(workflows: workflows)
+        self.policy = policy
+        self.validator = TriggerValidator(workflows: workflows, policy: policy)
         self.intake = TriggerIntake(store: store, validator: validator, metrics: metrics)
-        self.pushes = PushIntake(store: store, metrics: metrics)
-        let factory = providers ?? StandardProviderFactory(transport: .shared, clock: store.clock)
+        self.pushes = PushIntake(store: store, metrics: metrics, policy: policy)
         self.engine = Engine(
-            store: store, workflows: workflows, providers: ProviderPool(factory: factory), metrics: metrics,
+            store: store, workflows: workflows, providers: ProviderPool(factory: providers), metrics: metrics,
             configuration: engineConfiguration,
             logger: logger)
     }

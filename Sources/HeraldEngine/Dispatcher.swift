@@ -5,7 +5,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-/// The queue workers (DESIGN §8): claims due jobs in batches with a lease, runs them with at most `workers` in
+/// The queue workers (docs/architecture.md §Engine): claims due jobs in batches with a lease, runs them with at most `workers` in
 /// flight, completes or reschedules them, and sleeps until the store signals new work (in-process signal on SQLite,
 /// `LISTEN/NOTIFY` on PostgreSQL) or the poll interval passes. On graceful shutdown it stops claiming and lets the
 /// jobs in flight finish; a job whose worker died is claimed again when its lease expires.

@@ -15,14 +15,11 @@ import Synchronization
 /// override pins the connection while TLS still verifies the host name — so a name that resolves differently the
 /// next time (DNS rebinding) cannot redirect it. Resolutions are cached for 30 seconds.
 public final class HTTPTransport: Sendable {
-    /// The process-wide transport: one connection pool for every provider, alive as long as the process.
-    public static let shared = HTTPTransport()
-
     /// The client for IP-literal URLs (nothing to resolve).
     public let client: HTTPClient
     let configuration: HTTPClient.Configuration
-    /// The policy to apply; nil means ``OutboundURLPolicy/current`` at each request.
-    let policy: OutboundURLPolicy?
+    /// The outbound URL guard every request passes.
+    public let policy: OutboundURLPolicy
     let resolver: @Sendable (String) async -> [IPAddress]
     private let resolutions = Mutex<[String: (addresses: [IPAddress], expires: ContinuousClock.Instant)]>([:])
     private let pinned = Mutex<(clients: [String: HTTPClient], order: [String])>(([:], []))
@@ -40,7 +37,7 @@ public final class HTTPTransport: Sendable {
 
     public init(
         connectionsPerHost: Int = 64, timeout: TimeAmount = .seconds(30), maxResponseBytes: Int = 1 << 20,
-        caFile: String? = ProcessInfo.processInfo.environment["HERALD_CA_FILE"], policy: OutboundURLPolicy? = nil,
+        caFile: String? = ProcessInfo.processInfo.environment["HERALD_CA_FILE"], policy: OutboundURLPolicy,
         resolver: @escaping @Sendable (String) async -> [IPAddress] = HTTPTransport.systemResolve
     ) {
         self.policy = policy
@@ -104,7 +101,6 @@ public final class HTTPTransport: Sendable {
         base: String, _ requests: [HTTPBatchRequest], tls: TLSConfiguration? = nil
     ) async -> [Result<Response, any Error>] {
         guard !requests.isEmpty else { return [] }
-        let policy = effectivePolicy
         let checked: CheckedURL
         do { checked = try policy.check(base) } catch { return requests.map { _ in .failure(error) } }
         var prefix = ""
@@ -173,7 +169,6 @@ public final class HTTPTransport: Sendable {
     /// The client that may carry a request to `url`: the shared one for a vetted IP literal, else the one pinned to
     /// the vetted address of its host. Throws ``OutboundURLRefusal``.
     func guardedClient(for url: String) async throws -> HTTPClient {
-        let policy = effectivePolicy
         let checked = try policy.check(url)
         if checked.address != nil { return client }
         let target = try await vettedAddress(checked, policy: policy)
@@ -208,9 +203,6 @@ public final class HTTPTransport: Sendable {
         let vetted = try policy.vet(checked, resolved: addresses ?? [])
         return vetted.first { $0.isV4 } ?? vetted[0]
     }
-
-    /// The policy requests are checked against now.
-    public var effectivePolicy: OutboundURLPolicy { policy ?? OutboundURLPolicy.current }
 
     /// getaddrinfo on a thread of NIO's blocking pool.
     public static let systemResolve: @Sendable (String) async -> [IPAddress] = { host in

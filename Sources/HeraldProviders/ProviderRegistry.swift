@@ -12,16 +12,12 @@ public struct StandardProviderFactory: ProviderFactory {
         self.clock = clock
     }
 
-    /// Provider ids with a client in this build.
+    /// Provider ids with a client in this build (a test holds it equal to ``ProviderCatalog``).
     public static let providerIds: Set<String> = WebhookProvider.providerIds.union(ChatWebhookProvider.providerIds).union(
         EmailAPIProvider.providerIds
     ).union([
         "fcm", "apns", "web-push", "expo", "hms", "one-signal", "pusher-beams", "pushpad", "telegram", "twilio", "nexmo", "nodemailer",
     ])
-
-    public func supports(_ providerId: String) -> Bool {
-        Self.providerIds.contains(providerId)
-    }
 
     public func makeProvider(for integration: Integration) throws -> any DeliveryProvider {
         switch integration.providerId {

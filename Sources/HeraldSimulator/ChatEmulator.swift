@@ -35,8 +35,8 @@ public struct ChatFault: Sendable, Codable, Equatable {
     }
 }
 
-/// Slack, Discord, Microsoft Teams and Mattermost incoming webhooks and Telegram's Bot API (`reference/providers.md`
-/// §10–12, §17.6), checking what the services check: Slack needs `text` or `blocks` and answers the literal `ok`;
+/// Slack, Discord, Microsoft Teams and Mattermost incoming webhooks and Telegram's Bot API (`docs/providers.md`
+/// §Chat, §Emulators), checking what the services check: Slack needs `text` or `blocks` and answers the literal `ok`;
 /// Discord needs `content` (≤ 2000 characters) or `embeds` (≤ 10), answers 204 or, with `wait=true`, the message
 /// with its id, and puts `retry_after` in its 429 body; Teams refuses bodies over 28 KB with 413 and needs `text` or
 /// an `attachments` card (Workflows URLs answer 202); Mattermost needs `text`; Telegram checks the bot token, `chat_id`

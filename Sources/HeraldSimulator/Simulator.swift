@@ -21,7 +21,7 @@ public struct SimulatorEndpoints: Sendable {
     public var smtpsPort: Int
 }
 
-/// The provider emulators (DESIGN §3, `HeraldSimulator`), served on two listeners: plain HTTP (webhooks, control API)
+/// The provider emulators (`docs/providers.md` §Emulators), served on two listeners: plain HTTP (webhooks, control API)
 /// and TLS with ALPN `h2`/`http/1.1` (the push services; APNs requires HTTP/2). Tests, benchmarks, the crash test and
 /// `herald dev` run it on `127.0.0.1` and ephemeral ports.
 public struct Simulator: Sendable {

@@ -57,14 +57,23 @@ public struct SQLStore: Sendable, Service {
     }
 
     /// Runs `body` in a transaction: everything it writes commits together when it returns, or not at all when it
-    /// throws. Workers are woken after the commit if `body` enqueued jobs. Commits are ``Durability/acknowledged``
+    /// throws. Workers are woken after the commit if `body` enqueued jobs (on PostgreSQL by one `NOTIFY` in the
+    /// transaction, delivered at commit). Commits are ``Durability/acknowledged``
     /// unless the caller is the engine working off its queue (``Durability/replayable``).
     public func transaction<T: Sendable>(
         durability: Durability = .acknowledged, _ body: @escaping @Sendable (StoreSession) async throws -> T
     ) async throws -> T {
         let enqueued = EnqueueFlag()
         let session = makeSession
-        let result = try await driver.withTransaction(durability: durability) { db in try await body(session(db).flagging(enqueued)) }
+        let notifies = dialect == .postgres
+        let result = try await driver.withTransaction(durability: durability) { db in
+            let transaction = session(db).flagging(enqueued)
+            let result = try await body(transaction)
+            // One NOTIFY per transaction however many enqueues it made (each is a round trip, and a transaction that
+            // notifies takes PostgreSQL's notify lock at commit).
+            if notifies, enqueued.isSet { try await transaction.notifyWorkers() }
+            return result
+        }
         if enqueued.isSet { jobSignal.signal() }
         return result
     }

@@ -63,9 +63,11 @@ struct Dev: AsyncParsableCommand {
             // The emulators listen on loopback.
             configuration.allowPrivateNetwork = ["127.0.0.1", "::1"]
             let key = configuration.initialAPIKey!
-            let transport = HTTPTransport(caFile: caFile)
+            let policy = try OutboundURLPolicy(allowing: configuration.allowPrivateNetwork)
+            let transport = HTTPTransport(caFile: caFile, policy: policy)
             let application = buildApplication(
                 configuration: configuration, store: store, providers: StandardProviderFactory(transport: transport, clock: store.clock),
+                policy: policy,
                 logger: logger,
                 onServerRunning: { port in
                     // Set up once the server answers (this callback runs before it accepts connections).
@@ -91,7 +93,8 @@ struct Dev: AsyncParsableCommand {
     /// Creates the integrations and the demo subscriber through Herald's own API (idempotent: a second start finds
     /// them), then prints how to use them.
     static func configure(herald: String, key: String, simulator: Simulator, endpoints: SimulatorEndpoints) async throws {
-        let client = HTTPTransport()
+        // Herald's own API and the simulator's control routes, both on loopback.
+        let client = HTTPTransport(policy: try OutboundURLPolicy(allowing: ["127.0.0.1", "::1"]))
         do {
             try await configure(client: client, herald: herald, key: key, simulator: simulator, endpoints: endpoints)
         } catch {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HeraldAPI
 import HeraldCore
+import HeraldProviders
 import HeraldStore
 import Hummingbird
 
@@ -74,8 +75,12 @@ struct Serve: AsyncParsableCommand {
             let configuration = try resolve(environment: ProcessInfo.processInfo.environment)
             let logger = try makeLogger(level: options.logLevel)
             let store = try await options.openStore(logger: logger)
+            // The composition root: the outbound URL policy, the one HTTP transport and the provider factory.
+            let policy = try OutboundURLPolicy(allowing: configuration.allowPrivateNetwork)
+            let transport = HTTPTransport(caFile: ProcessInfo.processInfo.environment["HERALD_CA_FILE"], policy: policy)
             let application = buildApplication(
-                configuration: configuration, store: store, logger: logger,
+                configuration: configuration, store: store, providers: StandardProviderFactory(transport: transport, clock: store.clock),
+                policy: policy, logger: logger,
                 onBootstrap: { result in
                     // Written straight to stdout (unbuffered), so it shows at once even when stdout is a pipe.
                     if let key = result.generatedKey {
@@ -94,10 +99,13 @@ struct Serve: AsyncParsableCommand {
             do {
                 try await application.runService()
             } catch let error as HeraldError {
+                await transport.shutdown()
                 throw error
             } catch {
+                await transport.shutdown()
                 throw HeraldError(.internal, "server stopped: \(error)")
             }
+            await transport.shutdown()
         }
     }
 

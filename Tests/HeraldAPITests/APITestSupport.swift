@@ -2,8 +2,10 @@ import Foundation
 import HTTPTypes
 import HeraldAPI
 import HeraldCore
+import HeraldProviders
 import HeraldStore
 import HeraldTestSupport
+import HeraldWorkflow
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
@@ -22,7 +24,6 @@ func withAPI(
     _ backend: Backend, configuration: APIConfiguration = .init(),
     _ body: @escaping @Sendable (any TestClientProtocol, SQLStore, TestTenants) async throws -> Void
 ) async throws {
-    allowLoopbackForTests()
     try await withStore(backend) { store, _ in
         let tenants = try await store.transaction { session in
             let development = try await session.createEnvironment(named: "development")
@@ -33,7 +34,7 @@ func withAPI(
                 development: development, developmentKey: developmentKey.revealed, production: production,
                 productionKey: productionKey.revealed)
         }
-        let application = Application(router: buildRouter(store: store, configuration: configuration))
+        let application = Application(router: buildRouter(store: store, runtime: testRuntime(store), configuration: configuration))
         try await application.test(.router) { client in
             try await body(client, store, tenants)
         }
@@ -62,6 +63,16 @@ func body(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
 
 /// The emulators listen on loopback, which the SSRF guard refuses unless allowed (as `herald dev` and the scripts
 /// allow it with `--allow-private-network`).
-func allowLoopbackForTests() {
-    OutboundURLPolicy.current = try! OutboundURLPolicy(allowing: ["127.0.0.1", "::1"])
+let testPolicy = try! OutboundURLPolicy(allowing: ["127.0.0.1", "::1"])
+
+/// The transport of the API tests' runtimes: one for the whole test process (an AsyncHTTPClient must be shut down
+/// before it is released, and this one lives as long as the process).
+let testTransport = HTTPTransport(policy: testPolicy)
+
+/// What the API needs besides the store, as a test's composition root builds it: the loopback-allowing policy and a
+/// provider factory over a transport with that policy.
+func testRuntime(_ store: SQLStore, workflows: WorkflowRegistry = WorkflowRegistry()) -> Runtime {
+    Runtime(
+        store: store, providers: StandardProviderFactory(transport: testTransport, clock: store.clock), policy: testPolicy,
+        workflows: workflows)
 }

@@ -31,7 +31,7 @@ struct AuthAndErrorTests {
         defer { Task { try await cleanUp() } }
         let store = try await SQLStore.open(url, cipher: CredentialCipher(current: .random()), logger: testLogger)
         try await store.withRunning { store in
-            try await Application(router: buildRouter(store: store)).test(.router) { client in
+            try await Application(router: buildRouter(store: store, runtime: testRuntime(store))).test(.router) { client in
                 try await client.execute(uri: "/readyz", method: .get) { response async throws in
                     #expect(response.status == .serviceUnavailable)
                     #expect(try response.field("status") == "not_ready")

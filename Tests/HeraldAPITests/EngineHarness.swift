@@ -121,7 +121,6 @@ func withEngine(
     configure: @Sendable (inout EngineConfiguration) -> Void = { _ in },
     _ body: @escaping @Sendable (EngineHarness) async throws -> Void
 ) async throws {
-    allowLoopbackForTests()
     let registry = WorkflowRegistry()
     let diagnostics = registry.update(sources.enumerated().map { ("w\($0.offset).yaml", $0.element) })
     #expect(diagnostics.filter { $0.severity == .error }.isEmpty, "workflow diagnostics: \(diagnostics)")
@@ -138,7 +137,7 @@ func withEngine(
     let caFile = FileManager.default.temporaryDirectory.appendingPathComponent("herald-test-ca-\(UUID().uuidString).pem").path
     try simulator.identity.writeCA(to: caFile)
     defer { try? FileManager.default.removeItem(atPath: caFile) }
-    let transport = HTTPTransport(caFile: caFile)
+    let transport = HTTPTransport(caFile: caFile, policy: testPolicy)
     @Sendable func run(simulator: Simulator, transport: HTTPTransport) async throws {
         try await simulator.withRunning(logger: testLogger) { endpoints in
             let simulatorURL = endpoints.plain
@@ -149,8 +148,8 @@ func withEngine(
                     return (environment, key.revealed)
                 }
                 let runtime = Runtime(
-                    store: store, workflows: registry, providers: StandardProviderFactory(transport: transport, clock: clock),
-                    engineConfiguration: engineConfiguration, logger: testLogger)
+                    store: store, providers: StandardProviderFactory(transport: transport, clock: clock), policy: testPolicy,
+                    workflows: registry, engineConfiguration: engineConfiguration, logger: testLogger)
                 let dispatcher = Dispatcher(
                     store: store, engine: runtime.engine, metrics: runtime.metrics, workers: 4, lease: .seconds(30),
                     pollInterval: .milliseconds(50), logger: testLogger)

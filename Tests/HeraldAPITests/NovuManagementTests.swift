@@ -196,15 +196,23 @@ struct NovuManagementTests {
         let p256dh = Base64URL.encode([0x04] + [UInt8](repeating: 7, count: 64))
         let auth = Base64URL.encode([UInt8](repeating: 1, count: 16))
         let good = #"{"endpoint":"https://push.example.com/abc","keys":{"p256dh":"\#(p256dh)","auth":"\#(auth)"}}"#
-        #expect(DeviceTokenRules.problem(provider: "web-push", token: good) == nil)
-        #expect(DeviceTokenRules.problem(provider: "web-push", token: good.replacingOccurrences(of: "https", with: "http")) != nil)
+        #expect(DeviceTokenRules.problem(provider: "web-push", token: good, policy: .strict) == nil)
+        #expect(
+            DeviceTokenRules.problem(provider: "web-push", token: good.replacingOccurrences(of: "https", with: "http"), policy: .strict)
+                != nil)
         #expect(
             DeviceTokenRules.problem(
-                provider: "web-push", token: #"{"endpoint":"https://x.y/z","keys":{"p256dh":"AAAA","auth":"\#(auth)"}}"#) != nil)
-        #expect(DeviceTokenRules.problem(provider: "web-push", token: "not json") != nil)
-        #expect(DeviceTokenRules.problem(provider: "apns", token: String(repeating: "ab", count: 32)) == nil)
-        #expect(DeviceTokenRules.problem(provider: "apns", token: "xyz") != nil)
-        #expect(DeviceTokenRules.problem(provider: "expo", token: "ExponentPushToken[abc]") == nil)
+                provider: "web-push", token: #"{"endpoint":"https://x.y/z","keys":{"p256dh":"AAAA","auth":"\#(auth)"}}"#, policy: .strict)
+                != nil)
+        #expect(DeviceTokenRules.problem(provider: "web-push", token: "not json", policy: .strict) != nil)
+        #expect(DeviceTokenRules.problem(provider: "apns", token: String(repeating: "ab", count: 32), policy: .strict) == nil)
+        #expect(DeviceTokenRules.problem(provider: "apns", token: "xyz", policy: .strict) != nil)
+        #expect(DeviceTokenRules.problem(provider: "expo", token: "ExponentPushToken[abc]", policy: .strict) == nil)
+        // The endpoint passes the outbound guard: a private address is refused with a policy, accepted by the format
+        // check alone (the transport vets it again at every send).
+        let private10 = good.replacingOccurrences(of: "push.example.com", with: "10.0.0.8")
+        #expect(DeviceTokenRules.problem(provider: "web-push", token: private10, policy: .strict) != nil)
+        #expect(DeviceTokenRules.problem(provider: "web-push", token: private10, policy: nil) == nil)
     }
 
     @Test(

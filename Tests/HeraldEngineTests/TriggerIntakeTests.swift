@@ -22,7 +22,7 @@ struct TriggerIntakeTests {
     static func validator() -> TriggerValidator {
         let registry = WorkflowRegistry()
         _ = registry.update([(path: "ping.yaml", contents: workflow)])
-        return TriggerValidator(workflows: registry)
+        return TriggerValidator(workflows: registry, policy: .strict)
     }
 
     static func command(_ validator: TriggerValidator, transactionId: String, payload: JSONValue = [:]) throws -> TriggerCommand {

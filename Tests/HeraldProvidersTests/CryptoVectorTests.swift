@@ -7,7 +7,7 @@ import _CryptoExtras
 @testable import HeraldProviders
 @testable import HeraldSimulator
 
-/// The test vectors of `reference/providers.md` §16, reproduced by Herald's own code.
+/// The test vectors of `docs/providers.md` §Test vectors, reproduced by Herald's own code.
 @Suite struct CryptoVectorTests {
     func b64(_ text: String) -> [UInt8] { Array(Base64URL.decode(text)!) }
 

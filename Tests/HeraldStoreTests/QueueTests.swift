@@ -117,6 +117,30 @@ struct QueueTests {
         }
     }
 
+    @Test(
+        "completing a batch deletes each job only under its own lease; stale entries in the batch are skipped",
+        arguments: Backend.available)
+    func batchCompletion(backend: Backend) async throws {
+        let clock = ManualWallClock()
+        try await withStore(backend, clock: clock) { store, _ in
+            try await store.transaction { session in
+                try await session.enqueue((0..<3).map { NewJob(kind: "deliver", payload: "{\"n\":\($0)}", transactionId: "tx-\($0)") })
+            }
+            let stale = try await store.transaction { try await $0.claimJobs(limit: 1, lease: .seconds(30)) }
+            clock.advance(by: .seconds(31))
+            // The first job's lease ran out: this claim takes it again (new token) with the two others.
+            let fresh = try await store.transaction { try await $0.claimJobs(limit: 10, lease: .seconds(30)) }
+            #expect(fresh.count == 3)
+            let reclaimed = fresh.first { $0.id == stale[0].id }!
+            let others = fresh.filter { $0.id != stale[0].id }
+            // The stale claim of the first job and the two others, in one call: the first job survives.
+            #expect(try await store.transaction { try await $0.completeJobs(stale + others) } == 2)
+            #expect(try await store.read { try await $0.job(id: reclaimed.id) } != nil)
+            #expect(try await store.transaction { try await $0.completeJobs([reclaimed]) } == 1)
+            #expect(try await store.read { try await $0.jobCounts() }.ready == 0)
+        }
+    }
+
     @Test("a rescheduled job is due at its new time with the error recorded", arguments: Backend.available)
     func reschedule(backend: Backend) async throws {
         let clock = ManualWallClock()

@@ -5,13 +5,14 @@ import HeraldStore
 import Hummingbird
 import NIOCore
 
-/// Centrifugo PRO's push API (`reference/centrifugo-push-api.md`): `POST /api/<method>` with a JSON body, results as
+/// Centrifugo PRO's push API (`docs/wire-compatibility.md` §Centrifugo push API): `POST /api/<method>` with a JSON body, results as
 /// `{"result": …}`, errors as `{"error": {"code", "message"}}` (HTTP 200, or mapped statuses with
 /// `X-Centrifugo-Error-Mode: transport`), and `POST /api/batch`. The device registry and topic methods work on the
 /// same devices and topic subscriptions as the Novu API; the push methods hand raw sends to ``PushIntake``.
 struct CentrifugoRoutes {
     let store: SQLStore
     let pushes: PushIntake
+    let policy: OutboundURLPolicy
 
     typealias Method = @Sendable (JSONValue, HeraldCore.Environment) async throws -> JSONValue
 
@@ -97,7 +98,7 @@ struct CentrifugoRoutes {
         guard ["ios", "android", "web"].contains(platform) else {
             throw APIError(.badRequest, "bad request: unknown platform '\(platform)' (ios, android or web)")
         }
-        if let problem = DeviceTokenRules.problem(provider: provider, token: token) {
+        if let problem = DeviceTokenRules.problem(provider: provider, token: token, policy: policy) {
             throw APIError(.badRequest, "bad request: \(problem)")
         }
         let registration = DeviceRegistration(

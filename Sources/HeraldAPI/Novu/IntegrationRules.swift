@@ -3,39 +3,15 @@ import Foundation
 import HeraldCore
 import _CryptoExtras
 
-/// What each provider needs in its credentials, and which credential fields are secrets (DESIGN §5,
-/// `reference/providers.md`). Secrets are never returned in clear; formats are checked when an integration is saved so
+/// What each provider needs in its credentials, and which credential fields are secrets (`docs/providers.md`
+/// §Provider ids, credentials and batch limits). Secrets are never returned in clear; formats are checked when an integration is saved so
 /// that a broken key fails at the API, not at the first delivery.
 enum IntegrationRules {
     /// Required credential fields per provider id.
-    static let required: [String: [String]] = [
-        "fcm": ["serviceAccount"],
-        "apns": ["secretKey", "apiKey", "projectName", "applicationId"],
-        "one-signal": ["applicationId", "apiKey"],
-        "pusher-beams": ["instanceId", "secretKey"],
-        "pushpad": ["apiKey", "applicationId"],
-        "push-webhook": ["webhookUrl"],
-        "web-push": ["vapidPublicKey", "vapidPrivateKey", "vapidSubject"],
-        "hms": ["clientId", "secretKey"],
-        "chat-webhook": [],
-        "telegram": ["apiToken"],
-        "sendgrid": ["apiKey", "from"],
-        "mailgun": ["apiKey", "domain", "from"],
-        "postmark": ["apiKey", "from"],
-        "resend": ["apiKey", "from"],
-        "nodemailer": ["host", "port", "from"],
-        "email-webhook": ["webhookUrl"],
-        "twilio": ["accountSid", "token", "from"],
-        "nexmo": ["apiKey", "secretKey", "from"],
-        "generic-sms": ["baseUrl"],
-    ]
+    static func required(_ providerId: String) -> [String] { ProviderCatalog.spec(providerId)?.requiredCredentials ?? [] }
 
     /// Credential fields whose values are secrets.
-    static let secretFields: Set<String> = [
-        "apiKey", "secretKey", "password", "token", "serviceAccount", "vapidPrivateKey", "apiToken", "authenticationTokenKey",
-        "signingSecret", "certificate", "passphrase",
-        "accessKey", "webhookUrl", "inboundWebhookSigningKey",
-    ]
+    static var secretFields: Set<String> { ProviderCatalog.secretCredentialFields }
 
     /// The masked form of a secret: bullets and its last four characters.
     static func mask(_ value: String) -> String {
@@ -58,29 +34,33 @@ enum IntegrationRules {
     }
 
     /// Checks credentials for a provider; returns field → message for every problem.
-    static func problems(providerId: String, credentials: IntegrationCredentials, active: Bool) -> [String: String] {
+    static func problems(
+        providerId: String, credentials: IntegrationCredentials, active: Bool, policy: OutboundURLPolicy
+    ) -> [String: String] {
         var problems: [String: String] = [:]
         if active {
             // APNs certificate authentication (a PKCS#12 `certificate`) replaces the .p8 key, key id and team id.
             let certificateAuth = providerId == "apns" && credentials.string("certificate")?.isEmpty == false
-            let fields = (required[providerId] ?? []).filter { !certificateAuth || $0 == "applicationId" }
+            let fields = required(providerId).filter { !certificateAuth || $0 == "applicationId" }
             for field in fields where credentials[field] == nil || credentials.string(field)?.isEmpty == true {
                 problems["credentials.\(field)"] = "credentials.\(field) is required for \(providerId)"
             }
         }
         for (field, value) in credentials.fields {
-            if let message = formatProblem(providerId: providerId, field: field, value: value, all: credentials) {
+            if let message = formatProblem(providerId: providerId, field: field, value: value, all: credentials, policy: policy) {
                 problems["credentials.\(field)"] = message
             }
         }
         return problems
     }
 
-    private static func formatProblem(providerId: String, field: String, value: JSONValue, all: IntegrationCredentials) -> String? {
+    private static func formatProblem(
+        providerId: String, field: String, value: JSONValue, all: IntegrationCredentials, policy: OutboundURLPolicy
+    ) -> String? {
         switch (providerId, field) {
         case (_, "baseUrl"), (_, "webhookUrl"):
             guard let text = value.stringValue else { return "credentials.\(field) must be an https URL" }
-            do { _ = try OutboundURLPolicy.current.check(text) } catch let refusal as OutboundURLRefusal {
+            do { _ = try policy.check(text) } catch let refusal as OutboundURLRefusal {
                 return "credentials.\(field) is refused: \(refusal.reason)"
             } catch { return "credentials.\(field) must be an https URL" }
         case ("fcm", "serviceAccount"):
@@ -127,7 +107,7 @@ enum IntegrationRules {
             }
         case ("nodemailer", "host"):
             guard let text = value.stringValue, !text.isEmpty else { return "credentials.host must be the SMTP server's host name" }
-            do { _ = try OutboundURLPolicy.current.check(host: text, port: 587) } catch let refusal as OutboundURLRefusal {
+            do { _ = try policy.check(host: text, port: 587) } catch let refusal as OutboundURLRefusal {
                 return "credentials.host is refused: \(refusal.reason)"
             } catch { return "credentials.host must be the SMTP server's host name" }
         case ("nodemailer", "port"):

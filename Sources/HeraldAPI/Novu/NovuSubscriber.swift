@@ -49,10 +49,8 @@ struct NovuSubscriberBody: Decodable {
 
 /// Provider ids Novu's SDK accepts in `channels[].providerId` (its `ChatOrPushProviderEnum`); channels of Herald's
 /// own providers (`web-push`, `hms`) are left out of Novu responses so that the SDK can parse them.
-let novuChannelProviders: Set<String> = [
-    "fcm", "apns", "expo", "one-signal", "pushpad", "push-webhook", "pusher-beams", "slack", "discord", "msteams", "mattermost", "telegram",
-    "chat-webhook",
-]
+let novuChannelProviders: Set<String> = Set(
+    ProviderCatalog.specs.filter { $0.novuKnown && ($0.channel == .push || $0.channel == .chat) }.map(\.id))
 
 extension SubscriberChannel {
     /// Novu `ChannelSettingsDto`.

@@ -4,7 +4,7 @@ import HeraldStore
 import HeraldWorkflow
 import Hummingbird
 
-/// The activity trail in Novu's shapes (`reference/novu-api.md` §1.5–1.6): messages and notifications with their
+/// The activity trail in Novu's shapes (`docs/wire-compatibility.md` §Novu activity): messages and notifications with their
 /// jobs (one per step) and execution details, so that `novu-py` parses them.
 struct ActivityRoutes {
     let store: SQLStore
@@ -12,7 +12,7 @@ struct ActivityRoutes {
 
     /// Provider ids of Novu's `ProvidersIdEnum` that Herald uses; strict enum in the SDK (`jobs[].providerId`).
     static let novuProviderIds: Set<String> = Set(
-        ProviderCatalog.all.filter { !["web-push", "hms"].contains($0) } + ["novu"])
+        ProviderCatalog.specs.filter(\.novuKnown).map(\.id) + ["novu"])
 
     func register(on group: RouterGroup<HeraldRequestContext>) {
         group.get("/v1/messages") { request, context in

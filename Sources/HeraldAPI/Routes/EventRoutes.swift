@@ -5,7 +5,7 @@ import HeraldStore
 import HeraldWorkflow
 import Hummingbird
 
-/// Novu's trigger API (`reference/novu-api.md` §1.1): trigger, bulk, broadcast, cancel. Everything is validated
+/// Novu's trigger API (`docs/wire-compatibility.md` §Novu triggers): trigger, bulk, broadcast, cancel. Everything is validated
 /// before anything is committed; a 201 means the trigger is in the database.
 struct EventRoutes {
     let runtime: Runtime

@@ -3,10 +3,11 @@ import HeraldCore
 import HeraldStore
 import Hummingbird
 
-/// Novu integrations (`reference/novu-api.md` §1.3), scoped to the caller's environment. Secrets are returned
+/// Novu integrations (`docs/wire-compatibility.md` §Novu integrations), scoped to the caller's environment. Secrets are returned
 /// masked; an update that sends a masked value back keeps the stored secret.
 struct IntegrationRoutes {
     let store: SQLStore
+    let policy: OutboundURLPolicy
 
     struct CreateBody: Decodable {
         var providerId: String?
@@ -51,7 +52,7 @@ struct IntegrationRoutes {
             }
             let active = body.active ?? true
             let credentials = IntegrationCredentials(body.credentials ?? [:])
-            try Self.check(providerId: providerId, credentials: credentials, active: active)
+            try Self.check(providerId: providerId, credentials: credentials, active: active, policy: policy)
             let now = store.clock.now()
             let integration = try await store.transaction { session in
                 let hasPrimary = try await session.integrations(environmentId: environment.id, channel: channel).contains {
@@ -102,7 +103,8 @@ struct IntegrationRoutes {
                 }
                 if let conditions = body.conditions { integration.conditions = conditions.jsonString() }
                 if let configurations = body.configurations { integration.configurations = configurations.jsonString() }
-                try Self.check(providerId: integration.providerId, credentials: integration.credentials, active: integration.active)
+                try Self.check(
+                    providerId: integration.providerId, credentials: integration.credentials, active: integration.active, policy: policy)
                 if !integration.active { integration.primary = false }
                 return try await session.updateIntegration(integration)
             }
@@ -151,8 +153,8 @@ struct IntegrationRoutes {
         return JSONResponse.data(.array(integrations.map(Self.json)))
     }
 
-    static func check(providerId: String, credentials: IntegrationCredentials, active: Bool) throws {
-        let problems = IntegrationRules.problems(providerId: providerId, credentials: credentials, active: active)
+    static func check(providerId: String, credentials: IntegrationCredentials, active: Bool, policy: OutboundURLPolicy) throws {
+        let problems = IntegrationRules.problems(providerId: providerId, credentials: credentials, active: active, policy: policy)
         guard problems.isEmpty else {
             throw APIError(
                 .unprocessableContent, problems.values.sorted().joined(separator: "; "),

@@ -4,10 +4,11 @@ import HeraldCore
 import HeraldStore
 import Hummingbird
 
-/// Novu subscribers (`reference/novu-api.md` §1.2): v2 search/create/get/patch/delete, v1 legacy list/upsert/get/
+/// Novu subscribers (`docs/wire-compatibility.md` §Novu subscribers): v2 search/create/get/patch/delete, v1 legacy list/upsert/get/
 /// put/delete, bulk create, online status, and channel credentials backed by the device registry.
 struct SubscriberRoutes {
     let store: SQLStore
+    let policy: OutboundURLPolicy
 
     func register(on group: RouterGroup<HeraldRequestContext>) {
         // MARK: v2
@@ -73,11 +74,11 @@ struct SubscriberRoutes {
             let body = try await request.decodeJSON(NovuSubscriberBody.self, context: context)
             let subscriberId = try Self.requireSubscriberId(body.subscriberId)
             let patch = try body.validatedPatch()
-            try await store.transaction { session in
+            try await store.transaction { [policy] session in
                 _ = try await session.upsertSubscriber(environmentId: environment.id, subscriberId: subscriberId, patch: patch)
                 for channel in body.channels ?? [] {
                     try await Self.applyCredentials(
-                        channel, subscriberId: subscriberId, environmentId: environment.id, mode: .append, session: session)
+                        channel, subscriberId: subscriberId, environmentId: environment.id, mode: .append, policy: policy, session: session)
                 }
             }
             return try await respondWithSubscriber(context, subscriberId: subscriberId, status: .created)
@@ -139,12 +140,12 @@ struct SubscriberRoutes {
                 let environment = try context.requireEnvironment()
                 let subscriberId = try context.parameters.require("subscriberId")
                 let body = try await request.decodeJSON(NovuChannelCredentials.self, context: context)
-                try await store.transaction { session in
+                try await store.transaction { [policy] session in
                     guard try await session.subscriber(environmentId: environment.id, subscriberId: subscriberId) != nil else {
                         throw APIError(.badRequest, "Subscriber not found")
                     }
                     try await Self.applyCredentials(
-                        body, subscriberId: subscriberId, environmentId: environment.id, mode: mode, session: session)
+                        body, subscriberId: subscriberId, environmentId: environment.id, mode: mode, policy: policy, session: session)
                 }
                 return try await respondWithSubscriber(context)
             }
@@ -172,7 +173,8 @@ struct SubscriberRoutes {
 
     /// Resolves the integration of a credentials body and updates the subscriber's credentials for it.
     static func applyCredentials(
-        _ body: NovuChannelCredentials, subscriberId: String, environmentId: String, mode: CredentialUpdateMode, session: StoreSession
+        _ body: NovuChannelCredentials, subscriberId: String, environmentId: String, mode: CredentialUpdateMode,
+        policy: OutboundURLPolicy, session: StoreSession
     ) async throws {
         guard let channel = ProviderCatalog.channel(of: body.providerId), channel == .push || channel == .chat else {
             throw APIError.invalidField("providerId", "providerId must be a push or chat provider id", value: .string(body.providerId))
@@ -193,7 +195,7 @@ struct SubscriberRoutes {
             guard case .string(let url) = webhook else {
                 throw APIError.invalidField("credentials.webhookUrl", "credentials.webhookUrl must be an https URL")
             }
-            do { _ = try OutboundURLPolicy.current.check(url) } catch let refusal as OutboundURLRefusal {
+            do { _ = try policy.check(url) } catch let refusal as OutboundURLRefusal {
                 throw APIError.invalidField("credentials.webhookUrl", "credentials.webhookUrl is refused: \(refusal.reason)")
             }
         }

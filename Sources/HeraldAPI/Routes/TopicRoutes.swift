@@ -3,7 +3,7 @@ import HeraldCore
 import HeraldStore
 import Hummingbird
 
-/// Novu topics, v2 and legacy v1 (`reference/novu-api.md` §1.4). Memberships are the subscriber-level topic
+/// Novu topics, v2 and legacy v1 (`docs/wire-compatibility.md` §Novu topics). Memberships are the subscriber-level topic
 /// subscriptions that topic triggers fan out over (and Centrifugo's user topics).
 struct TopicRoutes {
     let store: SQLStore

@@ -1,6 +1,6 @@
 import Foundation
 
-/// What a provider call came to (`reference/providers.md` §0.1). Every provider maps its responses onto these five
+/// What a provider call came to (`docs/providers.md` §Outcome classes). Every provider maps its responses onto these five
 /// classes, and the engine acts on the class alone.
 public enum DeliveryOutcome: Sendable, Hashable {
     /// The provider accepted the message; its id is kept when it gives one.
@@ -35,7 +35,7 @@ public enum DeliveryOutcome: Sendable, Hashable {
     }
 }
 
-/// Guards against mass token deletion caused by misconfiguration (`reference/providers.md` §0.1, HMS and FCM notes):
+/// Guards against mass token deletion caused by misconfiguration (`docs/providers.md` §Outcome classes, HMS and FCM notes):
 /// when every token of a batch fails as invalid and the batch would remove more than `maximumShare` of the
 /// integration's tokens, the removals are withheld and reported instead.
 public struct InvalidTokenGuard: Sendable, Equatable {

@@ -113,8 +113,6 @@ public protocol ReceiptProvider: DeliveryProvider {
 /// Makes provider clients for integrations. The engine keeps one client per integration version and asks the
 /// factory again when an integration's credentials change.
 public protocol ProviderFactory: Sendable {
-    /// Whether this factory has a client for `providerId`.
-    func supports(_ providerId: String) -> Bool
     /// A client for `integration`, or a configuration error (missing or malformed credentials) that the engine
     /// records as an `authConfig` failure.
     func makeProvider(for integration: Integration) throws -> any DeliveryProvider

@@ -3,8 +3,9 @@ import Foundation
 /// Per-provider checks of push tokens, so that a malformed token is refused at the API with a clear message
 /// instead of failing at every delivery.
 public enum DeviceTokenRules {
-    /// Why `token` is not acceptable for `provider`, or nil when it is.
-    public static func problem(provider: String, token: String) -> String? {
+    /// Why `token` is not acceptable for `provider`, or nil when it is. With a `policy`, a Web Push endpoint must also
+    /// pass the outbound URL guard (nil checks the format only: every send is vetted by the transport again).
+    public static func problem(provider: String, token: String, policy: OutboundURLPolicy?) -> String? {
         guard !token.isEmpty else { return "device tokens must not be empty" }
         guard token.utf8.count <= DeviceRegistration.maxTokenLength else {
             return "device tokens are at most \(DeviceRegistration.maxTokenLength) bytes"
@@ -19,7 +20,7 @@ public enum DeviceTokenRules {
                 return "an Expo push token looks like ExponentPushToken[…]"
             }
         case "web-push":
-            return webPushProblem(token)
+            return webPushProblem(token, policy: policy)
         default:
             guard !token.contains(where: { $0.isWhitespace || $0.isNewline }) else { return "device tokens must not contain whitespace" }
         }
@@ -28,16 +29,18 @@ public enum DeviceTokenRules {
 
     /// A Web Push token is the browser's PushSubscription JSON: an https `endpoint` and base64url `keys.p256dh`
     /// (an uncompressed P-256 point, 65 bytes) and `keys.auth` (16 bytes).
-    static func webPushProblem(_ token: String) -> String? {
+    static func webPushProblem(_ token: String, policy: OutboundURLPolicy?) -> String? {
         guard case .object(let object)? = try? JSONValue.parse(token) else {
             return "a web-push token is the PushSubscription JSON: {\"endpoint\":…, \"keys\":{\"p256dh\":…, \"auth\":…}}"
         }
         guard let endpoint = object["endpoint"]?.stringValue, endpoint.lowercased().hasPrefix("https://") else {
             return "a web-push subscription needs an https endpoint"
         }
-        do { _ = try OutboundURLPolicy.current.check(endpoint) } catch let refusal as OutboundURLRefusal {
-            return "the web-push endpoint is refused: \(refusal.reason)"
-        } catch { return "a web-push subscription needs an https endpoint" }
+        if let policy {
+            do { _ = try policy.check(endpoint) } catch let refusal as OutboundURLRefusal {
+                return "the web-push endpoint is refused: \(refusal.reason)"
+            } catch { return "a web-push subscription needs an https endpoint" }
+        }
         guard case .object(let keys)? = object["keys"], let p256dh = keys["p256dh"]?.stringValue, let auth = keys["auth"]?.stringValue
         else {
             return "a web-push subscription needs keys.p256dh and keys.auth"

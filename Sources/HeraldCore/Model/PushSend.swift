@@ -1,6 +1,6 @@
 import Foundation
 
-/// A raw provider-payload send (Centrifugo `send_push_notification`, `reference/centrifugo-push-api.md` §2.9): the
+/// A raw provider-payload send (Centrifugo `send_push_notification`, `docs/wire-compatibility.md` §send_push_notification): the
 /// provider payloads go out unchanged, Herald only fills in each target. Stored in `pushes`; its deliveries carry
 /// its id.
 public struct PushSend: Sendable, Hashable {
@@ -93,7 +93,9 @@ public struct PushSendRequest: Sendable, Equatable {
         self.expireAt = expireAt
     }
 
-    public init(json: JSONValue) throws {
+    /// Parses and validates a request. `policy` vets Web Push endpoints of raw tokens (nil: re-reading a request
+    /// accepted before).
+    public init(json: JSONValue, policy: OutboundURLPolicy? = nil) throws {
         guard case .object(let root) = json else { throw Self.problem("", "the request must be a JSON object") }
         // Personalisation needs per-device rendering that Herald does not do: refused rather than silently ignored.
         for field in ["limit_strategy", "localizations"] where !(root[field].map(Self.isEmpty) ?? true) {
@@ -165,7 +167,7 @@ public struct PushSendRequest: Sendable, Equatable {
             let tokens = try Self.strings(value, path)
             guard tokens.count <= Self.maxTokens else { throw Self.problem(path, "at most \(Self.maxTokens) tokens per request") }
             for (index, token) in tokens.enumerated() {
-                if let problem = DeviceTokenRules.problem(provider: provider, token: token) {
+                if let problem = DeviceTokenRules.problem(provider: provider, token: token, policy: policy) {
                     throw Self.problem("\(path)[\(index)]", problem)
                 }
             }

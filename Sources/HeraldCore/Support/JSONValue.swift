@@ -71,7 +71,7 @@ public enum JSONValue: Sendable, Hashable, Codable {
     }
 
     /// This object with `overlay` merged in, recursively: objects merge key by key, anything else in `overlay`
-    /// replaces what is here (provider overrides, `reference/novu-api.md`).
+    /// replaces what is here (provider overrides, `docs/wire-compatibility.md` §Novu overrides).
     public func deepMerged(with overlay: JSONValue) -> JSONValue {
         guard case .object(var left) = self, case .object(let right) = overlay else { return overlay }
         for (key, value) in right { left[key] = left[key].map { $0.deepMerged(with: value) } ?? value }

@@ -147,7 +147,7 @@ public struct CheckedURL: Sendable, Equatable {
 }
 
 /// The SSRF guard's rules for every URL an API user supplies — chat and push webhooks, Web Push endpoints, provider
-/// base URLs (DESIGN §4; issue #7): `https` only (`http` only for allowed hosts); no user info, no control or
+/// base URLs (`README.md` §Outbound URL guard; issue #7): `https` only (`http` only for allowed hosts); no user info, no control or
 /// whitespace characters, no backslashes or percent-encoded hosts; an IP literal in any spelling (decimal, octal, hex,
 /// IPv6, IPv4-mapped) must be public; `localhost` names and cloud-metadata names are refused; a host name must
 /// resolve to public addresses only — the transport then connects to the address it checked, so DNS rebinding
@@ -187,16 +187,6 @@ public struct OutboundURLPolicy: Sendable, Equatable {
         }
         self.entries = entries
     }
-
-    /// The process's policy: `HERALD_ALLOW_PRIVATE_NETWORK` at first use, replaced by `herald serve
-    /// --allow-private-network` (and by test harnesses that reach emulators on loopback).
-    public static var current: OutboundURLPolicy {
-        get { shared.withLock { $0 } }
-        set { shared.withLock { $0 = newValue } }
-    }
-
-    private static let shared = Mutex<OutboundURLPolicy>(
-        (try? OutboundURLPolicy(allowing: [ProcessInfo.processInfo.environment["HERALD_ALLOW_PRIVATE_NETWORK"] ?? ""])) ?? .strict)
 
     /// Whether the operator allows `host` (a name) or `address` to be private.
     public func allows(host: String?, address: IPAddress?) -> Bool {

@@ -24,9 +24,9 @@ extension Engine {
             messages: messages)
         let context = self.context
         let events = try await store.transaction(durability: .replayable) { session in
-            let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
+            var batch = RunBatch(session: session, engine: context, environmentId: environmentId)
             var random = context.random
-            try await Self.record(sent, messages: messages, environmentId: environmentId, into: batch, random: &random)
+            try await Self.record(sent, messages: messages, environmentId: environmentId, into: &batch, random: &random)
             try await batch.flush()
             return batch.events
         }
@@ -82,7 +82,7 @@ extension Engine {
     /// before sending: a delivery changes only here (one job per delivery at a time) or by a cancel, and a message's
     /// identity and content never change.
     static func record(
-        _ batch: SentBatch, messages loaded: [String: MessageRecord], environmentId: String, into runs: RunBatch,
+        _ batch: SentBatch, messages loaded: [String: MessageRecord], environmentId: String, into runs: inout RunBatch,
         random: inout some RandomNumberGenerator
     ) async throws {
         let messageIds = Set(batch.sent.compactMap(\.messageId))

@@ -4,7 +4,7 @@ import HeraldStore
 import HeraldWorkflow
 import Logging
 
-/// Engine settings (DESIGN §4, §7).
+/// Engine settings (README.md §Configuration, docs/architecture.md §Engine).
 public struct EngineConfiguration: Sendable {
     /// When failed deliveries are retried.
     public var retryPolicy = RetryPolicy()
@@ -35,7 +35,7 @@ struct EngineContext: Sendable {
     let logger: Logger
 }
 
-/// The workflow engine (DESIGN §7): job handlers for recipient expansion, run start and resume, and delivery.
+/// The workflow engine (docs/architecture.md §Engine): job handlers for recipient expansion, run start and resume, and delivery.
 /// Stateless between jobs — everything lives in the store — so any number of processes can run it.
 public struct Engine: Sendable {
     let store: SQLStore
@@ -218,13 +218,13 @@ public struct Engine: Sendable {
         let context = self.context
         let metrics = self.metrics
         let planned = try await store.read { session -> RunBatch? in
-            let batch = RunBatch(session: session, engine: context, environmentId: environmentId, planning: true)
+            var batch = RunBatch(session: session, engine: context, environmentId: environmentId, planning: true)
             try await batch.start(notificationIds: job.notifications)
             return batch.needsTransaction ? nil : batch
         }
-        guard let batch = planned else {
+        guard var batch = planned else {
             let events = try await store.transaction(durability: .replayable) { session in
-                let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
+                var batch = RunBatch(session: session, engine: context, environmentId: environmentId)
                 try await batch.start(notificationIds: job.notifications)
                 try await batch.flush()
                 return batch.events
@@ -235,6 +235,7 @@ public struct Engine: Sendable {
         let (deliveries, messages) = batch.takePlannedSends()
         let statuses = batch.loadedStatuses
         let integrations = batch.integrationsById
+        let prepared = batch
         let contents = deliveries.reduce(into: [String: MessageContent]()) { result, delivery in
             result[delivery.id] = delivery.messageId.flatMap { messages[$0]?.content }
         }
@@ -250,6 +251,7 @@ public struct Engine: Sendable {
             return await group.reduce(into: [SentBatch]()) { $0.append($1) }
         }
         let events = try await store.transaction(durability: .replayable) { session in
+            var batch = prepared
             batch.rebind(to: session)
             let current = try await session.notifications(ids: Array(statuses.keys), lock: true)
             let currentStatus = Dictionary(current.map { ($0.id, $0.status) }, uniquingKeysWith: { first, _ in first })
@@ -262,7 +264,7 @@ public struct Engine: Sendable {
             var random = context.random
             for sentBatch in sent.sorted(by: { $0.integrationId < $1.integrationId }) {
                 try await Self.record(
-                    sentBatch.keeping(kept), messages: messages, environmentId: environmentId, into: batch, random: &random)
+                    sentBatch.keeping(kept), messages: messages, environmentId: environmentId, into: &batch, random: &random)
             }
             try await batch.flush()
             // A cancel that landed during the send also stops what this commit queued for those transactions (retries).
@@ -279,7 +281,7 @@ public struct Engine: Sendable {
     func resume(_ job: ResumeJob, environmentId: String) async throws -> JobResult {
         let context = self.context
         let events = try await store.transaction(durability: .replayable) { session in
-            let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
+            var batch = RunBatch(session: session, engine: context, environmentId: environmentId)
             try await batch.load(notificationIds: [job.notification])
             try await batch.resume(job.notification, stepId: job.step, digest: job.digest)
             try await batch.flush()
@@ -301,7 +303,7 @@ public struct Engine: Sendable {
             // outcomes for them right now commits before this goes on, so the retries and later steps it queued are
             // visible to the cancels below — and one that records after this sees them canceled.
             let ids = try await session.notifications(environmentId: environmentId, transactionId: transactionId).map(\.id)
-            let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
+            var batch = RunBatch(session: session, engine: context, environmentId: environmentId)
             try await batch.load(notificationIds: ids)
             let open = ids.filter { batch.notifications[$0].map { !$0.status.isFinished } ?? false }
             let jobs = try await session.cancelJobs(environmentId: environmentId, transactionId: transactionId)

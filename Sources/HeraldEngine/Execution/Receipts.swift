@@ -34,7 +34,7 @@ extension Engine {
             var remove: [String] = []
             var details: [ExecutionDetail] = []
             let messages = try await session.messages(ids: Array(Set(deliveries.compactMap(\.messageId))), content: false)
-            let batch = RunBatch(session: session, engine: context, environmentId: environmentId)
+            var batch = RunBatch(session: session, engine: context, environmentId: environmentId)
             try await batch.load(notificationIds: Array(Set(messages.values.map(\.notificationId))))
             let outcomes = deliveries.compactMap { receipts[$0.providerMessageId!] }
             let failures = outcomes.filter { if case .delivered = $0 { false } else { true } }

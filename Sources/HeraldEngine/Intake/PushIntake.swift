@@ -7,16 +7,19 @@ import HeraldStore
 public struct PushIntake: Sendable {
     let store: SQLStore
     let metrics: EngineMetrics
+    /// Vets Web Push endpoints of raw tokens.
+    let policy: OutboundURLPolicy
 
-    public init(store: SQLStore, metrics: EngineMetrics) {
+    public init(store: SQLStore, metrics: EngineMetrics, policy: OutboundURLPolicy) {
         self.store = store
         self.metrics = metrics
+        self.policy = policy
     }
 
     /// Commits a send and returns its uid. A uid used before in the environment sends nothing new: the same request
     /// gets the same answer, a different one a conflict.
     public func send(environmentId: String, body: JSONValue) async throws -> String {
-        let request = try PushSendRequest(json: body)
+        let request = try PushSendRequest(json: body, policy: policy)
         let uid = request.uid ?? UUID().uuidString.lowercased()
         let result = try await store.transaction { session -> Bool in
             let now = session.now

@@ -31,16 +31,19 @@ public enum TriggerRejection: Error, Sendable {
     case transactionConflict(String)
 }
 
-/// Parses and validates trigger requests against the live workflows (DESIGN §7.1). Everything that can be checked
+/// Parses and validates trigger requests against the live workflows (docs/architecture.md §Engine). Everything that can be checked
 /// without the database is checked here, and all problems of a request are reported together.
 public struct TriggerValidator: Sendable {
     public static let maxRecipients = 100
     public static let maxTransactionIdLength = 256
 
     let workflows: WorkflowRegistry
+    /// Vets Web Push endpoints of just-in-time tokens.
+    let policy: OutboundURLPolicy
 
-    public init(workflows: WorkflowRegistry) {
+    public init(workflows: WorkflowRegistry, policy: OutboundURLPolicy) {
         self.workflows = workflows
+        self.policy = policy
     }
 
     /// Validates one trigger body (`POST /v1/events/trigger`). With `broadcast`, `to` is not taken and `payload`
@@ -72,7 +75,7 @@ public struct TriggerValidator: Sendable {
                 fail("to", "Maximum number of recipients can be \(Self.maxRecipients)")
             }
             for (index, entry) in entries.enumerated() {
-                switch Self.recipient(entry) {
+                switch Self.recipient(entry, policy: policy) {
                 case .success(let recipient): recipients.append(recipient)
                 case .failure(let error): fail("to[\(index)]", error.message, entry)
                 }
@@ -102,7 +105,7 @@ public struct TriggerValidator: Sendable {
         case nil, .null?: break
         case .string(let id)? where !id.isEmpty: actor = .string(id)
         case let value?:
-            if case .success(let recipient) = Self.recipient(value), recipient.objectValue?["type"] == "Subscriber" {
+            if case .success(let recipient) = Self.recipient(value, policy: policy), recipient.objectValue?["type"] == "Subscriber" {
                 actor = recipient
             } else {
                 fail("actor", "actor must be a subscriber id or a subscriber object with subscriberId", value)
@@ -144,7 +147,7 @@ public struct TriggerValidator: Sendable {
     }
 
     /// A normalised recipient, or why it is malformed.
-    static func recipient(_ value: JSONValue) -> Result<JSONValue, RecipientError> {
+    static func recipient(_ value: JSONValue, policy: OutboundURLPolicy) -> Result<JSONValue, RecipientError> {
         switch value {
         case .string(let id):
             guard !id.isEmpty, id.utf8.count <= 256 else { return .failure("a subscriber id must be 1–256 characters") }
@@ -192,7 +195,7 @@ public struct TriggerValidator: Sendable {
                             return .failure("credentials.deviceTokens must be an array of strings")
                         }
                         for item in items {
-                            if let problem = DeviceTokenRules.problem(provider: provider, token: item.stringValue!) {
+                            if let problem = DeviceTokenRules.problem(provider: provider, token: item.stringValue!, policy: policy) {
                                 return .failure(RecipientError(stringLiteral: "credentials.deviceTokens: \(problem)"))
                             }
                         }

@@ -16,7 +16,7 @@ public struct TriggerReceipt: Sendable, Equatable {
 }
 
 /// Commits triggers: the event row and its first job in one transaction, so that a 2xx means the trigger is durable
-/// (DESIGN §7.1). Concurrent requests share transactions (group commit): while one commit is in flight, the requests
+/// (docs/architecture.md §Engine). Concurrent requests share transactions (group commit): while one commit is in flight, the requests
 /// that arrive queue up and the next commit takes them all, so one fsync covers many triggers under load and none
 /// waits when the server is idle.
 public actor TriggerIntake {

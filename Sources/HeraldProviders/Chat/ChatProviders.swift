@@ -2,14 +2,14 @@ import Foundation
 import HeraldCore
 import NIOCore
 
-/// Chat providers posting to the subscriber's own incoming webhook (`reference/providers.md` §10–12): Slack,
+/// Chat providers posting to the subscriber's own incoming webhook (`docs/providers.md` §Chat): Slack,
 /// Discord, Microsoft Teams (connector and Workflows URLs) and Mattermost. The message is `{text}` (Discord
 /// `{content}`) with the step's provider overrides deep-merged — Slack `blocks`, Discord `embeds`/`username`, a Teams
 /// Adaptive Card `attachments` envelope. A webhook the service reports gone (404/410, Slack `no_service`/
 /// `channel_not_found`, Discord unknown webhook) is an `invalidToken`: the engine deactivates that credential.
 public struct ChatWebhookProvider: PerMessageProvider {
     public let providerId: String
-    public let batchSize = 50
+    public var batchSize: Int { ProviderCatalog.batchLimit(providerId) }
     public let concurrency = 8
     let transport: HTTPTransport
     let clock: any WallClock
@@ -119,7 +119,7 @@ public struct ChatWebhookProvider: PerMessageProvider {
 /// found) is an `invalidToken`, so the engine deactivates that credential.
 public struct TelegramProvider: PerMessageProvider {
     public let providerId = "telegram"
-    public let batchSize = 50
+    public var batchSize: Int { ProviderCatalog.batchLimit(providerId) }
     public let concurrency = 8
     let endpoint: String
     let transport: HTTPTransport

@@ -2,14 +2,14 @@ import Foundation
 import HeraldCore
 import NIOCore
 
-/// The email HTTP APIs (`reference/providers.md` §14.1–14.4): SendGrid v3 Mail Send, Mailgun (US/EU regions,
+/// The email HTTP APIs (`docs/providers.md` §Email): SendGrid v3 Mail Send, Mailgun (US/EU regions,
 /// form-encoded), Postmark and Resend. The subject is the step's `subject`, HTML its `body`, plain text its `text`;
 /// `from`/`senderName` come from the integration unless the step sets them. An address the service reports
 /// suppressed (Postmark 406 inactive recipient) is an `invalidToken`: the delivery is final and the address is
 /// marked, without retry or failover.
 public struct EmailAPIProvider: PerMessageProvider {
     public let providerId: String
-    public let batchSize = 50
+    public var batchSize: Int { ProviderCatalog.batchLimit(providerId) }
     public let concurrency = 8
     let endpoint: String
     let apiKey: String

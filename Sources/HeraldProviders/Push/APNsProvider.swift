@@ -4,7 +4,7 @@ import HeraldCore
 import NIOCore
 import NIOSSL
 
-/// Apple Push Notification service (`reference/providers.md` §2): HTTP/2 over TLS, `POST /3/device/<token>`.
+/// Apple Push Notification service (`docs/providers.md` §APNs): HTTP/2 over TLS, `POST /3/device/<token>`.
 ///
 /// Token authentication signs one ES256 provider token (`kid` = key id, `iss` = team id, `iat`) and reuses it for 50
 /// minutes on every connection — APNs answers `TooManyProviderTokenUpdates` to a provider that regenerates it more
@@ -16,7 +16,7 @@ import NIOSSL
 /// `passphrase`; `baseUrl` replaces the host.
 public struct APNsProvider: DeliveryProvider {
     public let providerId = "apns"
-    public let batchSize = 100
+    public var batchSize: Int { ProviderCatalog.batchLimit(providerId) }
     public let concurrency = 16
     let host: String
     let bundleId: String
@@ -145,7 +145,7 @@ public struct APNsProvider: DeliveryProvider {
         return outcomes.map { $0 ?? .retryLater(reason: "not sent", after: nil) }
     }
 
-    /// Headers and `aps` payload for one delivery (`reference/providers.md` §2.4), or a bad-request outcome when the
+    /// Headers and `aps` payload for one delivery (`docs/providers.md` §APNs), or a bad-request outcome when the
     /// payload is over the limit (4 KB, 5 KB for VoIP) — refused without a network call.
     static func request(for message: OutboundMessage, bundleId: String, now: Date) -> Built {
         let content = message.content
@@ -227,7 +227,7 @@ public struct APNsProvider: DeliveryProvider {
         return .request(Request(path: "/3/device/\(message.target.revealed)", headers: headers.map { ($0.key, $0.value) }, body: body))
     }
 
-    /// Maps an answer onto the outcome classes (`reference/providers.md` §2.5).
+    /// Maps an answer onto the outcome classes (`docs/providers.md` §APNs).
     static func classify(_ response: HTTPTransport.Response, now: Date) -> DeliveryOutcome {
         if response.status == 200 { return .delivered(providerMessageId: response.headers.first(name: "apns-id")) }
         let reason = PushSupport.json(response)["reason"]?.stringValue ?? ""

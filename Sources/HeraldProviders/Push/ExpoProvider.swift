@@ -2,7 +2,7 @@ import Foundation
 import HeraldCore
 import NIOCore
 
-/// Expo's push API (`reference/providers.md` §4): up to 100 messages per request, one ticket per message in order.
+/// Expo's push API (`docs/providers.md` §Expo): up to 100 messages per request, one ticket per message in order.
 /// A ticket's `DeviceNotRegistered` removes the token at once; an `ok` ticket keeps its receipt id as the provider
 /// message id, and the engine fetches the receipts 15 minutes later (``ReceiptProvider``): a receipt's
 /// `DeviceNotRegistered` removes the device then.
@@ -13,7 +13,7 @@ import NIOCore
 /// `https://exp.host`.
 public struct ExpoProvider: ReceiptProvider {
     public let providerId = "expo"
-    public let batchSize = 100
+    public var batchSize: Int { ProviderCatalog.batchLimit(providerId) }
     public let concurrency = 6
     /// Expo: "check receipts about 15 minutes after sending".
     public let receiptDelay: Duration = .seconds(15 * 60)

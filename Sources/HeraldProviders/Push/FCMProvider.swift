@@ -34,7 +34,7 @@ public struct GoogleServiceAccount: Sendable {
         self.key = key
     }
 
-    /// The RS256 JWT-bearer assertion (`reference/providers.md` §1.2): header `alg, typ, kid`, claims `iss, scope,
+    /// The RS256 JWT-bearer assertion (`docs/providers.md` §FCM): header `alg, typ, kid`, claims `iss, scope,
     /// aud, iat, exp` (exp = iat + 1 h), compact JSON in that order.
     public func assertion(issuedAt: Int64) throws -> String {
         var header: KeyValuePairs<String, JSONValue> = ["typ": "JWT"]
@@ -86,12 +86,12 @@ enum OAuthTokenEndpoint {
     }
 }
 
-/// Firebase Cloud Messaging HTTP v1 (`reference/providers.md` §1): one request per token, multiplexed over pooled
+/// Firebase Cloud Messaging HTTP v1 (`docs/providers.md` §FCM): one request per token, multiplexed over pooled
 /// HTTP/2 connections, authorised by an OAuth access token from the service account (cached, renewed 3 min 45 s
 /// before expiry and once after a 401).
 public struct FCMProvider: DeliveryProvider {
     public let providerId = "fcm"
-    public let batchSize = 100
+    public var batchSize: Int { ProviderCatalog.batchLimit(providerId) }
     public let concurrency = 16
     let account: GoogleServiceAccount
     /// The API's base URL and the path of `messages:send`.
@@ -261,7 +261,7 @@ public struct FCMProvider: DeliveryProvider {
         return nil
     }
 
-    /// Maps an answer onto the outcome classes (`reference/providers.md` §1.5).
+    /// Maps an answer onto the outcome classes (`docs/providers.md` §FCM).
     static func classify(_ response: HTTPTransport.Response, now: Date) -> DeliveryOutcome {
         let object = PushSupport.json(response)
         if (200..<300).contains(response.status) {

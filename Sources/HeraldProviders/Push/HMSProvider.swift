@@ -2,7 +2,7 @@ import Foundation
 import HeraldCore
 import NIOCore
 
-/// Huawei Push Kit (`reference/providers.md` §5): OAuth client credentials (token cached, renewed 5 minutes early,
+/// Huawei Push Kit (`docs/providers.md` §HMS): OAuth client credentials (token cached, renewed 5 minutes early,
 /// one renewal at a time) and `messages:send` with up to 1000 tokens per request for identical payloads. The HTTP
 /// status says little: the business `code` decides — `80100000` lists the invalid tokens in `msg` (a JSON string),
 /// `80300007` says all are invalid (the engine's mass-deletion guard applies), `80200003` renews the token.
@@ -11,7 +11,7 @@ import NIOCore
 /// endpoint is then `<baseUrl>/oauth2/v3/token`).
 public struct HMSProvider: DeliveryProvider {
     public let providerId = "hms"
-    public let batchSize = 1000
+    public var batchSize: Int { ProviderCatalog.batchLimit(providerId) }
     public let concurrency = 4
     let sendURL: String
     let transport: HTTPTransport
@@ -89,7 +89,7 @@ public struct HMSProvider: DeliveryProvider {
         return JSONValue.object(message).deepMerged(with: .object(PushSupport.overrides(content)))
     }
 
-    /// Outcomes per token from an answer (`reference/providers.md` §5.3).
+    /// Outcomes per token from an answer (`docs/providers.md` §HMS).
     static func classify(
         _ response: HTTPTransport.Response, object: [String: JSONValue], targets: [String], now: Date
     )

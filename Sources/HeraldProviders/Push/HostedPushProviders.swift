@@ -2,7 +2,7 @@ import Foundation
 import HeraldCore
 import NIOCore
 
-/// OneSignal's create-notification API (`reference/providers.md` §6): one request per identical payload with up to
+/// OneSignal's create-notification API (`docs/providers.md` §OneSignal): one request per identical payload with up to
 /// 2000 subscription ids (the device tokens), an idempotency key stable across retries, and the ids listed in a 200's
 /// `errors` (or every id when `id` is empty) reported as invalid.
 ///
@@ -10,7 +10,7 @@ import NIOCore
 /// replaces `https://api.onesignal.com`.
 public struct OneSignalProvider: DeliveryProvider {
     public let providerId = "one-signal"
-    public let batchSize = 2000
+    public var batchSize: Int { ProviderCatalog.batchLimit(providerId) }
     public let concurrency = 4
     let url: String
     let appId: String
@@ -90,14 +90,14 @@ public struct OneSignalProvider: DeliveryProvider {
     }
 }
 
-/// Pusher Beams' publish API (`reference/providers.md` §7): one publish per identical payload to up to 1000 Beams
+/// Pusher Beams' publish API (`docs/providers.md` §Pusher Beams): one publish per identical payload to up to 1000 Beams
 /// users (the device tokens are Beams user ids). Beams keeps device tokens itself, so no answer marks a token
 /// invalid.
 ///
 /// Credentials: `instanceId`, `secretKey`; `baseUrl` replaces `https://<instanceId>.pushnotifications.pusher.com`.
 public struct PusherBeamsProvider: DeliveryProvider {
     public let providerId = "pusher-beams"
-    public let batchSize = 1000
+    public var batchSize: Int { ProviderCatalog.batchLimit(providerId) }
     public let concurrency = 4
     let url: String
     let secret: String
@@ -158,13 +158,13 @@ public struct PusherBeamsProvider: DeliveryProvider {
     }
 }
 
-/// Pushpad's notifications API (`reference/providers.md` §8): one notification per identical payload to up to 1000
+/// Pushpad's notifications API (`docs/providers.md` §Pushpad): one notification per identical payload to up to 1000
 /// uids (the device tokens are Pushpad uids). Pushpad expires subscriptions itself.
 ///
 /// Credentials: `apiKey` (access token), `applicationId` (project id); `baseUrl` replaces `https://pushpad.xyz`.
 public struct PushpadProvider: DeliveryProvider {
     public let providerId = "pushpad"
-    public let batchSize = 1000
+    public var batchSize: Int { ProviderCatalog.batchLimit(providerId) }
     public let concurrency = 4
     let url: String
     let token: String

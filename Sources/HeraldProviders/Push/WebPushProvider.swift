@@ -27,14 +27,14 @@ public struct WebPushSubscription: Sendable {
     }
 }
 
-/// Web Push (`reference/providers.md` §3): the payload encrypted for the subscription (RFC 8291, `aes128gcm`) and
+/// Web Push (`docs/providers.md` §Web Push): the payload encrypted for the subscription (RFC 8291, `aes128gcm`) and
 /// posted to its endpoint with a VAPID authorization (RFC 8292) — one ES256 JWT per push-service origin, reused
 /// until an hour before its 12-hour expiry.
 ///
 /// Credentials: `vapidPublicKey`, `vapidPrivateKey` (base64url, raw P-256), `vapidSubject` (`mailto:` or `https:`).
 public struct WebPushProvider: PerMessageProvider {
     public let providerId = "web-push"
-    public let batchSize = 100
+    public var batchSize: Int { ProviderCatalog.batchLimit(providerId) }
     public let concurrency = 16
     let key: P256.Signing.PrivateKey
     let publicKey: String
@@ -123,7 +123,7 @@ public struct WebPushProvider: PerMessageProvider {
         !topic.isEmpty && topic.count <= 32 && topic.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
     }
 
-    /// Maps an answer onto the outcome classes (`reference/providers.md` §3.2).
+    /// Maps an answer onto the outcome classes (`docs/providers.md` §Web Push).
     static func classify(_ response: HTTPTransport.Response, now: Date) -> DeliveryOutcome {
         let text = "Web Push \(response.status)"
         switch response.status {

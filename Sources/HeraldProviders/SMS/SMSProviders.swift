@@ -2,14 +2,14 @@ import Foundation
 import HeraldCore
 import NIOCore
 
-/// Twilio Programmable Messaging (`reference/providers.md` §13): a form-encoded `POST …/Accounts/{sid}/Messages.json`
+/// Twilio Programmable Messaging (`docs/providers.md` §Twilio): a form-encoded `POST …/Accounts/{sid}/Messages.json`
 /// with basic auth (`accountSid`:`token`), `To`, `From` (or `MessagingServiceSid` when `from` is an `MG…` id) and
 /// `Body` (≤ 1,600 characters). Error codes map to outcomes: 21211/21614 (not a valid mobile number) and 21610 (the
 /// recipient replied STOP) are `invalidToken` — the engine marks the address, it is not retried — and 21408/21606/
 /// 21212/20003 are configuration problems.
 public struct TwilioProvider: PerMessageProvider {
     public let providerId = "twilio"
-    public let batchSize = 50
+    public var batchSize: Int { ProviderCatalog.batchLimit(providerId) }
     public let concurrency = 8
     let endpoint: String
     let authorization: String
@@ -71,7 +71,7 @@ public struct TwilioProvider: PerMessageProvider {
 /// 4/8/9/15/29 configuration problems, 6/7 (barred or invalid destination) `invalidToken`, others bad requests.
 public struct NexmoProvider: PerMessageProvider {
     public let providerId = "nexmo"
-    public let batchSize = 50
+    public var batchSize: Int { ProviderCatalog.batchLimit(providerId) }
     public let concurrency = 8
     let endpoint: String
     let apiKey: String

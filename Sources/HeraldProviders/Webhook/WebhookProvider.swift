@@ -7,7 +7,7 @@ import NIOCore
 /// Each POSTs the rendered message as JSON and signs the exact body bytes:
 ///
 /// * `X-Herald-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secretKey, "<t>.<body>")>` — the timestamp resists
-///   replay (`reference/providers.md` §9);
+///   replay (`docs/providers.md` §Webhooks);
 /// * `X-Novu-Signature: <hex HMAC-SHA256(secretKey, body)>` — what Novu's push-webhook sends, for receivers written
 ///   for Novu.
 ///
@@ -15,7 +15,7 @@ import NIOCore
 /// chat posts to the subscriber's own `webhookUrl` (the target).
 public struct WebhookProvider: PerMessageProvider {
     public let providerId: String
-    public let batchSize = 100
+    public var batchSize: Int { ProviderCatalog.batchLimit(providerId) }
     public let concurrency = 8
     let url: String?
     let secretKey: String?

@@ -7,7 +7,7 @@ import Hummingbird
 import NIOCore
 import NIOSSL
 
-/// APNs (`reference/providers.md` §2, §17.2): HTTP/2 only, `POST /3/device/<hex token>`, provider tokens verified
+/// APNs (`docs/providers.md` §APNs, §Emulators): HTTP/2 only, `POST /3/device/<hex token>`, provider tokens verified
 /// against the registered .p8 public key, their age checked (over an hour: `ExpiredProviderToken`) and their changes
 /// counted per connection (more often than every 20 minutes: `TooManyProviderTokenUpdates`), headers and payload
 /// size checked like Apple does.

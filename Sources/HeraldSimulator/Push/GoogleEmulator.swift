@@ -5,7 +5,7 @@ import HeraldProviders
 import Hummingbird
 import NIOCore
 
-/// Google's OAuth token endpoint and FCM HTTP v1 (`reference/providers.md` §1, §17.1).
+/// Google's OAuth token endpoint and FCM HTTP v1 (`docs/providers.md` §FCM, §Emulators).
 extension PushEmulator {
     static let fcmErrorStatus: [String: (Int, String, String)] = [
         "UNREGISTERED": (404, "NOT_FOUND", "Requested entity was not found."),

@@ -5,7 +5,7 @@ import HeraldProviders
 import Hummingbird
 import NIOCore
 
-/// Expo, Huawei HMS, OneSignal, Pusher Beams and Pushpad (`reference/providers.md` §4–8, §17.4–17.5).
+/// Expo, Huawei HMS, OneSignal, Pusher Beams and Pushpad (`docs/providers.md` §Push, §Emulators).
 extension PushEmulator {
     func registerHosted(on router: Router<SimulatorContext>) {
         registerExpo(on: router)

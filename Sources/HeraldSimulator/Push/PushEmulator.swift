@@ -59,7 +59,7 @@ public struct PushFault: Sendable, Codable, Equatable {
     }
 }
 
-/// Emulators of the push services (`reference/providers.md` §17): Google OAuth + FCM v1, APNs (HTTP/2 only), Web
+/// Emulators of the push services (`docs/providers.md` §Emulators): Google OAuth + FCM v1, APNs (HTTP/2 only), Web
 /// Push endpoints (VAPID checked, body decrypted), Expo, HMS, OneSignal, Pusher Beams and Pushpad. Each checks what
 /// the real service checks — signatures against the account's registered public key, token ages, headers, shapes,
 /// sizes — records what it accepted, and plays fault programs. Accounts are registered by tests (or are the

@@ -6,7 +6,7 @@ import HeraldProviders
 import Hummingbird
 import NIOCore
 
-/// A push service's endpoint for the subscriptions it handed out (`reference/providers.md` §3, §17.3): requires
+/// A push service's endpoint for the subscriptions it handed out (`docs/providers.md` §Web Push, §Emulators): requires
 /// `TTL`, one `Urgency`, a valid `Topic`, a VAPID authorization whose JWT verifies under `k` with `aud` = this
 /// origin and `exp` within 24 hours (and `k` = the subscription's application server key), then **decrypts** the
 /// body with the subscription's private key and records the plaintext.

@@ -2,7 +2,7 @@ import Foundation
 import HeraldCore
 import Logging
 
-/// Finds the credential encryption key (DESIGN §4):
+/// Finds the credential encryption key (`README.md` §Configuration):
 ///
 /// * `HERALD_ENCRYPTION_KEY` (base64 of 32 bytes) when set; `HERALD_ENCRYPTION_KEY_PREVIOUS` (comma-separated)
 ///   adds keys that still open values sealed before a rotation;

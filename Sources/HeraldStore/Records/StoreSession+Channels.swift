@@ -42,7 +42,7 @@ extension StoreSession {
             var unique: [String] = []
             for token in deviceTokens where !unique.contains(token) { unique.append(token) }
             for token in unique {
-                if let problem = DeviceTokenRules.problem(provider: integration.providerId, token: token) {
+                if let problem = DeviceTokenRules.problem(provider: integration.providerId, token: token, policy: nil) {
                     throw HeraldError.invalidInput("credentials.deviceTokens: \(problem)", context: ["field": "credentials.deviceTokens"])
                 }
             }

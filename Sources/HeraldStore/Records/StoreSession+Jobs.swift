@@ -28,10 +28,13 @@ extension StoreSession {
             ).all()
             ids.append(contentsOf: try rows.map { try $0.decode(column: "id", as: Int64.self) })
         }
-        if dialect == .postgres {
-            try await db.raw("SELECT pg_notify(\(bind: PostgresDriver.jobsChannel), '')").run()
+        // PostgreSQL's NOTIFY is sent once per transaction, when it commits (``SQLStore/transaction(durability:_:)``);
+        // outside a transaction, here.
+        if let enqueued {
+            enqueued.set()
+        } else if dialect == .postgres {
+            try await notifyWorkers()
         }
-        enqueued?.set()
         return ids.sorted()
     }
 
@@ -85,12 +88,25 @@ extension StoreSession {
     @discardableResult
     public func completeJobs(_ jobs: [Job]) async throws -> Int {
         var deleted = 0
-        for job in jobs {
+        // One statement per 200 jobs, each fenced by its own lease token.
+        for start in stride(from: 0, to: jobs.count, by: 200) {
+            let rows = jobs[start..<min(start + 200, jobs.count)].map { job -> SQLQueryString in
+                "(\(bind: job.id), \(bind: job.leaseToken))"
+            }
             deleted += try await db.raw(
-                "DELETE FROM jobs WHERE id = \(bind: job.id) AND lease_token = \(bind: job.leaseToken) RETURNING id"
+                """
+                WITH v(id, token) AS (VALUES \(rows.joined(separator: ", ")))
+                DELETE FROM jobs WHERE (id, lease_token) IN (SELECT id, token FROM v) RETURNING id
+                """
             ).all().count
         }
         return deleted
+    }
+
+    /// Wakes the idle workers of every process (PostgreSQL `NOTIFY herald_jobs`; delivered when the transaction
+    /// commits).
+    func notifyWorkers() async throws {
+        try await db.raw("SELECT pg_notify(\(bind: PostgresDriver.jobsChannel), '')").run()
     }
 
     /// Makes a claimed job due again at `runAt` (a retry, or a release on shutdown with `runAt` = now), recording

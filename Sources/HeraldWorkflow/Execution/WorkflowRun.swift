@@ -124,7 +124,7 @@ public enum RunDirective: Sendable, Equatable {
     case finished
 }
 
-/// The workflow executor: a pure state machine over a workflow's step graph (DESIGN §7). Events go in (start, a
+/// The workflow executor: a pure state machine over a workflow's step graph (`docs/architecture.md` §Engine). Events go in (start, a
 /// channel step finished, a wait resumed, cancel); directives come out. It evaluates `if` conditions against the
 /// run's context, starts every step whose dependencies are terminal — so independent branches run in parallel —
 /// and never does I/O: the engine performs the directives and persists ``RunState``.

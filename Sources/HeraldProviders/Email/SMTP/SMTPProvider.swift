@@ -20,7 +20,7 @@ import NIOSSL
 /// `badRequest`; a lost connection `retryLater`.
 public final class SMTPProvider: DeliveryProvider {
     public let providerId = "nodemailer"
-    public let batchSize = 20
+    public var batchSize: Int { ProviderCatalog.batchLimit(providerId) }
     public let concurrency = 2
     /// Connections one batch uses at once (so at most `concurrency × lanes` per integration).
     static let lanes = 3
@@ -176,7 +176,7 @@ public final class SMTPProvider: DeliveryProvider {
     }
 
     private func connect() async throws -> SMTPConnection {
-        let policy = transport.effectivePolicy
+        let policy = transport.policy
         let address: IPAddress
         let checked: CheckedURL
         do {
