@@ -53,6 +53,7 @@ public struct APIError: Error, Sendable {
             fieldErrors[field] = FieldError(messages: [error.message])
         }
         let message = status == .internalServerError ? "Internal server error" : error.message
-        self.init(status, message, fieldErrors: fieldErrors)
+        // A database outage: nothing was committed that the caller was told of; retry in a few seconds.
+        self.init(status, message, fieldErrors: fieldErrors, headers: status == .serviceUnavailable ? [.retryAfter: "5"] : [:])
     }
 }

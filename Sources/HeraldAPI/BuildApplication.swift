@@ -33,6 +33,9 @@ public struct ServerConfiguration: Sendable {
     public var engine: EngineConfiguration = .init()
     /// How long a worker holds a claimed job before another may claim it (a crashed worker's jobs wait this long).
     public var jobLease: Duration = .seconds(60)
+    /// How old a worker process's heartbeat may get before it counts as dead and its jobs are released (default 5 s;
+    /// heartbeats go every second, or every third of this when shorter).
+    public var workerTimeout: Duration = .seconds(5)
     /// Longest idle workers sleep without a wake-up signal.
     public var pollInterval: Duration = .seconds(1)
     /// Remove devices without a successful delivery or re-registration for this long (nil: never).
@@ -82,8 +85,9 @@ public func buildApplication(
         services.append(
             Dispatcher(
                 store: store, engine: runtime.engine, metrics: runtime.metrics, workers: configuration.workers,
-                lease: configuration.jobLease,
-                pollInterval: configuration.pollInterval, logger: logger,
+                lease: configuration.jobLease, pollInterval: configuration.pollInterval,
+                heartbeatInterval: min(.seconds(1), configuration.workerTimeout / 3), workerTimeout: configuration.workerTimeout,
+                logger: logger,
                 ready: { await schemaReady.wait() }))
         if let ttl = configuration.deviceTTL {
             services.append(

@@ -7,8 +7,14 @@ import Synchronization
 
 /// The queue workers (docs/architecture.md §Engine): claims due jobs in batches with a lease, runs them with at most `workers` in
 /// flight, completes or reschedules them, and sleeps until the store signals new work (in-process signal on SQLite,
-/// `LISTEN/NOTIFY` on PostgreSQL) or the poll interval passes. On graceful shutdown it stops claiming and lets the
-/// jobs in flight finish; a job whose worker died is claimed again when its lease expires.
+/// `LISTEN/NOTIFY` on PostgreSQL) or the poll interval passes. On graceful shutdown it stops claiming, lets the
+/// jobs in flight finish and deregisters.
+///
+/// **Liveness.** The process registers as a worker and heartbeats every `heartbeatInterval`; its claims name it. Every
+/// heartbeat also looks for workers whose heartbeat is older than `workerTimeout`: they are dead, and their jobs are
+/// made due again in one statement — a crashed process is taken over in seconds, not when its leases run out (the lease
+/// stays as the last resort). On SQLite one process owns the workers (``SQLStore/acquireWorkerOwnership()``), so at
+/// start-up every claim left is a crashed process's and is released at once.
 ///
 /// Finished jobs are deleted by the next claim, in its transaction (a finished job frees a slot, which starts a
 /// claim at once): one commit per claim instead of one more per job. A crash between a job's last write and that
@@ -20,14 +26,21 @@ public struct Dispatcher: Service {
     let workers: Int
     let lease: Duration
     let pollInterval: Duration
+    let heartbeatInterval: Duration
+    /// Failed jobs whose reschedule could not be written (the database was unavailable): the next claim writes it.
+    let retries = PendingRetries()
+    let workerTimeout: Duration
     let logger: Logger
     /// Awaited before the first claim (the server opens it once migrations are applied).
     let ready: @Sendable () async -> Void
 
     public init(
         store: SQLStore, engine: Engine, metrics: EngineMetrics, workers: Int, lease: Duration = .seconds(60),
-        pollInterval: Duration = .seconds(1), logger: Logger, ready: @escaping @Sendable () async -> Void = {}
+        pollInterval: Duration = .seconds(1), heartbeatInterval: Duration = .seconds(1), workerTimeout: Duration = .seconds(5),
+        logger: Logger, ready: @escaping @Sendable () async -> Void = {}
     ) {
+        self.heartbeatInterval = heartbeatInterval
+        self.workerTimeout = workerTimeout
         self.ready = ready
         self.store = store
         self.engine = engine
@@ -40,13 +53,29 @@ public struct Dispatcher: Service {
 
     public func run() async throws {
         await ready()
-        let stopping = Atomic<Bool>(false)
+        try store.acquireWorkerOwnership()
+        defer { store.releaseWorkerOwnership() }
+        let workerId = store.ids.next()
+        try await register(workerId)
+        let stopping = StopFlag()
         let slots = SlotCounter(capacity: workers)
         let finished = FinishedJobs()
+        let inFlight = InFlightJobs()
         let wake = store.jobSignal
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
-                while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
+                group.addTask {
+                    var beats = 0
+                    while !stopping.isSet && !Task.isCancelled {
+                        try? await Task.sleep(for: heartbeatInterval)
+                        await beat(workerId)
+                        beats += 1
+                        // Housekeeping rides on the heartbeat: expired idempotency records go about once a minute.
+                        if beats % 60 == 0 { await purgeExpiredIdempotencyKeys() }
+                    }
+                }
+                var failures = 0
+                while !stopping.isSet && !Task.isCancelled {
                     let generation = wake.generation
                     let free = slots.free
                     guard free > 0 else {
@@ -54,16 +83,29 @@ public struct Dispatcher: Service {
                         continue
                     }
                     let done = finished.take()
+                    let retries = self.retries.take()
+                    // After failures (a database outage) a claim may have committed without its answer arriving: its
+                    // jobs would wait for their lease although this worker is alive. Release every claim of ours that
+                    // is not running.
+                    let recovering = failures > 0
+                    let running = inFlight.snapshot()
                     let jobs: [Job]
                     do {
                         jobs = try await store.transaction(durability: .replayable) { session in
                             if !done.isEmpty { _ = try await session.completeJobs(done) }
-                            return try await session.claimJobs(limit: free, lease: lease)
+                            if recovering { _ = try await session.releaseClaims(worker: workerId, except: running) }
+                            for retry in retries { try await session.rescheduleJob(retry.job, runAt: retry.at, error: retry.error) }
+                            return try await session.claimJobs(limit: free, lease: lease, worker: workerId)
                         }
+                        if failures > 0 { logger.info("claiming jobs works again", metadata: ["failures": "\(failures)"]) }
+                        failures = 0
                     } catch {
                         finished.add(done)
-                        logger.error("claiming jobs failed", metadata: ["error": "\(error)"])
-                        try? await Task.sleep(for: pollInterval)
+                        self.retries.add(retries)
+                        failures += 1
+                        // The database is down or restarting: back off (up to 5 s), and log the first failure of a run.
+                        if failures == 1 { logger.error("claiming jobs failed; retrying with backoff", metadata: ["error": "\(error)"]) }
+                        try? await Task.sleep(for: min(pollInterval * (1 << min(failures - 1, 4)), .seconds(5)))
                         continue
                     }
                     if jobs.isEmpty {
@@ -72,9 +114,11 @@ public struct Dispatcher: Service {
                     }
                     for job in jobs {
                         slots.take()
+                        inFlight.insert(job.id)
                         group.addTask {
                             let done = await self.execute(job)
                             if done { finished.add([job]) }
+                            inFlight.remove(job.id)
                             slots.release()
                             // An idle claim loop waits for new work: wake it to delete the finished job.
                             if done { wake.signal() }
@@ -91,10 +135,70 @@ public struct Dispatcher: Service {
                         "completing finished jobs failed; they run again when their lease expires", metadata: ["error": "\(error)"])
                 }
             }
+            do {
+                try await store.transaction { try await $0.deregisterWorker(id: workerId) }
+            } catch {
+                logger.warning(
+                    "deregistering the worker failed; its claims are released when its heartbeat ages", metadata: ["error": "\(error)"])
+            }
         } onGracefulShutdown: {
-            stopping.store(true, ordering: .relaxed)
+            stopping.set()
             wake.signal()
             slots.wakeAll()
+        }
+    }
+
+    /// Registers this process as a worker; releases what crashed workers left (on SQLite every other claim: one
+    /// process owns the database).
+    func register(_ workerId: String) async throws {
+        let info = ProcessInfo.processInfo
+        let exclusive = !store.allowsSeveralWorkerProcesses
+        let released = try await store.transaction { session in
+            try await session.registerWorker(id: workerId, host: info.hostName, pid: Int(info.processIdentifier))
+            var released = try await session.releaseOrphanedClaims()
+            if exclusive { released += try await session.releaseDeadWorkers(heartbeatBefore: .distantFuture, except: workerId).jobs }
+            return released
+        }
+        if released > 0 {
+            metrics.jobsReleased.increment(by: released)
+            logger.info("released the claims a stopped worker left", metadata: ["jobs": "\(released)"])
+        }
+    }
+
+    /// One heartbeat, and the look for dead workers. A worker that finds itself declared dead (a stall longer than the
+    /// timeout) registers again: its released jobs may run twice, never not at all.
+    func beat(_ workerId: String) async {
+        let timeout = workerTimeout
+        do {
+            let (alive, dead) = try await store.transaction(durability: .replayable) { session in
+                let alive = try await session.heartbeat(workerId: workerId)
+                if !alive {
+                    let info = ProcessInfo.processInfo
+                    try await session.registerWorker(id: workerId, host: info.hostName, pid: Int(info.processIdentifier))
+                }
+                let cutoff = session.now.addingTimeInterval(-Double(timeout.components.seconds))
+                return (alive, try await session.releaseDeadWorkers(heartbeatBefore: cutoff, except: workerId))
+            }
+            if !alive { logger.warning("this worker was declared dead (its heartbeat stalled) and registered again") }
+            if !dead.workers.isEmpty {
+                metrics.jobsReleased.increment(by: dead.jobs)
+                logger.info(
+                    "released the jobs of dead workers",
+                    metadata: ["workers": "\(dead.workers.joined(separator: ","))", "jobs": "\(dead.jobs)"])
+                if dead.jobs > 0 { store.jobSignal.signal() }
+            }
+        } catch {
+            logger.warning("worker heartbeat failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Deletes the idempotency records past their 24 h (any worker may; the statement is idempotent).
+    func purgeExpiredIdempotencyKeys() async {
+        do {
+            let purged = try await store.transaction(durability: .replayable) { try await $0.purgeExpiredIdempotencyKeys() }
+            if purged > 0 { logger.debug("expired idempotency records deleted", metadata: ["count": "\(purged)"]) }
+        } catch {
+            logger.warning("deleting expired idempotency records failed", metadata: ["error": "\(error)"])
         }
     }
 
@@ -117,16 +221,51 @@ public struct Dispatcher: Service {
             metrics.jobs.increment(job.kind, "ok")
         } catch {
             metrics.jobs.increment(job.kind, "error")
-            let delay = min(300.0, pow(2.0, Double(min(job.attempts, 8))))
+            // A database outage is not the job's fault: try again soon (the claim loop backs off meanwhile) rather
+            // than after a backoff that grows with every claim the outage failed.
+            let outage = (error as? HeraldError)?.code == .unavailable
+            let delay = outage ? 1.0 : min(300.0, pow(2.0, Double(min(job.attempts, 8))))
             logger.error(
                 "job failed; retrying",
                 metadata: ["kind": "\(job.kind)", "job": "\(job.id)", "attempt": "\(job.attempts)", "error": "\(error)"])
-            _ = try? await store.transaction(durability: .replayable) {
-                try await $0.rescheduleJob(job, runAt: store.clock.now().addingTimeInterval(delay), error: "\(error)")
+            let at = store.clock.now().addingTimeInterval(delay)
+            do {
+                try await store.transaction(durability: .replayable) { _ = try await $0.rescheduleJob(job, runAt: at, error: "\(error)") }
+            } catch {
+                // Without this the job would wait for its lease (its worker is alive): the next claim writes it.
+                retries.add([(job, at, "\(error)")])
             }
         }
         metrics.jobSeconds.observe(ContinuousClock.now - started, job.kind)
         return finished
+    }
+}
+
+/// The ids of the jobs this worker is running.
+final class InFlightJobs: Sendable {
+    private let ids = Mutex<Set<Int64>>([])
+    func insert(_ id: Int64) { _ = ids.withLock { $0.insert(id) } }
+    func remove(_ id: Int64) { _ = ids.withLock { $0.remove(id) } }
+    func snapshot() -> Set<Int64> { ids.withLock { $0 } }
+}
+
+/// Set once, when a graceful shutdown begins; read by the claim loop and the heartbeat.
+final class StopFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
+}
+
+/// Reschedules of failed jobs that could not be written yet, written by the next claim's transaction.
+final class PendingRetries: Sendable {
+    private let items = Mutex<[(job: Job, at: Date, error: String)]>([])
+
+    func add(_ retries: [(job: Job, at: Date, error: String)]) { items.withLock { $0 += retries } }
+
+    func take() -> [(job: Job, at: Date, error: String)] {
+        items.withLock { items in
+            defer { items.removeAll() }; return items
+        }
     }
 }
 

@@ -116,6 +116,8 @@ public final class EngineMetrics: Sendable {
         labels: ["provider", "platform", "outcome"])
     public let pushSends = CounterFamily(
         "herald_push_sends_total", help: "Raw push sends (send_push_notification) accepted, by recipient type.", labels: ["recipient_type"])
+    public let jobsReleased = CounterFamily(
+        "herald_jobs_released_total", help: "Claimed jobs made due again because their worker died (or left them at a crash).")
     public let jobs = CounterFamily("herald_jobs_processed_total", help: "Jobs run, by kind and result.", labels: ["kind", "result"])
     public let providerCallSeconds = HistogramFamily(
         "herald_provider_call_duration_seconds", help: "Duration of one provider batch call.", labels: ["provider"],
@@ -150,7 +152,7 @@ public final class EngineMetrics: Sendable {
         for counter in [
             triggersAccepted, triggerGroupSplits, triggersRejected, deliveries, pushNotifications, pushSends, tokensRemoved,
             tokenRemovalsWithheld,
-            deadDeliveries, domainEvents, jobs,
+            deadDeliveries, domainEvents, jobsReleased, jobs,
         ] {
             counter.render(into: &text)
         }

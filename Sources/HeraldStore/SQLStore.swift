@@ -22,6 +22,8 @@ public struct SQLStore: Sendable, Service {
     /// Wakes workers when jobs are enqueued.
     public let jobSignal: JobSignal
     let logger: Logger
+    /// The SQLite file, for the worker lock (nil for PostgreSQL and in-memory databases).
+    var sqlitePath: String? = nil
 
     /// Opens the database at `url`. Does not migrate: call ``migrator`` (or ``open(_:cipher:clock:ids:logger:maxConnections:)``
     /// then `migrator.migrate()`).
@@ -40,9 +42,24 @@ public struct SQLStore: Sendable, Service {
         case .postgres(let location):
             driver = try await PostgresDriver.open(location, maxConnections: maxConnections, logger: logger)
         }
-        return SQLStore(
+        var store = SQLStore(
             driver: driver, dialect: driver.dialect, cipher: cipher, clock: clock, ids: ids, jobSignal: JobSignal(), logger: logger
         )
+        if case .sqlite(let path, _) = url { store.sqlitePath = path }
+        return store
+    }
+
+    /// Whether several processes may run queue workers on this database (PostgreSQL; SQLite has one writer process).
+    public var allowsSeveralWorkerProcesses: Bool { dialect == .postgres }
+
+    /// Claims the right to run queue workers: on a SQLite file an exclusive lock (a second process gets a clear error);
+    /// elsewhere nothing. Pair with ``releaseWorkerOwnership()``.
+    public func acquireWorkerOwnership() throws {
+        if let sqlitePath { try SQLiteWorkerLock.acquire(path: sqlitePath) }
+    }
+
+    public func releaseWorkerOwnership() {
+        if let sqlitePath { SQLiteWorkerLock.release(path: sqlitePath) }
     }
 
     /// The migration runner for this database with the migrations shipped in this binary.

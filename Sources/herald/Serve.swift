@@ -55,9 +55,15 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Seconds a worker holds a claimed job; a crashed worker's jobs are claimed again after this. [env: HERALD_JOB_LEASE] [default: 60]",
+            "Seconds a worker holds a claimed job before another may claim it: the last resort behind worker liveness (--worker-timeout). [env: HERALD_JOB_LEASE] [default: 60]",
             valueName: "seconds"))
     var jobLease: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "Seconds after which a worker process whose heartbeat stopped counts as dead and its jobs are taken over. [env: HERALD_WORKER_TIMEOUT] [default: 5]",
+            valueName: "seconds"))
+    var workerTimeout: Int?
 
     @Option(
         help: ArgumentHelp(
@@ -138,6 +144,10 @@ struct Serve: AsyncParsableCommand {
         let lease = try jobLease ?? environment["HERALD_JOB_LEASE"].map { try Self.integer($0, name: "HERALD_JOB_LEASE") } ?? 60
         guard (1...3600).contains(lease) else { throw HeraldError(.configuration, "the job lease must be 1–3600 seconds") }
         configuration.jobLease = .seconds(lease)
+        let timeout =
+            try workerTimeout ?? environment["HERALD_WORKER_TIMEOUT"].map { try Self.integer($0, name: "HERALD_WORKER_TIMEOUT") } ?? 5
+        guard (2...600).contains(timeout) else { throw HeraldError(.configuration, "the worker timeout must be 2–600 seconds") }
+        configuration.workerTimeout = .seconds(timeout)
         if let attempts = try environment["HERALD_RETRY_MAX_ATTEMPTS"].map({ try Self.integer($0, name: "HERALD_RETRY_MAX_ATTEMPTS") }) {
             guard attempts >= 1 else { throw HeraldError(.configuration, "HERALD_RETRY_MAX_ATTEMPTS must be at least 1") }
             configuration.engine.retryPolicy.maximumAttempts = attempts

@@ -84,6 +84,23 @@ struct CLITests {
         let (_, authenticated) = try await URLSession.shared.data(for: request)
         #expect((authenticated as? HTTPURLResponse)?.statusCode == 404)
 
+        // SQLite allows one worker process: a second serve on the same database stops with a clear error.
+        let second = Process()
+        second.executableURL = Self.binary
+        second.arguments = ["serve", "--port", "0"]
+        second.currentDirectoryURL = directory
+        second.environment = environment
+        let secondErr = Pipe()
+        second.standardError = secondErr
+        second.standardOutput = Pipe()
+        try second.run()
+        let secondDeadline = ContinuousClock.now + .seconds(30)
+        while second.isRunning, ContinuousClock.now < secondDeadline { try await Task.sleep(for: .milliseconds(50)) }
+        if second.isRunning { second.terminate() }
+        #expect(second.terminationStatus != 0, "a second worker process on one SQLite database is refused")
+        let secondText = String(decoding: secondErr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(secondText.contains("another Herald process runs queue workers"), "\(secondText)")
+
         process.terminate()  // SIGTERM
         let deadline = ContinuousClock.now + .seconds(15)
         while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }

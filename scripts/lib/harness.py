@@ -6,6 +6,7 @@ import random
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -123,7 +124,13 @@ class Server:
     def stop(self):
         if self.process and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=30)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                # A server that does not stop on SIGTERM is a finding, not a reason to leave it running.
+                print(f"herald did not stop within 30 s of SIGTERM; killed (log: {self.workdir}/server.log)", file=sys.stderr)
+                self.process.kill()
+                self.process.wait()
 
     def rss_kb(self):
         try:

@@ -82,10 +82,10 @@ public struct PushIntake: Sendable {
         var totals: [String: Int] = [:]
         let providers = rows.map { row -> JSONValue in
             let counts: [String: Int] = [
-                "sent": row.statuses["delivered", default: 0],
-                "failed": row.statuses["failed", default: 0] + row.statuses["invalid", default: 0] + row.statuses["dead", default: 0],
-                "pending": row.statuses["pending", default: 0] + row.statuses["retrying", default: 0],
-                "canceled": row.statuses["canceled", default: 0],
+                "sent": row.statuses[.delivered, default: 0],
+                "failed": row.statuses[.failed, default: 0] + row.statuses[.invalid, default: 0] + row.statuses[.dead, default: 0],
+                "pending": row.statuses[.pending, default: 0] + row.statuses[.retrying, default: 0],
+                "canceled": row.statuses[.canceled, default: 0],
                 "delivered": row.reported["delivered", default: 0] + row.reported["interacted", default: 0],
                 "interacted": row.reported["interacted", default: 0],
             ]

@@ -105,10 +105,4 @@ public enum DatabaseURL: Sendable, Hashable, CustomStringConvertible {
             "postgres://\(location.username)\(location.password == nil ? "" : ":***")@\(location.host):\(location.port)/\(location.database)"
         }
     }
-
-    /// Whether this is a PostgreSQL database.
-    public var isPostgres: Bool {
-        if case .postgres = self { return true }
-        return false
-    }
 }

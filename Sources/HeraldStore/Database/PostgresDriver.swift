@@ -7,6 +7,7 @@ import PostgresKit
 import PostgresNIO
 import SQLKit
 import ServiceLifecycle
+import Synchronization
 
 /// PostgreSQL through PostgresNIO's connection pool. Any number of Herald processes may share one database:
 /// the queue claims with `FOR UPDATE SKIP LOCKED`, and enqueues `NOTIFY herald_jobs` so that idle workers of every
@@ -90,9 +91,69 @@ final class PostgresDriver: DatabaseDriver {
         return "\(error.code)"
     }
 
+    /// Whether an error means the database cannot be reached now (down, restarting, the connection lost), as opposed
+    /// to a statement failing: connection-level PostgresNIO errors, SQLSTATE class 08 (connection exception) and 57P
+    /// (operator intervention: shutdown, cannot connect now), and the pool's own failures.
+    static func isUnavailable(_ error: any Error) -> Bool {
+        if let error = error as? PSQLError {
+            switch error.code {
+            case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed: return true
+            case .server:
+                let state = error.serverInfo?[.sqlState] ?? ""
+                return state.hasPrefix("08") || state.hasPrefix("57P")
+            default: return false
+            }
+        }
+        return String(describing: type(of: error)).contains("ConnectionPool")
+    }
+
+    /// Runs `operation`, turning "the database cannot be reached" into ``HeraldError`` `unavailable` (a 503 with
+    /// `Retry-After` at the API; a retry for the workers). A transaction whose COMMIT was lost may or may not have
+    /// committed: the caller is told to retry, never that it succeeded.
+    private func mappingOutages<T>(_ operation: () async throws -> T) async throws -> T {
+        do {
+            return try await operation()
+        } catch let error where Self.isUnavailable(error) {
+            throw HeraldError(.unavailable, "the database is unavailable (\(Self.explain(error))); retry shortly")
+        }
+    }
+
+    /// Longest a session waits for a connection before it gives up with `unavailable`: while the server is down the
+    /// pool keeps requests waiting and reconnecting, and an API request must answer 503 rather than hang.
+    static let acquireTimeout: Duration = .seconds(5)
+
+    /// Runs `operation`, which calls `acquired` once it holds a connection; if that has not happened within
+    /// ``acquireTimeout`` the operation is cancelled and `unavailable` thrown. Work that has its connection is never
+    /// cut short.
+    private func acquiring<T: Sendable>(
+        _ operation: @escaping @Sendable (_ acquired: @escaping @Sendable () -> Void) async throws -> T
+    )
+        async throws -> T
+    {
+        let acquired = AcquiredFlag()
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await operation { acquired.set() } }
+            group.addTask {
+                try await Task.sleep(for: Self.acquireTimeout)
+                if acquired.isSet { return nil }
+                throw HeraldError(.unavailable, "the database is unavailable (no connection within 5 s); retry shortly")
+            }
+            defer { group.cancelAll() }
+            while let next = try await group.next() {
+                if let result = next { return result }
+            }
+            throw CancellationError()
+        }
+    }
+
     func withConnection<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        try await client.withConnection { connection in
-            try await body(connection.sql(queryLogLevel: .trace))
+        try await acquiring { acquired in
+            try await self.mappingOutages {
+                try await self.client.withConnection { connection in
+                    acquired()
+                    return try await body(connection.sql(queryLogLevel: .trace))
+                }
+            }
         }
     }
 
@@ -100,17 +161,26 @@ final class PostgresDriver: DatabaseDriver {
         durability: Durability, _ body: @escaping @Sendable (any SQLDatabase) async throws -> T
     ) async throws -> T {
         do {
-            return try await client.withTransaction(logger: logger) { connection in
-                let database = connection.sql(queryLogLevel: .trace)
-                if durability == .replayable {
-                    // Consistent, not yet flushed when COMMIT returns; the WAL writer flushes it within
-                    // `wal_writer_delay` (200 ms by default).
-                    try await database.raw("SET LOCAL synchronous_commit TO OFF").run()
+            return try await acquiring { acquired in
+                try await self.mappingOutages {
+                    try await self.client.withTransaction(logger: self.logger) { connection in
+                        acquired()
+                        let database = connection.sql(queryLogLevel: .trace)
+                        if durability == .replayable {
+                            // Consistent, not yet flushed when COMMIT returns; the WAL writer flushes it within
+                            // `wal_writer_delay` (200 ms by default).
+                            try await database.raw("SET LOCAL synchronous_commit TO OFF").run()
+                        }
+                        return try await body(database)
+                    }
                 }
-                return try await body(database)
             }
         } catch let error as PostgresTransactionError {
             // Surface the caller's own error (a HeraldError, a conflict) rather than the wrapper.
+            let inner = error.closureError ?? error.beginError ?? error.commitError ?? error.rollbackError
+            if let inner, Self.isUnavailable(inner) {
+                throw HeraldError(.unavailable, "the database is unavailable (\(Self.explain(inner))); retry shortly")
+            }
             if let closureError = error.closureError { throw closureError }
             throw error
         }
@@ -162,4 +232,11 @@ final class PostgresDriver: DatabaseDriver {
     }
 
     func shutdown() async {}
+}
+
+/// Set once a session holds its connection.
+final class AcquiredFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
 }

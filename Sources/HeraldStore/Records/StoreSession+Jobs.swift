@@ -45,7 +45,9 @@ extension StoreSession {
     /// PostgreSQL skips rows other transactions are claiming (`FOR UPDATE SKIP LOCKED`), so concurrent workers
     /// never receive the same job; SQLite serialises writers, which gives the same guarantee. One range scan of the
     /// `(priority, run_at, id)` index per class: leased and scheduled jobs of an urgent class are never walked over.
-    public func claimJobs(limit: Int, lease: Duration) async throws -> [Job] {
+    /// `worker` names the claiming worker process (``registerWorker(id:host:pid:)``): if it dies, a live worker makes
+    /// its jobs due again at once (``releaseDeadWorkers(heartbeatBefore:except:)``).
+    public func claimJobs(limit: Int, lease: Duration, worker: String? = nil) async throws -> [Job] {
         let now = nowMilliseconds
         let leaseMilliseconds = Int64(lease.components.seconds * 1000 + lease.components.attoseconds / 1_000_000_000_000_000)
         let token = ids.next()
@@ -62,7 +64,7 @@ extension StoreSession {
                         ORDER BY run_at, id LIMIT \(bind: wanted) FOR UPDATE SKIP LOCKED
                     )
                     UPDATE jobs SET run_at = \(bind: now + leaseMilliseconds), lease_token = \(bind: token), leased_at = \(bind: now),
-                        attempts = jobs.attempts + 1, updated_at = \(bind: now)
+                        attempts = jobs.attempts + 1, updated_at = \(bind: now), worker_id = \(bind: worker)
                     FROM due WHERE jobs.id = due.id
                     RETURNING jobs.id, jobs.environment_id, jobs.kind, jobs.payload, jobs.transaction_id, jobs.run_at, jobs.attempts,
                         jobs.lease_token, jobs.last_error, jobs.created_at
@@ -70,7 +72,7 @@ extension StoreSession {
                 case .sqlite:
                     """
                     UPDATE jobs SET run_at = \(bind: now + leaseMilliseconds), lease_token = \(bind: token), leased_at = \(bind: now),
-                        attempts = attempts + 1, updated_at = \(bind: now)
+                        attempts = attempts + 1, updated_at = \(bind: now), worker_id = \(bind: worker)
                     WHERE id IN (
                         SELECT id FROM jobs WHERE priority = \(bind: priority.rawValue) AND run_at <= \(bind: now)
                         ORDER BY run_at, id LIMIT \(bind: wanted)
@@ -115,7 +117,7 @@ extension StoreSession {
     public func rescheduleJob(_ job: Job, runAt: Date, error: String?) async throws -> Bool {
         try await !db.raw(
             """
-            UPDATE jobs SET run_at = \(bind: runAt.millisecondsSince1970), lease_token = NULL, leased_at = NULL,
+            UPDATE jobs SET run_at = \(bind: runAt.millisecondsSince1970), lease_token = NULL, leased_at = NULL, worker_id = NULL,
                 last_error = \(bind: error), updated_at = \(bind: nowMilliseconds)
             WHERE id = \(bind: job.id) AND lease_token = \(bind: job.leaseToken) RETURNING id
             """

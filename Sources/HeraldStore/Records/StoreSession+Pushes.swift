@@ -13,8 +13,8 @@ public enum PushInsertResult: Sendable {
 public struct PushStatsRow: Sendable, Equatable {
     public var provider: String
     public var platform: String
-    /// By delivery status (`pending`, `delivered`, `failed`, …).
-    public var statuses: [String: Int] = [:]
+    /// By delivery status.
+    public var statuses: [DeliveryStatus: Int] = [:]
     /// By reported push status (`delivered`, `interacted`).
     public var reported: [String: Int] = [:]
 }
@@ -112,7 +112,7 @@ extension StoreSession {
             let platform = try row.decode(column: "platform", as: String.self)
             let count = try row.decode(column: "n", as: Int.self)
             var entry = result[[provider, platform]] ?? PushStatsRow(provider: provider, platform: platform)
-            entry.statuses[try row.decode(column: "status", as: String.self), default: 0] += count
+            entry.statuses[try row.status(as: DeliveryStatus.self), default: 0] += count
             let reported = try row.decode(column: "push_status", as: String.self)
             if !reported.isEmpty { entry.reported[reported, default: 0] += count }
             result[[provider, platform]] = entry
