@@ -131,16 +131,19 @@ public final class EngineMetrics: Sendable {
 
     /// Counts committed domain events.
     func record(_ events: [DomainEvent]) {
+        guard !events.isEmpty else { return }
+        // Counted per kind first: one locked increment per kind and batch, not per event.
+        var kinds: [DomainEvent.Kind: Int] = [:]
         for event in events {
-            domainEvents.increment(event.kind.rawValue)
-            let provider = event.providerId ?? "unknown"
+            kinds[event.kind, default: 0] += 1
             switch event.kind {
-            case .messageDead: deadDeliveries.increment(provider)
-            case .deviceRemoved: tokensRemoved.increment(provider)
-            case .deviceRemovalWithheld: tokenRemovalsWithheld.increment(provider)
+            case .messageDead: deadDeliveries.increment(event.providerId ?? "unknown")
+            case .deviceRemoved: tokensRemoved.increment(event.providerId ?? "unknown")
+            case .deviceRemovalWithheld: tokenRemovalsWithheld.increment(event.providerId ?? "unknown")
             case .messageSent, .messageFailed, .notificationCompleted: break
             }
         }
+        for (kind, count) in kinds { domainEvents.increment(by: count, kind.rawValue) }
     }
 
     func jobStarted() { inFlight.add(1, ordering: .relaxed) }
