@@ -174,11 +174,9 @@ extension TLSIdentity {
     }
 }
 
-/// One server-side SMTP session, on its channel's event loop.
-final class SMTPServerHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
+/// The protocol state of one SMTP session: what the client has established (TLS, greeting, authentication) and the
+/// mail transaction under way. One value, so that what a command may do is read from one place.
+struct SMTPSessionState {
     enum AuthStep {
         case none
         case plain
@@ -186,32 +184,49 @@ final class SMTPServerHandler: ChannelInboundHandler {
         case loginPassword(String)
     }
 
-    let emulator: SMTPEmulator
-    let tls: NIOSSLContext
+    /// The envelope and data of the mail transaction under way (reset by EHLO, HELO, RSET, STARTTLS and each message).
+    struct Transaction {
+        var from: String?
+        var declaredSize: Int?
+        var recipients: [String] = []
+        /// Whether MAIL came with more commands in the same read (PIPELINING).
+        var pipelined = false
+    }
+
     var encrypted: Bool
-    var buffer = ByteBuffer()
     var greeted = false
     var user: String?
     var auth = AuthStep.none
-    var from: String?
-    var declaredSize: Int?
-    var recipients: [String] = []
-    var pipelined = false
+    var transaction = Transaction()
+    /// Between DATA and the final dot: lines are message data.
     var inData = false
     var data: [UInt8] = []
     var dataProblem: String?
+    /// The emulator's number of this connection, and of the message on it.
     var connection = 0
     var sequence = 0
     var closing = false
+}
+
+/// One server-side SMTP session, on its channel's event loop.
+final class SMTPServerHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    typealias AuthStep = SMTPSessionState.AuthStep
+
+    let emulator: SMTPEmulator
+    let tls: NIOSSLContext
+    var buffer = ByteBuffer()
+    var state: SMTPSessionState
 
     init(emulator: SMTPEmulator, tls: NIOSSLContext, encrypted: Bool) {
         self.emulator = emulator
         self.tls = tls
-        self.encrypted = encrypted
+        self.state = SMTPSessionState(encrypted: encrypted)
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        connection = emulator.opened(context.channel)
+        state.connection = emulator.opened(context.channel)
         if let fault = emulator.fault(.greeting, to: nil) {
             send(context, fault.reply)
             context.close(promise: nil)
@@ -237,12 +252,12 @@ final class SMTPServerHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data input: NIOAny) {
         var incoming = unwrapInboundIn(input)
         buffer.writeBuffer(&incoming)
-        while !closing, let line = nextLine() {
-            if inData { dataLine(context, line) } else { command(context, line) }
+        while !state.closing, let line = nextLine() {
+            if state.inData { dataLine(context, line) } else { command(context, line) }
         }
-        if !inData, buffer.readableBytes > 4096 {
+        if !state.inData, buffer.readableBytes > 4096 {
             send(context, "500 5.5.6 Line too long")
-            closing = true
+            state.closing = true
             context.close(promise: nil)
         }
         buffer.discardReadBytes()
@@ -256,10 +271,7 @@ final class SMTPServerHandler: ChannelInboundHandler {
     }
 
     private func resetTransaction() {
-        from = nil
-        declaredSize = nil
-        recipients = []
-        pipelined = false
+        state.transaction = .init()
     }
 
     private func command(_ context: ChannelHandlerContext, _ bytes: [UInt8]) {
@@ -268,17 +280,17 @@ final class SMTPServerHandler: ChannelInboundHandler {
             return
         }
         let line = String(decoding: bytes.dropLast(2), as: UTF8.self)
-        switch auth {
+        switch state.auth {
         case .none: break
         case .plain:
-            auth = .none
+            state.auth = .none
             return finishPlain(context, line)
         case .loginUser:
             guard let user = Self.base64(line) else { return authFailed(context) }
-            auth = .loginPassword(user)
+            state.auth = .loginPassword(user)
             return send(context, "334 UGFzc3dvcmQ6")
         case .loginPassword(let user):
-            auth = .none
+            state.auth = .none
             guard let password = Self.base64(line) else { return authFailed(context) }
             return authenticate(context, user: user, password: password)
         }
@@ -287,82 +299,84 @@ final class SMTPServerHandler: ChannelInboundHandler {
         switch verb {
         case "EHLO":
             guard !argument.isEmpty else { return send(context, "501 5.5.4 EHLO needs a domain or address literal") }
-            greeted = true
+            state.greeted = true
             resetTransaction()
             var lines = [
                 "127.0.0.1 Hello \(argument)", "PIPELINING", "SIZE \(emulator.maxSize)", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8",
             ]
-            if !encrypted { lines.append("STARTTLS") }
-            if encrypted, !emulator.mechanisms.isEmpty { lines.append("AUTH " + emulator.mechanisms.joined(separator: " ")) }
+            if !state.encrypted { lines.append("STARTTLS") }
+            if state.encrypted, !emulator.mechanisms.isEmpty { lines.append("AUTH " + emulator.mechanisms.joined(separator: " ")) }
             for (index, text) in lines.enumerated() { send(context, "250\(index == lines.count - 1 ? " " : "-")\(text)") }
         case "HELO":
-            greeted = true
+            state.greeted = true
             resetTransaction()
             send(context, "250 127.0.0.1")
         case "STARTTLS":
-            guard !encrypted else { return send(context, "503 5.5.1 TLS already active") }
+            guard !state.encrypted else { return send(context, "503 5.5.1 TLS already active") }
             send(context, "220 2.0.0 Ready to start TLS")
             guard buffer.readableBytes == 0 else {
                 // Commands pipelined after STARTTLS in clear: a real server must not act on them (RFC 3207 §6).
-                closing = true
+                state.closing = true
                 context.close(promise: nil)
                 return
             }
             do {
                 try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: .first)
             } catch {
-                closing = true
+                state.closing = true
                 context.close(promise: nil)
                 return
             }
-            encrypted = true
-            greeted = false
-            user = nil
+            state.encrypted = true
+            state.greeted = false
+            state.user = nil
             resetTransaction()
         case "AUTH":
-            guard greeted else { return send(context, "503 5.5.1 EHLO first") }
-            guard encrypted else { return send(context, "538 5.7.11 Encryption required for requested authentication mechanism") }
-            guard user == nil else { return send(context, "503 5.5.1 Already authenticated") }
+            guard state.greeted else { return send(context, "503 5.5.1 EHLO first") }
+            guard state.encrypted else { return send(context, "538 5.7.11 Encryption required for requested authentication mechanism") }
+            guard state.user == nil else { return send(context, "503 5.5.1 Already authenticated") }
             let pieces = argument.split(separator: " ").map(String.init)
             let mechanism: String? = pieces.first?.uppercased()
             switch mechanism.flatMap({ emulator.offers($0) ? $0 : nil }) {
             case "PLAIN":
                 if pieces.count > 1 { return finishPlain(context, pieces[1]) }
-                auth = .plain
+                state.auth = .plain
                 send(context, "334 ")
             case "LOGIN":
-                auth = .loginUser
+                state.auth = .loginUser
                 send(context, "334 VXNlcm5hbWU6")
             default:
                 send(context, "504 5.5.4 Unrecognized authentication type")
             }
         case "MAIL":
-            guard greeted else { return send(context, "503 5.5.1 EHLO first") }
-            guard !emulator.requiresAuth() || user != nil else { return send(context, "530 5.7.0 Authentication required") }
-            guard from == nil else { return send(context, "503 5.5.1 Nested MAIL command") }
+            guard state.greeted else { return send(context, "503 5.5.1 EHLO first") }
+            guard !emulator.requiresAuth() || state.user != nil else { return send(context, "530 5.7.0 Authentication required") }
+            guard state.transaction.from == nil else { return send(context, "503 5.5.1 Nested MAIL command") }
             guard let address = Self.path(argument, verb: "FROM") else { return send(context, "501 5.5.4 Syntax: MAIL FROM:<address>") }
             let parameters = Self.parameters(argument)
             if let size = parameters["SIZE"].flatMap({ Int($0) }), size > emulator.maxSize {
                 return send(context, "552 5.3.4 Message size exceeds fixed limit")
             }
-            pipelined = buffer.readableBytesView.contains(10)
+            state.transaction.pipelined = buffer.readableBytesView.contains(10)
             if let fault = emulator.fault(.mail, to: nil) { return send(context, fault.reply) }
-            from = address
-            declaredSize = parameters["SIZE"].flatMap { Int($0) }
+            state.transaction.from = address
+            state.transaction.declaredSize = parameters["SIZE"].flatMap { Int($0) }
             send(context, "250 2.1.0 Ok")
         case "RCPT":
-            guard from != nil else { return send(context, "503 5.5.1 Need MAIL command") }
+            guard state.transaction.from != nil else { return send(context, "503 5.5.1 Need MAIL command") }
             guard let address = Self.path(argument, verb: "TO"), address.contains("@") else {
                 return send(context, "501 5.1.3 Bad recipient address syntax")
             }
             if let fault = emulator.fault(.rcpt, to: address) { return send(context, fault.reply) }
-            recipients.append(address)
+            state.transaction.recipients.append(address)
             send(context, "250 2.1.5 Ok")
         case "DATA":
-            guard from != nil, !recipients.isEmpty else { return send(context, "554 5.5.1 No valid recipients") }
-            inData = true
-            data = []
-            dataProblem = nil
+            guard state.transaction.from != nil, !state.transaction.recipients.isEmpty else {
+                return send(context, "554 5.5.1 No valid recipients")
+            }
+            state.inData = true
+            state.data = []
+            state.dataProblem = nil
             send(context, "354 End data with <CR><LF>.<CR><LF>")
         case "RSET":
             resetTransaction()
@@ -371,7 +385,7 @@ final class SMTPServerHandler: ChannelInboundHandler {
             send(context, "250 2.0.0 Ok")
         case "QUIT":
             send(context, "221 2.0.0 Bye")
-            closing = true
+            state.closing = true
             context.close(promise: nil)
         default:
             send(context, "502 5.5.2 Error: command not recognized")
@@ -387,7 +401,7 @@ final class SMTPServerHandler: ChannelInboundHandler {
 
     private func authenticate(_ context: ChannelHandlerContext, user: String, password: String) {
         guard emulator.verify(user: user, password: password) else { return authFailed(context) }
-        self.user = user
+        state.user = user
         send(context, "235 2.7.0 Authentication successful")
     }
 
@@ -397,24 +411,24 @@ final class SMTPServerHandler: ChannelInboundHandler {
 
     private func dataLine(_ context: ChannelHandlerContext, _ bytes: [UInt8]) {
         let crlf = bytes.count >= 2 && bytes[bytes.count - 2] == 13
-        if !crlf, dataProblem == nil { dataProblem = "bare LF in the message data" }
-        if bytes.count > 1000, dataProblem == nil { dataProblem = "a line longer than 1000 octets" }
+        if !crlf, state.dataProblem == nil { state.dataProblem = "bare LF in the message data" }
+        if bytes.count > 1000, state.dataProblem == nil { state.dataProblem = "a line longer than 1000 octets" }
         if bytes == [46, 13, 10] { return endData(context) }
-        data += bytes.first == 46 ? Array(bytes.dropFirst()) : bytes
+        state.data += bytes.first == 46 ? Array(bytes.dropFirst()) : bytes
     }
 
     private func endData(_ context: ChannelHandlerContext) {
-        inData = false
-        sequence += 1
-        let to = recipients.first
+        state.inData = false
+        state.sequence += 1
+        let to = state.transaction.recipients.first
         var reply = "250 2.0.0 Ok: queued as \(String(UUID().uuidString.prefix(12)).replacingOccurrences(of: "-", with: ""))"
-        if let problem = dataProblem {
+        if let problem = state.dataProblem {
             reply = "550 5.6.0 \(problem)"
-        } else if data.count > emulator.maxSize {
+        } else if state.data.count > emulator.maxSize {
             reply = "552 5.3.4 Message size exceeds fixed limit"
         } else if let fault = emulator.fault(.disconnect, to: to) {
             emulator.record(record(reply: fault.reply.isEmpty ? "(disconnected)" : fault.reply))
-            closing = true
+            state.closing = true
             context.close(promise: nil)
             return
         } else if let fault = emulator.fault(.data, to: to) {
@@ -427,9 +441,9 @@ final class SMTPServerHandler: ChannelInboundHandler {
 
     private func record(reply: String) -> SMTPRecord {
         SMTPRecord(
-            envelopeFrom: from ?? "", recipients: recipients, encrypted: encrypted, user: user, pipelined: pipelined,
-            connection: connection,
-            sequence: sequence, declaredSize: declaredSize, raw: data, mail: ParsedMail(raw: data), reply: reply)
+            envelopeFrom: state.transaction.from ?? "", recipients: state.transaction.recipients, encrypted: state.encrypted,
+            user: state.user, pipelined: state.transaction.pipelined, connection: state.connection, sequence: state.sequence,
+            declaredSize: state.transaction.declaredSize, raw: state.data, mail: ParsedMail(raw: state.data), reply: reply)
     }
 
     static func base64(_ text: String) -> String? { Data(base64Encoded: text).map { String(decoding: $0, as: UTF8.self) } }
