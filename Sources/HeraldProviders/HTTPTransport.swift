@@ -230,18 +230,9 @@ public final class HTTPTransport: Sendable {
 public enum HTTPOutcome {
     public static func classify(_ response: HTTPTransport.Response, now: Date = Date()) -> DeliveryOutcome {
         let retryAfter = response.headers.first(name: "retry-after").flatMap { RetryAfter.parse($0, now: now) }
-        switch response.status {
-        case 200..<300:
-            return .delivered(providerMessageId: messageId(in: response.body))
-        case 404, 410:
-            return .invalidToken(reason: "HTTP \(response.status)")
-        case 401, 403:
-            return .authConfig(reason: "HTTP \(response.status)")
-        case 408, 425, 429, 500..<600:
-            return .retryLater(reason: "HTTP \(response.status)", after: retryAfter)
-        default:
-            return .badRequest(reason: "HTTP \(response.status): \(String(response.text.prefix(200)))")
-        }
+        guard !(200..<300).contains(response.status) else { return .delivered(providerMessageId: messageId(in: response.body)) }
+        return HTTPStatusClasses.webhook.outcome(
+            status: response.status, reason: "HTTP \(response.status)", detail: String(response.text.prefix(200)), retryAfter: retryAfter)
     }
 
     /// The `id` (or `messageId`) field of a JSON answer.

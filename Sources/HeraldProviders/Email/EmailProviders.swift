@@ -135,11 +135,8 @@ public struct EmailAPIProvider: PerMessageProvider {
             default: return .badRequest(reason: reason)
             }
         }
-        switch response.status {
-        case 401, 403: return .authConfig(reason: reason)
-        case 404: return providerId == "mailgun" ? .authConfig(reason: reason) : .badRequest(reason: reason)
-        case 408, 429, 500..<600: return .retryLater(reason: reason, after: retryAfter)
-        default: return .badRequest(reason: reason)
-        }
+        // Mailgun answers 404 for an unknown sending domain: configuration.
+        let classes = HTTPStatusClasses(auth: providerId == "mailgun" ? [401, 403, 404] : [401, 403], retry: [408, 429])
+        return classes.outcome(status: response.status, reason: reason, retryAfter: retryAfter)
     }
 }

@@ -81,11 +81,12 @@ public struct OneSignalProvider: DeliveryProvider {
             return ids.map {
                 invalid.contains($0) ? .invalidToken(reason: "OneSignal: subscription not subscribed") : .delivered(providerMessageId: id)
             }
-        case 401, 403: return all(.authConfig(reason: reason))
-        case 429, 500..<600: return all(.retryLater(reason: reason, after: PushSupport.retryAfter(response, now: now)))
         default:
             let errors = object["errors"]?.arrayValue?.compactMap(\.stringValue).joined(separator: "; ") ?? ""
-            return all(.badRequest(reason: "\(reason): \(errors.prefix(160))"))
+            return all(
+                HTTPStatusClasses().outcome(
+                    status: response.status, reason: reason, detail: String(errors.prefix(160)),
+                    retryAfter: PushSupport.retryAfter(response, now: now)))
         }
     }
 }
@@ -147,13 +148,12 @@ public struct PusherBeamsProvider: DeliveryProvider {
         let object = PushSupport.json(response)
         let reason =
             "Pusher Beams \(response.status) \(object["error"]?.stringValue ?? ""): \(object["description"]?.stringValue?.prefix(120) ?? "")"
+        // A 404 is an unknown instance: configuration, not a dead token.
         let outcome: DeliveryOutcome =
-            switch response.status {
-            case 200..<300: .delivered(providerMessageId: object["publishId"]?.stringValue)
-            case 401, 403, 404: .authConfig(reason: reason)
-            case 429, 500..<600: .retryLater(reason: reason, after: PushSupport.retryAfter(response, now: clock.now()))
-            default: .badRequest(reason: reason)
-            }
+            (200..<300).contains(response.status)
+            ? .delivered(providerMessageId: object["publishId"]?.stringValue)
+            : HTTPStatusClasses(auth: [401, 403, 404]).outcome(
+                status: response.status, reason: reason, retryAfter: PushSupport.retryAfter(response, now: clock.now()))
         return Array(repeating: outcome, count: group.count)
     }
 }
@@ -203,13 +203,13 @@ public struct PushpadProvider: DeliveryProvider {
             return Array(repeating: HTTPOutcome.transportFailure(error), count: group.count)
         }
         let reason = "Pushpad \(response.status)"
+        // 402 (unpaid plan) and 404 (unknown project) are configuration, not dead tokens.
         let outcome: DeliveryOutcome =
-            switch response.status {
-            case 200..<300: .delivered(providerMessageId: HTTPOutcome.messageId(in: response.body))
-            case 401, 402, 403, 404: .authConfig(reason: reason)
-            case 429, 500..<600: .retryLater(reason: reason, after: PushSupport.retryAfter(response, now: clock.now()))
-            default: .badRequest(reason: "\(reason): \(response.text.prefix(160))")
-            }
+            (200..<300).contains(response.status)
+            ? .delivered(providerMessageId: HTTPOutcome.messageId(in: response.body))
+            : HTTPStatusClasses(auth: [401, 402, 403, 404]).outcome(
+                status: response.status, reason: reason, detail: String(response.text.prefix(160)),
+                retryAfter: PushSupport.retryAfter(response, now: clock.now()))
         return Array(repeating: outcome, count: group.count)
     }
 }

@@ -128,12 +128,12 @@ public struct WebPushProvider: PerMessageProvider {
         let text = "Web Push \(response.status)"
         switch response.status {
         case 200..<300: return .delivered(providerMessageId: response.headers.first(name: "location"))
-        case 404, 410: return .invalidToken(reason: text)
-        case 401, 403: return .authConfig(reason: text)
         case 400 where response.text.lowercased().contains("vapid") || response.text.contains("UnauthorizedRegistration"):
             return .authConfig(reason: text)
-        case 429, 500..<600: return .retryLater(reason: text, after: PushSupport.retryAfter(response, now: now))
-        default: return .badRequest(reason: "\(text): \(response.text.prefix(160))")
+        default:
+            return HTTPStatusClasses(invalid: [404, 410]).outcome(
+                status: response.status, reason: text, detail: String(response.text.prefix(160)),
+                retryAfter: PushSupport.retryAfter(response, now: now))
         }
     }
 }
