@@ -28,7 +28,7 @@ public struct Dispatcher: Service {
     let pollInterval: Duration
     let heartbeatInterval: Duration
     /// Failed jobs whose reschedule could not be written (the database was unavailable): the next claim writes it.
-    let retries = PendingRetries()
+    let retries = PendingItems<(job: Job, at: Date, error: String)>()
     let workerTimeout: Duration
     let logger: Logger
     /// Awaited before the first claim (the server opens it once migrations are applied).
@@ -57,9 +57,10 @@ public struct Dispatcher: Service {
         defer { store.releaseWorkerOwnership() }
         let workerId = store.ids.next()
         try await register(workerId)
-        let stopping = StopFlag()
+        let stopping = OnceFlag()
         let slots = SlotCounter(capacity: workers)
-        let finished = FinishedJobs()
+        // Jobs finished since the last claim, deleted in the next claim's transaction.
+        let finished = PendingItems<Job>()
         let inFlight = InFlightJobs()
         let wake = store.jobSignal
         await withGracefulShutdownHandler {
@@ -151,10 +152,9 @@ public struct Dispatcher: Service {
     /// Registers this process as a worker; releases what crashed workers left (on SQLite every other claim: one
     /// process owns the database).
     func register(_ workerId: String) async throws {
-        let info = ProcessInfo.processInfo
         let exclusive = !store.allowsSeveralWorkerProcesses
         let released = try await store.transaction { session in
-            try await session.registerWorker(id: workerId, host: info.hostName, pid: Int(info.processIdentifier))
+            try await Self.registerSelf(workerId, session: session)
             var released = try await session.releaseOrphanedClaims()
             if exclusive { released += try await session.releaseDeadWorkers(heartbeatBefore: .distantFuture, except: workerId).jobs }
             return released
@@ -165,6 +165,12 @@ public struct Dispatcher: Service {
         }
     }
 
+    /// Registers this process (host name, pid) under `workerId`, with a fresh heartbeat.
+    static func registerSelf(_ workerId: String, session: StoreSession) async throws {
+        let info = ProcessInfo.processInfo
+        try await session.registerWorker(id: workerId, host: info.hostName, pid: Int(info.processIdentifier))
+    }
+
     /// One heartbeat, and the look for dead workers. A worker that finds itself declared dead (a stall longer than the
     /// timeout) registers again: its released jobs may run twice, never not at all.
     func beat(_ workerId: String) async {
@@ -172,10 +178,7 @@ public struct Dispatcher: Service {
         do {
             let (alive, dead) = try await store.transaction(durability: .replayable) { session in
                 let alive = try await session.heartbeat(workerId: workerId)
-                if !alive {
-                    let info = ProcessInfo.processInfo
-                    try await session.registerWorker(id: workerId, host: info.hostName, pid: Int(info.processIdentifier))
-                }
+                if !alive { try await Self.registerSelf(workerId, session: session) }
                 let cutoff = session.now.addingTimeInterval(-Double(timeout.components.seconds))
                 return (alive, try await session.releaseDeadWorkers(heartbeatBefore: cutoff, except: workerId))
             }
@@ -249,39 +252,19 @@ final class InFlightJobs: Sendable {
     func snapshot() -> Set<Int64> { ids.withLock { $0 } }
 }
 
-/// Set once, when a graceful shutdown begins; read by the claim loop and the heartbeat.
-final class StopFlag: Sendable {
-    private let value = Atomic<Bool>(false)
-    func set() { value.store(true, ordering: .relaxed) }
-    var isSet: Bool { value.load(ordering: .relaxed) }
-}
+/// Work the claim loop hands to its next claim's transaction (finished jobs to delete, reschedules to write).
+final class PendingItems<Item: Sendable>: Sendable {
+    private let items = Mutex<[Item]>([])
 
-/// Reschedules of failed jobs that could not be written yet, written by the next claim's transaction.
-final class PendingRetries: Sendable {
-    private let items = Mutex<[(job: Job, at: Date, error: String)]>([])
+    func add(_ more: [Item]) { items.withLock { $0 += more } }
 
-    func add(_ retries: [(job: Job, at: Date, error: String)]) { items.withLock { $0 += retries } }
-
-    func take() -> [(job: Job, at: Date, error: String)] {
+    func take() -> [Item] {
         items.withLock { items in
             defer { items.removeAll() }; return items
         }
     }
-}
 
-/// Jobs finished since the last claim, deleted in the next claim's transaction.
-final class FinishedJobs: Sendable {
-    private let jobs = Mutex<[Job]>([])
-
-    func add(_ finished: [Job]) { jobs.withLock { $0 += finished } }
-
-    func take() -> [Job] {
-        jobs.withLock { jobs in
-            defer { jobs.removeAll() }; return jobs
-        }
-    }
-
-    var isEmpty: Bool { jobs.withLock { $0.isEmpty } }
+    var isEmpty: Bool { items.withLock { $0.isEmpty } }
 }
 
 /// Counts free worker slots; the claim loop waits here when all are busy.

@@ -215,7 +215,7 @@ struct ActivityRoutes {
         case .completed: return "completed"
         case .failed: return "failed"
         case .skipped: return "skipped"
-        case .canceled: return state.reason == "merged" ? "merged" : "canceled"
+        case .canceled: return state.reason == StepState.mergedIntoDigest ? "merged" : "canceled"
         }
     }
 

@@ -1,5 +1,11 @@
 import Foundation
 
+/// What an app reports of a raw send on a device (Centrifugo `update_push_status`): reaching it, then a tap. An
+/// interaction implies delivery and is never downgraded by a later `delivered`.
+public enum PushReport: String, Sendable, CaseIterable {
+    case delivered, interacted
+}
+
 /// A raw provider-payload send (Centrifugo `send_push_notification`, `docs/wire-compatibility.md` §send_push_notification): the
 /// provider payloads go out unchanged, Herald only fills in each target. Stored in `pushes`; its deliveries carry
 /// its id.

@@ -244,7 +244,7 @@ struct RunBatch: Sendable {
                     jobs.append((notificationId, resumeJob(notificationId, stepId: stepId, at: closesAt, digest: true)))
                     details.append(detail(notificationId, stepId: stepId, status: .pending, "digest_opened"))
                 } else {
-                    run.cancel(reason: "merged")
+                    run.cancel(reason: StepState.mergedIntoDigest)
                     notifications[notificationId]?.status = .merged
                     details.append(
                         detail(notificationId, stepId: stepId, status: .success, "digest_merged", raw: ["digest": .string(joined.id)]))

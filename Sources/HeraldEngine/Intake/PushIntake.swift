@@ -62,11 +62,11 @@ public struct PushIntake: Sendable {
 
     /// Records an app's report that a push reached a device or was interacted with.
     public func report(environmentId: String, analyticsUid: String, deviceId: String, status: String) async throws {
-        guard status == "delivered" || status == "interacted" else {
+        guard let report = PushReport(rawValue: status) else {
             throw HeraldError(.invalidInput, "status: must be delivered or interacted", context: ["field": "status"])
         }
         let matched = try await store.transaction { session in
-            try await session.reportPushStatus(environmentId: environmentId, analyticsUid: analyticsUid, deviceId: deviceId, status: status)
+            try await session.reportPushStatus(environmentId: environmentId, analyticsUid: analyticsUid, deviceId: deviceId, status: report)
         }
         guard matched > 0 else { throw HeraldError(.notFound, "no push \(analyticsUid) was sent to device \(deviceId)") }
     }
@@ -86,8 +86,8 @@ public struct PushIntake: Sendable {
                 "failed": row.statuses[.failed, default: 0] + row.statuses[.invalid, default: 0] + row.statuses[.dead, default: 0],
                 "pending": row.statuses[.pending, default: 0] + row.statuses[.retrying, default: 0],
                 "canceled": row.statuses[.canceled, default: 0],
-                "delivered": row.reported["delivered", default: 0] + row.reported["interacted", default: 0],
-                "interacted": row.reported["interacted", default: 0],
+                "delivered": row.reported[.delivered, default: 0] + row.reported[.interacted, default: 0],
+                "interacted": row.reported[.interacted, default: 0],
             ]
             totals.merge(counts, uniquingKeysWith: +)
             var object = counts.mapValues { JSONValue.number(Double($0)) }

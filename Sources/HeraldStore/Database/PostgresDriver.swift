@@ -114,8 +114,13 @@ final class PostgresDriver: DatabaseDriver {
         do {
             return try await operation()
         } catch let error where Self.isUnavailable(error) {
-            throw HeraldError(.unavailable, "the database is unavailable (\(Self.explain(error))); retry shortly")
+            throw Self.unavailable(Self.explain(error))
         }
+    }
+
+    /// The error every outage surfaces as.
+    static func unavailable(_ why: String) -> HeraldError {
+        HeraldError(.unavailable, "the database is unavailable (\(why)); retry shortly")
     }
 
     /// Longest a session waits for a connection before it gives up with `unavailable`: while the server is down the
@@ -130,13 +135,13 @@ final class PostgresDriver: DatabaseDriver {
     )
         async throws -> T
     {
-        let acquired = AcquiredFlag()
+        let acquired = OnceFlag()
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await operation { acquired.set() } }
             group.addTask {
                 try await Task.sleep(for: Self.acquireTimeout)
                 if acquired.isSet { return nil }
-                throw HeraldError(.unavailable, "the database is unavailable (no connection within 5 s); retry shortly")
+                throw Self.unavailable("no connection within 5 s")
             }
             defer { group.cancelAll() }
             while let next = try await group.next() {
@@ -178,9 +183,7 @@ final class PostgresDriver: DatabaseDriver {
         } catch let error as PostgresTransactionError {
             // Surface the caller's own error (a HeraldError, a conflict) rather than the wrapper.
             let inner = error.closureError ?? error.beginError ?? error.commitError ?? error.rollbackError
-            if let inner, Self.isUnavailable(inner) {
-                throw HeraldError(.unavailable, "the database is unavailable (\(Self.explain(inner))); retry shortly")
-            }
+            if let inner, Self.isUnavailable(inner) { throw Self.unavailable(Self.explain(inner)) }
             if let closureError = error.closureError { throw closureError }
             throw error
         }
@@ -232,11 +235,4 @@ final class PostgresDriver: DatabaseDriver {
     }
 
     func shutdown() async {}
-}
-
-/// Set once a session holds its connection.
-final class AcquiredFlag: Sendable {
-    private let value = Atomic<Bool>(false)
-    func set() { value.store(true, ordering: .relaxed) }
-    var isSet: Bool { value.load(ordering: .relaxed) }
 }

@@ -16,7 +16,7 @@ public struct PushStatsRow: Sendable, Equatable {
     /// By delivery status.
     public var statuses: [DeliveryStatus: Int] = [:]
     /// By reported push status (`delivered`, `interacted`).
-    public var reported: [String: Int] = [:]
+    public var reported: [PushReport: Int] = [:]
 }
 
 extension StoreSession {
@@ -81,15 +81,15 @@ extension StoreSession {
 
     /// Records what the app reported for the deliveries of sends with this analytics uid to a device
     /// (`update_push_status`); `interacted` is never downgraded to `delivered`. Returns how many deliveries matched.
-    public func reportPushStatus(environmentId: String, analyticsUid: String, deviceId: String, status: String) async throws -> Int {
+    public func reportPushStatus(environmentId: String, analyticsUid: String, deviceId: String, status: PushReport) async throws -> Int {
         let pushIds = try await db.raw(
             "SELECT id FROM pushes WHERE environment_id = \(bind: environmentId) AND analytics_uid = \(bind: analyticsUid)"
         ).all().map { try $0.decode(column: "id", as: String.self) }
         guard !pushIds.isEmpty else { return 0 }
         var query = SQLQueryString(
-            "UPDATE deliveries SET push_status = \(bind: status), push_status_at = \(bind: nowMilliseconds) WHERE push_id IN (\(binds: pushIds)) AND device_id = \(bind: deviceId)"
+            "UPDATE deliveries SET push_status = \(bind: status.rawValue), push_status_at = \(bind: nowMilliseconds) WHERE push_id IN (\(binds: pushIds)) AND device_id = \(bind: deviceId)"
         )
-        if status == "delivered" { query += " AND (push_status IS NULL OR push_status <> 'interacted')" }
+        if status == .delivered { query += " AND (push_status IS NULL OR push_status <> 'interacted')" }
         let updated = try await db.raw(query + " RETURNING id").all().count
         if updated > 0 { return updated }
         // Already reported as interacted: still a known delivery.
@@ -113,8 +113,9 @@ extension StoreSession {
             let count = try row.decode(column: "n", as: Int.self)
             var entry = result[[provider, platform]] ?? PushStatsRow(provider: provider, platform: platform)
             entry.statuses[try row.status(as: DeliveryStatus.self), default: 0] += count
-            let reported = try row.decode(column: "push_status", as: String.self)
-            if !reported.isEmpty { entry.reported[reported, default: 0] += count }
+            if let reported = PushReport(rawValue: try row.decode(column: "push_status", as: String.self)) {
+                entry.reported[reported, default: 0] += count
+            }
             result[[provider, platform]] = entry
         }
         return result.values.sorted { ($0.provider, $0.platform) < ($1.provider, $1.platform) }

@@ -39,18 +39,12 @@ extension StoreSession {
     /// released. A `cutoff` in the future declares every other worker dead (SQLite at start-up: one process owns the
     /// database, so every claim left is a crashed process's).
     public func releaseDeadWorkers(heartbeatBefore cutoff: Date, except: String? = nil) async throws -> (workers: [String], jobs: Int) {
-        let now = nowMilliseconds
         let limit = cutoff.millisecondsSince1970
         let dead = try await db.raw(
             "SELECT id FROM workers WHERE heartbeat_at < \(bind: limit) AND id <> \(bind: except ?? "") ORDER BY id"
         ).all().map { try $0.decode(column: "id", as: String.self) }
         guard !dead.isEmpty else { return ([], 0) }
-        let released = try await db.raw(
-            """
-            UPDATE jobs SET run_at = \(bind: now), worker_id = NULL, updated_at = \(bind: now)
-            WHERE worker_id IN (\(binds: dead)) RETURNING id
-            """
-        ).all().count
+        let released = try await releaseJobs(where: "worker_id IN (\(binds: dead))")
         try await db.raw("DELETE FROM workers WHERE id IN (\(binds: dead))").run()
         return (dead, released)
     }
@@ -58,33 +52,29 @@ extension StoreSession {
     /// Releases the claims of jobs that name no registered worker (claimed by a worker that crashed before the
     /// `workers` table existed, or whose row is gone) — SQLite start-up.
     public func releaseOrphanedClaims() async throws -> Int {
-        let now = nowMilliseconds
-        return try await db.raw(
-            """
-            UPDATE jobs SET run_at = \(bind: now), worker_id = NULL, updated_at = \(bind: now)
-            WHERE worker_id IS NOT NULL AND worker_id NOT IN (SELECT id FROM workers) RETURNING id
-            """
-        ).all().count
+        try await releaseJobs(where: "worker_id IS NOT NULL AND worker_id NOT IN (SELECT id FROM workers)")
     }
 
     /// Makes a live worker's claims due again except the jobs it is running: after a database outage, a claim whose
     /// COMMIT answer was lost may have committed although the worker never got the jobs. Returns how many.
     public func releaseClaims(worker: String, except running: Set<Int64>) async throws -> Int {
-        let now = nowMilliseconds
-        var query: SQLQueryString =
-            "UPDATE jobs SET run_at = \(bind: now), worker_id = NULL, updated_at = \(bind: now) WHERE worker_id = \(bind: worker)"
-        if !running.isEmpty { query += " AND id NOT IN (\(binds: running.sorted()))" }
-        query += " RETURNING id"
-        return try await db.raw(query).all().count
+        var condition: SQLQueryString = "worker_id = \(bind: worker)"
+        if !running.isEmpty { condition += " AND id NOT IN (\(binds: running.sorted()))" }
+        return try await releaseJobs(where: condition)
     }
 
     /// A graceful stop: the worker's remaining claims become due now and its row is deleted.
     public func deregisterWorker(id: String) async throws {
-        let now = nowMilliseconds
-        try await db.raw(
-            "UPDATE jobs SET run_at = \(bind: now), worker_id = NULL, updated_at = \(bind: now) WHERE worker_id = \(bind: id)"
-        ).run()
+        _ = try await releaseJobs(where: "worker_id = \(bind: id)")
         try await db.raw("DELETE FROM workers WHERE id = \(bind: id)").run()
+    }
+
+    /// Makes the claimed jobs matching `condition` due now and unclaimed; returns how many.
+    private func releaseJobs(where condition: SQLQueryString) async throws -> Int {
+        let now = nowMilliseconds
+        return try await db.raw(
+            "UPDATE jobs SET run_at = \(bind: now), worker_id = NULL, updated_at = \(bind: now) WHERE \(condition) RETURNING id"
+        ).all().count
     }
 
     /// The registered workers, oldest first.

@@ -32,8 +32,10 @@ public struct StepState: Sendable, Codable, Equatable {
     public var status: StepStatus
     public var delivered: Int
     public var failed: Int
-    /// Why the step was skipped (`step_condition`, `missing_push_token`, …) or failed.
+    /// Why the step was skipped (`step_condition`, `missing_push_token`, …), failed or was cancelled.
     public var reason: String?
+    /// The reason of steps cancelled because their run's event joined another run's digest.
+    public static let mergedIntoDigest = "merged"
     /// When a waiting step resumes.
     public var resumeAt: Date?
     /// Digest: how many events were collected, and their payloads.
