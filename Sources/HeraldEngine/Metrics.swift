@@ -140,7 +140,7 @@ public final class EngineMetrics: Sendable {
             case .messageDead: deadDeliveries.increment(event.providerId ?? "unknown")
             case .deviceRemoved: tokensRemoved.increment(event.providerId ?? "unknown")
             case .deviceRemovalWithheld: tokenRemovalsWithheld.increment(event.providerId ?? "unknown")
-            case .messageSent, .messageFailed, .notificationCompleted: break
+            case .messageSent, .messageFailed, .notificationCompleted, .stepSkipped: break
             }
         }
         for (kind, count) in kinds { domainEvents.increment(by: count, kind.rawValue) }

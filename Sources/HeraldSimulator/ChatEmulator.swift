@@ -13,6 +13,21 @@ public struct ChatRecord: Sendable {
     public var body: JSONValue
     public var query: String
     public var status: Int
+
+    /// The message's readable text, as the chat would show it: `text` (Slack, Teams, Mattermost, Telegram) or
+    /// `content` (Discord), else the first block, embed or Adaptive Card text block.
+    public var text: String {
+        let object = body.objectValue ?? [:]
+        if let text = (object["text"] ?? object["content"])?.stringValue, !text.isEmpty { return text }
+        if let block = object["blocks"]?.arrayValue?.first?.objectValue?["text"] {
+            return block.objectValue?["text"]?.stringValue ?? block.stringValue ?? ""
+        }
+        if let embed = object["embeds"]?.arrayValue?.first?.objectValue {
+            return (embed["title"] ?? embed["description"])?.stringValue ?? ""
+        }
+        let card = object["attachments"]?.arrayValue?.first?.objectValue?["content"]?.objectValue
+        return card?["body"]?.arrayValue?.first?.objectValue?["text"]?.stringValue ?? ""
+    }
 }
 
 /// A fault program for the chat emulators: requests of `provider` for `target` (any when nil) get `status` with the

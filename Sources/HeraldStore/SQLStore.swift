@@ -77,6 +77,7 @@ public struct SQLStore: Sendable, Service {
     /// throws. Workers are woken after the commit if `body` enqueued jobs (on PostgreSQL by one `NOTIFY` in the
     /// transaction, delivered at commit). Commits are ``Durability/acknowledged``
     /// unless the caller is the engine working off its queue (``Durability/replayable``).
+    @discardableResult
     public func transaction<T: Sendable>(
         durability: Durability = .acknowledged, _ body: @escaping @Sendable (StoreSession) async throws -> T
     ) async throws -> T {

@@ -5,6 +5,7 @@ import HeraldCore
 import HeraldProviders
 import HeraldSimulator
 import Hummingbird
+import Logging
 import NIOCore
 import NIOHTTP1
 
@@ -15,8 +16,10 @@ struct Dev: AsyncParsableCommand {
             Starts the simulator (every push emulator over HTTP/2 and TLS with its own CA, plus the webhook receivers),
             then Herald on SQLite (./herald-dev.sqlite unless --database or HERALD_DATABASE_URL says otherwise) with the
             example workflows. In the development environment it creates one integration of every push provider
-            pointed at the simulator and a subscriber `demo` with a device on each, prints the API key and a curl
-            command that triggers `order-shipped`, and then prints one line per push the simulator receives.
+            pointed at the simulator, one of every chat, SMS and email provider, and a subscriber `demo` with a device,
+            chat address, email and phone on each; prints the API key and ready curl commands for `order-shipped`
+            (push), `password-reset` (email and SMS) and `incident-alert` (chat), and then one line per message the
+            simulator accepts and per step skipped for want of an active integration.
             """
     )
 
@@ -28,7 +31,7 @@ struct Dev: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let logger = try makeLogger(level: options.logLevel ?? "warning")
+            let logger = try makeLogger(level: options.logLevel ?? "warning", devLines: true)
             let simulator = try Simulator()
             let caFile = FileManager.default.temporaryDirectory.appendingPathComponent("herald-dev-ca-\(getpid()).pem").path
             try simulator.identity.writeCA(to: caFile)
@@ -43,7 +46,7 @@ struct Dev: AsyncParsableCommand {
                 let target = record.target.count > 24 ? record.target.prefix(21) + "…" : Substring(record.target)
                 Dev.arrival("push", record.provider, String(target), record.title ?? "")
             }
-            simulator.chat.observe { Dev.arrival("chat", $0.provider, $0.target, "") }
+            simulator.chat.observe { Dev.arrival("chat", $0.provider, $0.target, $0.text) }
             simulator.sms.observe { Dev.arrival("sms", $0.provider, $0.to, $0.body) }
             simulator.email.observe { Dev.arrival("email", $0.provider, $0.to, $0.subject) }
             simulator.smtp.observe { record in
@@ -234,13 +237,29 @@ struct Dev: AsyncParsableCommand {
             webhooks and chat id point at the simulator), Twilio (primary) and Vonage for SMS, SMTP (primary, the
             simulator's SMTP server over STARTTLS), SendGrid, Mailgun, Postmark and Resend for email.
 
-            Trigger the example workflow for the demo subscriber (one device on each of 8 push providers):
+            Try the example workflows on the demo subscriber:
+
+            1. order-shipped: a push to each of the 8 devices (its SMS step runs only when no device got the push).
 
               curl -s -X POST \(herald)/v1/events/trigger \\
                 -H 'Authorization: ApiKey \(key)' -H 'Content-Type: application/json' \\
                 -d '{"name":"order-shipped","to":"demo","payload":{"orderId":"A-1001","eta":"2026-12-01T10:00:00Z"}}'
 
-            Each push, chat message, SMS and email the simulator accepts is printed below.
+            2. password-reset: an email (SMTP, the primary) and an SMS (Twilio, the primary) at the same time.
+
+              curl -s -X POST \(herald)/v1/events/trigger \\
+                -H 'Authorization: ApiKey \(key)' -H 'Content-Type: application/json' \\
+                -d '{"name":"password-reset","to":"demo","payload":{"resetUrl":"https://example.com/reset/abc","code":"123456"}}'
+
+            3. incident-alert: a message on each of the 5 chat providers; its `log` step wants an `ops-log`
+               integration, which does not exist, so it prints a `skip` line.
+
+              curl -s -X POST \(herald)/v1/events/trigger \\
+                -H 'Authorization: ApiKey \(key)' -H 'Content-Type: application/json' \\
+                -d '{"name":"incident-alert","to":"demo","payload":{"service":"checkout","severity":"critical","summary":"p99 over 2 s"}}'
+
+            Each push, chat message, SMS and email the simulator accepts is printed below, and each step skipped for want
+            of an active integration. The activity: curl -s -H 'Authorization: ApiKey \(key)' \(herald)/v1/notifications
 
             """)
     }
@@ -251,6 +270,13 @@ struct Dev: AsyncParsableCommand {
         write(
             "\(channel.padding(toLength: 5, withPad: " ", startingAt: 0)) \(provider.padding(toLength: 12, withPad: " ", startingAt: 0)) "
                 + "\(shortTarget)  \"\(title.prefix(60))\"")
+    }
+
+    /// One line per step skipped because no integration of its channel is active (the engine's `warning`).
+    static func skipped(_ metadata: Logger.Metadata) {
+        let channel = metadata["channel"].map { "\($0)" } ?? ""
+        let step = "\(metadata["workflow"].map { "\($0)" } ?? "")/\(metadata["step"].map { "\($0)" } ?? "")"
+        arrival("skip", channel, step, "no active integration")
     }
 
     static func write(_ line: String) {

@@ -28,12 +28,14 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
 }
 
 /// Sets up logging once: human-readable lines on stderr at `HERALD_LOG_LEVEL` (default `info`).
-func makeLogger(level: String?) throws -> Logger {
+/// The process's logger (standard error). With `devLines`, engine events `herald dev` shows as lines of its own
+/// output (``Dev/skipped(_:)``) are printed that way instead.
+func makeLogger(level: String?, devLines: Bool = false) throws -> Logger {
     let levelName = level ?? ProcessInfo.processInfo.environment["HERALD_LOG_LEVEL"] ?? "info"
     guard let logLevel = Logger.Level(rawValue: levelName.lowercased()) else {
         throw HeraldError(.configuration, "unknown log level '\(levelName)' (trace, debug, info, notice, warning, error, critical)")
     }
-    LoggingBootstrap.once(level: logLevel)
+    LoggingBootstrap.once(level: logLevel, devLines: devLines)
     var logger = Logger(label: "herald")
     logger.logLevel = logLevel
     return logger
@@ -43,7 +45,7 @@ enum LoggingBootstrap {
     nonisolated(unsafe) private static var done = false
     private static let lock = NSLock()
 
-    static func once(level: Logger.Level) {
+    static func once(level: Logger.Level, devLines: Bool) {
         lock.lock()
         defer { lock.unlock() }
         guard !done else { return }
@@ -51,7 +53,35 @@ enum LoggingBootstrap {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
-            return handler
+            return devLines ? DevLogHandler(wrapping: handler) : handler
+        }
+    }
+}
+
+/// Prints the engine's `step.skipped` warnings as `herald dev` lines; everything else goes to the wrapped handler.
+struct DevLogHandler: LogHandler {
+    var wrapped: StreamLogHandler
+
+    init(wrapping handler: StreamLogHandler) { wrapped = handler }
+
+    var logLevel: Logger.Level {
+        get { wrapped.logLevel }
+        set { wrapped.logLevel = newValue }
+    }
+    var metadata: Logger.Metadata {
+        get { wrapped.metadata }
+        set { wrapped.metadata = newValue }
+    }
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { wrapped[metadataKey: key] }
+        set { wrapped[metadataKey: key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        if case .string("step.skipped")? = event.metadata?["event"] {
+            Dev.skipped(event.metadata ?? [:])
+        } else {
+            wrapped.log(event: event)
         }
     }
 }

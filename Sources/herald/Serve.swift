@@ -10,18 +10,40 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the Herald server.",
         discussion: """
-            On first start with an empty database it creates the `development` environment; its secret key is
-            HERALD_API_KEY if set, otherwise a generated key printed once to stdout.
+            On first start with an empty database it creates the `development`
+            environment; its secret key is HERALD_API_KEY if set, otherwise a
+            generated key printed once to stdout. Stops gracefully on SIGTERM or
+            SIGINT.
+
+            Every option below can also be set by the environment variable named
+            in its help: a flag wins over the variable, the variable over the
+            default.
 
             Environment variables without flags:
-              HERALD_API_KEY                  development key on first start [default: generated and printed once]
-              HERALD_ENCRYPTION_KEY           32 bytes, base64, AES-GCM key for integration credentials
-                                              [default: SQLite: generated into <database>.key (mode 0600); PostgreSQL: required]
-              HERALD_ENCRYPTION_KEY_PREVIOUS  comma-separated older keys still accepted for decryption while rotating
-              HERALD_RETRY_MAX_ATTEMPTS       attempts per delivery before it is dead [default: 12]
-              HERALD_RETRY_MAX_AGE            seconds after the first attempt beyond which no retry is scheduled [default: 86400]
-              HERALD_TOKEN_GUARD_SHARE        largest share of an integration's tokens one all-invalid batch may delete [default: 0.5]
-            Stops gracefully on SIGTERM or SIGINT.
+              HERALD_API_KEY
+                  The development environment's key on first start (16-256
+                  printable characters). [default: generated, printed once]
+              HERALD_ENCRYPTION_KEY
+                  32 bytes in base64 (openssl rand -base64 32): the AES-256-GCM
+                  key of integration credentials; back it up with the database.
+                  [default: SQLite: generated into <database>.key, mode 0600;
+                  PostgreSQL: required]
+              HERALD_ENCRYPTION_KEY_PREVIOUS
+                  Comma-separated older keys still accepted for decryption
+                  while rotating. [default: none]
+              HERALD_RETRY_MAX_ATTEMPTS
+                  Attempts per delivery before it is dead. [default: 12]
+              HERALD_RETRY_MAX_AGE
+                  Seconds after the first attempt beyond which no retry is
+                  scheduled. [default: 86400]
+              HERALD_TOKEN_GUARD_SHARE
+                  Largest share of an integration's tokens one all-invalid
+                  batch may delete; larger batches are held back as a likely
+                  misconfiguration. [default: 0.5]
+              HERALD_CA_FILE
+                  A PEM file of CA certificates that outbound TLS trusts
+                  besides the system store (the simulator's CA in development
+                  and tests). [default: none]
             """
     )
 

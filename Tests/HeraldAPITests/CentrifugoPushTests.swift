@@ -154,6 +154,28 @@ struct CentrifugoPushTests {
         }
     }
 
+    @Test("a workflow push is counted by its device's platform", arguments: Backend.available)
+    func workflowPushPlatforms(_ backend: Backend) async throws {
+        let workflow = """
+            workflow: goal
+            steps:
+              - { id: push, type: push, title: Goal }
+            """
+        try await withEngine(backend, workflows: [workflow]) { herald in
+            try await herald.pushIntegrations(only: ["fcm", "apns"])
+            try await Self.api(herald, "device_register", ["provider": "fcm", "token": "fcm-ann", "platform": "android", "user": "ann"])
+            try await Self.api(
+                herald, "device_register", ["provider": "apns", "token": .string(Self.apnsToken), "platform": "ios", "user": "ann"])
+            _ = try await herald.trigger(["name": "goal", "to": "ann"])
+            try await herald.settle()
+            #expect(herald.push.messages(provider: "fcm").count == 1 && herald.push.messages(provider: "apns").count == 1)
+            let metrics = String(buffer: try await herald.call(.get, "/metrics").body)
+            #expect(metrics.contains(#"herald_push_notification_count{provider="fcm",platform="android",outcome="delivered"} 1"#))
+            #expect(metrics.contains(#"herald_push_notification_count{provider="apns",platform="ios",outcome="delivered"} 1"#))
+            #expect(!metrics.contains(#"platform="unknown""#))
+        }
+    }
+
     @Test("a uid sends once; send_at waits and cancel_push stops it; expire_at in the past sends nothing", arguments: Backend.available)
     func scheduling(_ backend: Backend) async throws {
         try await withEngine(backend, workflows: []) { herald in

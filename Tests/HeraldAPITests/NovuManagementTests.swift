@@ -361,7 +361,7 @@ struct NovuManagementTests {
             for path in lists {
                 let reply = try await intruder.call(.get, path)
                 #expect(reply.status == .ok)
-                #expect((reply["data"]?.arrayItems ?? []).isEmpty, "\(path) is empty for another environment")
+                #expect(reply["data"]?.arrayItems.isEmpty == true, "\(path) is empty for another environment")
             }
             // The owner's records are untouched.
             #expect(try await owner.call(.get, "/v2/subscribers/secret-user").data.objectValue?["email"] == "secret@example.com")

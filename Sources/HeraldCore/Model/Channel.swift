@@ -39,10 +39,15 @@ public struct ProviderSpec: Sendable {
     public let supportsTopics: Bool
     /// Whether Novu's SDK knows the id (`channels[].providerId` in subscriber responses, activity provider ids).
     public let novuKnown: Bool
+    /// The device platform every token of the provider belongs to (`ios` for APNs, `android` for HMS, `web` for Web
+    /// Push); nil where tokens may be of any platform (FCM, Expo…).
+    public let platform: String?
 
     init(
-        _ id: String, _ channel: Channel, requires: [String], target: ProviderTarget, batch: Int, topics: Bool = false, novu: Bool = true
+        _ id: String, _ channel: Channel, requires: [String], target: ProviderTarget, batch: Int, topics: Bool = false, novu: Bool = true,
+        platform: String? = nil
     ) {
+        self.platform = platform
         self.id = id
         self.channel = channel
         self.requiredCredentials = requires
@@ -57,16 +62,19 @@ public struct ProviderSpec: Sendable {
 public enum ProviderCatalog {
     public static let specs: [ProviderSpec] = [
         ProviderSpec("fcm", .push, requires: ["serviceAccount"], target: .deviceToken, batch: 100, topics: true),
-        ProviderSpec("apns", .push, requires: ["secretKey", "apiKey", "projectName", "applicationId"], target: .deviceToken, batch: 100),
+        ProviderSpec(
+            "apns", .push, requires: ["secretKey", "apiKey", "projectName", "applicationId"], target: .deviceToken, batch: 100,
+            platform: "ios"),
         ProviderSpec("expo", .push, requires: [], target: .deviceToken, batch: 100),
         ProviderSpec("one-signal", .push, requires: ["applicationId", "apiKey"], target: .deviceToken, batch: 2000),
         ProviderSpec("pusher-beams", .push, requires: ["instanceId", "secretKey"], target: .deviceToken, batch: 1000),
-        ProviderSpec("pushpad", .push, requires: ["apiKey", "applicationId"], target: .deviceToken, batch: 1000),
+        ProviderSpec("pushpad", .push, requires: ["apiKey", "applicationId"], target: .deviceToken, batch: 1000, platform: "web"),
         ProviderSpec("push-webhook", .push, requires: ["webhookUrl"], target: .deviceToken, batch: 100),
         ProviderSpec(
             "web-push", .push, requires: ["vapidPublicKey", "vapidPrivateKey", "vapidSubject"], target: .deviceToken, batch: 100,
-            novu: false),
-        ProviderSpec("hms", .push, requires: ["clientId", "secretKey"], target: .deviceToken, batch: 1000, novu: false),
+            novu: false, platform: "web"),
+        ProviderSpec(
+            "hms", .push, requires: ["clientId", "secretKey"], target: .deviceToken, batch: 1000, novu: false, platform: "android"),
         ProviderSpec("slack", .chat, requires: [], target: .webhookURL, batch: 50),
         ProviderSpec("discord", .chat, requires: [], target: .webhookURL, batch: 50),
         ProviderSpec("msteams", .chat, requires: [], target: .webhookURL, batch: 50),

@@ -30,7 +30,7 @@ extension Engine {
             try await batch.flush()
             return batch.events
         }
-        metrics.record(events)
+        committed(events)
         return .done
     }
 

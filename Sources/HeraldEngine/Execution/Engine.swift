@@ -56,6 +56,27 @@ public struct Engine: Sendable {
 
     var configuration: EngineConfiguration { context.configuration }
 
+    /// Reports domain events after the transaction that produced them committed: counts them, and logs steps that
+    /// could not send for want of an active integration — a configuration gap an operator must see — once per
+    /// workflow step and batch at `warning` (other skips, which depend on a subscriber's data, at `debug`).
+    func committed(_ events: [DomainEvent]) {
+        metrics.record(events)
+        let skipped = events.filter { $0.kind == .stepSkipped }
+        guard !skipped.isEmpty else { return }
+        let groups = Dictionary(grouping: skipped) { [$0.workflowId ?? "", $0.stepId ?? "", $0.reason ?? ""] }
+        for (key, group) in groups.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+            let metadata: Logger.Metadata = [
+                "event": "step.skipped", "workflow": "\(key[0])", "step": "\(key[1])", "channel": "\(group[0].channel?.rawValue ?? "")",
+                "reason": "\(key[2])", "runs": "\(group.count)",
+            ]
+            if key[2] == "no_active_integration" {
+                logger.warning("step skipped: no active integration of its channel", metadata: metadata)
+            } else {
+                logger.debug("step skipped", metadata: metadata)
+            }
+        }
+    }
+
     /// Runs one claimed job.
     public func handle(_ job: Job) async throws -> JobResult {
         guard let kind = JobKind(rawValue: job.kind) else {
@@ -216,7 +237,6 @@ public struct Engine: Sendable {
     /// they are planned (a digest step first) is planned in a transaction and sent through `deliver` jobs instead.
     func run(_ job: RunJob, environmentId: String) async throws -> JobResult {
         let context = self.context
-        let metrics = self.metrics
         let planned = try await store.read { session -> RunBatch? in
             var batch = RunBatch(session: session, engine: context, environmentId: environmentId, planning: true)
             try await batch.start(notificationIds: job.notifications)
@@ -229,7 +249,7 @@ public struct Engine: Sendable {
                 try await batch.flush()
                 return batch.events
             }
-            metrics.record(events)
+            committed(events)
             return .done
         }
         let (deliveries, messages) = batch.takePlannedSends()
@@ -274,7 +294,7 @@ public struct Engine: Sendable {
             }
             return batch.events
         }
-        metrics.record(events)
+        committed(events)
         return .done
     }
 
@@ -287,7 +307,7 @@ public struct Engine: Sendable {
             try await batch.flush()
             return batch.events
         }
-        metrics.record(events)
+        committed(events)
         return .done
     }
 

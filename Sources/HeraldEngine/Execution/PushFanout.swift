@@ -95,12 +95,5 @@ extension Engine {
     }
 
     /// The platform a raw token implies (FCM serves every platform, so it implies none).
-    static func platform(of provider: String) -> String? {
-        switch provider {
-        case "apns": "ios"
-        case "hms": "android"
-        case "web-push": "web"
-        default: nil
-        }
-    }
+    static func platform(of provider: String) -> String? { ProviderCatalog.spec(provider)?.platform }
 }

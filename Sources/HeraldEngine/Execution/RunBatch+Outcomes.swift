@@ -86,7 +86,7 @@ extension RunBatch {
             content.overrides = .object([:])
             addMessage(
                 notification: notification, stepId: failover.message.stepId, integration: failover.integration, content: content,
-                targets: failover.message.deviceTokens.prefix(1).map { ($0, nil) })
+                targets: failover.message.deviceTokens.prefix(1).map { ($0, nil, nil) })
         }
         for finished in decision.finishedSteps {
             try await finishStep(finished.step.notificationId, stepId: finished.step.stepId, result: finished.result)

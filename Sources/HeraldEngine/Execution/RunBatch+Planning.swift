@@ -23,7 +23,7 @@ extension RunBatch {
                 trigger: event.overrides, stepId: stepId,
                 providerId: integration.providerId)
         }
-        var plans: [(Integration, [(target: String, deviceId: String?)], overrides: JSONValue)] = []
+        var plans: [(Integration, [StepTargets.Target], overrides: JSONValue)] = []
         switch channel {
         case .push:
             for integration in candidates {
@@ -43,7 +43,7 @@ extension RunBatch {
             let address = channel == .email ? profile?.email : profile?.phone
             guard let address, !address.isEmpty else { return channel == .email ? "missing_email" : "missing_phone" }
             guard let primary = candidates.first else { return "no_active_integration" }
-            plans.append((primary, [(address, nil)], overrides(primary)))
+            plans.append((primary, [(address, nil, nil)], overrides(primary)))
         default:
             return "unsupported_channel"
         }
@@ -66,7 +66,7 @@ extension RunBatch {
     /// Records a message for one integration with a delivery per target, and queues the delivery jobs.
     mutating func addMessage(
         notification: NotificationRecord, stepId: String, integration: Integration, content: MessageContent,
-        targets: [(target: String, deviceId: String?)]
+        targets: [StepTargets.Target]
     ) {
         let message = MessageRecord(
             id: session.newId(), environmentId: environmentId, notificationId: notification.id, transactionId: notification.transactionId,
@@ -83,7 +83,7 @@ extension RunBatch {
             DeliveryRecord(
                 id: session.newId(), environmentId: environmentId, messageId: message.id, deviceId: target.deviceId,
                 integrationId: integration.id, providerId: integration.providerId, target: Secret(target.target), status: .pending,
-                createdAt: now, updatedAt: now)
+                platform: target.platform, createdAt: now, updatedAt: now)
         }
         for delivery in planned {
             deliveryIndex[delivery.id] = deliveries.count

@@ -221,6 +221,10 @@ struct RunBatch: Sendable {
             case .send(let stepId):
                 if let skip = try await send(stepId, run: run, notificationId: notificationId) {
                     details.append(detail(notificationId, stepId: stepId, status: .warning, skip))
+                    events.append(
+                        DomainEvent(
+                            .stepSkipped, notificationId: notificationId, workflowId: run.workflow.id, stepId: stepId,
+                            channel: run.workflow.step(stepId)?.type.channel, reason: skip))
                     queue += run.finish(stepId, with: StepState(status: .skipped, reason: skip), now: now)
                 }
             case .wait(let stepId, let until):

@@ -209,10 +209,11 @@ final class PostgresDriver: DatabaseDriver {
                     let outcome: Result<Void, any Error>
                     do {
                         try await withTaskCancellationHandler {
-                            let notifications = try await connection.listen(Self.jobsChannel)
-                            signal.signal()  // jobs may have been enqueued while no one listened
-                            for try await _ in notifications {
-                                signal.signal()
+                            try await connection.listen(on: Self.jobsChannel) { notifications in
+                                signal.signal()  // jobs may have been enqueued while no one listened
+                                for try await _ in notifications {
+                                    signal.signal()
+                                }
                             }
                         } onCancel: {
                             connection.close()

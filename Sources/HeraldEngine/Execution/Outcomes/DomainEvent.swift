@@ -16,10 +16,14 @@ public struct DomainEvent: Sendable, Equatable {
         case deviceRemovalWithheld = "device.removal_withheld"
         /// A run finished (every step terminal).
         case notificationCompleted = "notification.completed"
+        /// A channel step could not send and was skipped (``DomainEvent/reason``: `no_active_integration`,
+        /// `missing_push_token`, `missing_webhook_url`, `missing_email`, `missing_phone`).
+        case stepSkipped = "step.skipped"
     }
 
     public var kind: Kind
     public var notificationId: String?
+    public var workflowId: String?
     public var messageId: String?
     public var deliveryId: String?
     public var stepId: String?
@@ -32,11 +36,13 @@ public struct DomainEvent: Sendable, Equatable {
     public var reason: String?
 
     public init(
-        _ kind: Kind, notificationId: String? = nil, messageId: String? = nil, deliveryId: String? = nil, stepId: String? = nil,
+        _ kind: Kind, notificationId: String? = nil, workflowId: String? = nil, messageId: String? = nil, deliveryId: String? = nil,
+        stepId: String? = nil,
         channel: Channel? = nil, integrationId: String? = nil, providerId: String? = nil, deviceId: String? = nil, reason: String? = nil
     ) {
         self.kind = kind
         self.notificationId = notificationId
+        self.workflowId = workflowId
         self.messageId = messageId
         self.deliveryId = deliveryId
         self.stepId = stepId
