@@ -125,7 +125,7 @@ struct PushProviderTests {
         }
     }
 
-    @Test("dead tokens are removed from the registry on every provider that reports them", arguments: [Backend.sqlite])
+    @Test("dead tokens are removed from the registry on every provider that reports them", arguments: Backend.available)
     func deadTokens(_ backend: Backend) async throws {
         try await withEngine(backend, workflows: [Self.workflow]) { herald in
             try await herald.pushIntegrations(only: ["fcm", "apns", "web-push", "expo", "hms", "one-signal"])
@@ -168,7 +168,7 @@ struct PushProviderTests {
 
     @Test(
         "throttling and server faults are retried no sooner than the provider asks; oversized APNs payloads never leave",
-        arguments: [Backend.sqlite])
+        arguments: Backend.available)
     func errorClasses(_ backend: Backend) async throws {
         try await withEngine(backend, workflows: [Self.workflow]) { herald in
             try await herald.pushIntegrations(only: ["fcm", "apns", "hms"])
@@ -254,7 +254,7 @@ struct PushProviderTests {
         }
     }
 
-    @Test("access tokens are cached, renewed after a 401, and the APNs provider token is reused", arguments: [Backend.sqlite])
+    @Test("access tokens are cached, renewed after a 401, and the APNs provider token is reused", arguments: Backend.available)
     func credentialRefresh(_ backend: Backend) async throws {
         try await withEngine(backend, workflows: [Self.workflow]) { herald in
             try await herald.pushIntegrations(only: ["fcm", "apns", "hms"])
@@ -291,7 +291,7 @@ struct PushProviderTests {
         }
     }
 
-    @Test("APNs certificate authentication: a PKCS#12 identity is presented in the TLS handshake", arguments: [Backend.sqlite])
+    @Test("APNs certificate authentication: a PKCS#12 identity is presented in the TLS handshake", arguments: Backend.available)
     func apnsCertificate(_ backend: Backend) async throws {
         try await withEngine(backend, workflows: [Self.workflow]) { herald in
             // Two certificates of the simulator's CA: one for the app's bundle id, one for another app.
@@ -357,7 +357,7 @@ struct PushProviderTests {
 
     @Test(
         "targets named in the overrides: an FCM topic without any stored token, and deviceTokens replacing stored ones",
-        arguments: [Backend.sqlite])
+        arguments: Backend.available)
     func overrideTargets(_ backend: Backend) async throws {
         try await withEngine(backend, workflows: [Self.workflow]) { herald in
             try await herald.pushIntegrations(only: ["fcm", "expo", "web-push"])
@@ -397,7 +397,7 @@ struct PushProviderTests {
         }
     }
 
-    @Test("Expo receipts are fetched after the delay and a receipt's DeviceNotRegistered removes the device", arguments: [Backend.sqlite])
+    @Test("Expo receipts are fetched after the delay and a receipt's DeviceNotRegistered removes the device", arguments: Backend.available)
     func expoReceipts(_ backend: Backend) async throws {
         let clock = ManualWallClock(Date())
         try await withEngine(backend, workflows: [Self.workflow], clock: clock) { herald in
@@ -451,7 +451,7 @@ struct PushProviderTests {
         }
     }
 
-    @Test("the mass-deletion guard trips when a whole batch of a provider answers invalid", arguments: [Backend.sqlite])
+    @Test("the mass-deletion guard trips when a whole batch of a provider answers invalid", arguments: Backend.available)
     func guardTrips(_ backend: Backend) async throws {
         try await withEngine(
             backend, workflows: [Self.workflow], configure: { $0.invalidTokenGuard = InvalidTokenGuard(maximumShare: 0.5, minimumBatch: 5) }

@@ -216,7 +216,7 @@ struct SMTPProviderTests {
         }
     }
 
-    @Test("SMTP hosts pass the SSRF guard when stored", arguments: [Backend.sqlite])
+    @Test("SMTP hosts pass the SSRF guard when stored", arguments: Backend.available)
     func hostGuard(_ backend: Backend) async throws {
         try await withEngine(backend, workflows: []) { herald in
             for host in [
