@@ -189,9 +189,20 @@ def postgres_database(admin_url):
     return base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
 
 
-def postgres_seed_topic(database_url, topic, count, integration_id, prefix="m"):
-    """The PostgreSQL twin of `sqlite_seed_topic` (one push-webhook device per member), in three set-based statements."""
+def postgres_seed_topic(database_url, topic, count, integration_id, prefix="m", devices=None):
+    """The PostgreSQL twin of `sqlite_seed_topic`, in set-based statements. `devices` is a list of (provider,
+    integration id, token SQL expression over the member index `g`) used in turn; by default one push-webhook device
+    per member."""
     url = database_url.split("?")[0]
+    if devices is None:
+        devices = [("push-webhook", integration_id, f"'tok-{prefix}' || lpad(g::text, 8, '0')")]
+    n = len(devices)
+
+    def pick(values):
+        return "CASE " + " ".join(f"WHEN g % {n} = {i} THEN {v}" for i, v in enumerate(values)) + " END"
+    provider = pick([f"'{d[0]}'" for d in devices])
+    integration = pick([f"'{d[1]}'" for d in devices])
+    token = pick([d[2] for d in devices])
     sql = f"""
     BEGIN;
     CREATE TEMP TABLE env AS SELECT id FROM environments WHERE name = 'development';
@@ -201,8 +212,8 @@ def postgres_seed_topic(database_url, topic, count, integration_id, prefix="m"):
       SELECT substr(md5(random()::text || g), 1, 24), env.id, '{prefix}' || lpad(g::text, 8, '0'), 0, 0
       FROM env, generate_series(0, {count - 1}) g;
     INSERT INTO devices (id, environment_id, provider, token, integration_id, subscriber_id, created_at, updated_at)
-      SELECT substr(md5(random()::text || g), 1, 24), env.id, 'push-webhook', 'tok-{prefix}' || lpad(g::text, 8, '0'),
-             '{integration_id}', '{prefix}' || lpad(g::text, 8, '0'), 0, 0
+      SELECT substr(md5(random()::text || g), 1, 24), env.id, {provider}, {token},
+             {integration}, '{prefix}' || lpad(g::text, 8, '0'), 0, 0
       FROM env, generate_series(0, {count - 1}) g;
     INSERT INTO topic_subscriptions (id, environment_id, topic_key, subscriber_id, created_at, updated_at)
       SELECT substr(md5(random()::text || g), 1, 24), env.id, '{topic}', '{prefix}' || lpad(g::text, 8, '0'), 0, 0
