@@ -147,7 +147,7 @@ public struct CheckedURL: Sendable, Equatable {
 }
 
 /// The SSRF guard's rules for every URL an API user supplies — chat and push webhooks, Web Push endpoints, provider
-/// base URLs (`README.md` §Outbound URL guard; issue #7): `https` only (`http` only for allowed hosts); no user info, no control or
+/// base URLs (`docs/operations.md` §Outbound URL guard; issue #7): `https` only (`http` only for allowed hosts); no user info, no control or
 /// whitespace characters, no backslashes or percent-encoded hosts; an IP literal in any spelling (decimal, octal, hex,
 /// IPv6, IPv4-mapped) must be public; `localhost` names and cloud-metadata names are refused; a host name must
 /// resolve to public addresses only — the transport then connects to the address it checked, so DNS rebinding

@@ -1,6 +1,6 @@
 import HeraldCore
 
-/// The condition language of `if:` (`README.md` §Workflows): literals, paths, comparisons, `in`, `&&`, `||`, `!`, parentheses
+/// The condition language of `if:` (`docs/workflows.md` §Conditions): literals, paths, comparisons, `in`, `&&`, `||`, `!`, parentheses
 /// and the functions `exists(path)`, `len(x)` and `startsWith(a, b)`.
 public indirect enum Expression: Sendable, Equatable {
     /// A literal value; `offset` is its position in the source text (0-based, in characters).
