@@ -72,7 +72,7 @@ public struct Dispatcher: Service {
                         await beat(workerId)
                         beats += 1
                         // Housekeeping rides on the heartbeat: expired idempotency records go about once a minute.
-                        if beats % 60 == 0 { await purgeExpiredIdempotencyKeys() }
+                        if beats % 60 == 0 { await purgeExpiredRecords() }
                     }
                 }
                 var failures = 0
@@ -195,13 +195,19 @@ public struct Dispatcher: Service {
         }
     }
 
-    /// Deletes the idempotency records past their 24 h (any worker may; the statement is idempotent).
-    func purgeExpiredIdempotencyKeys() async {
+    /// Deletes the idempotency records past their 24 h, and sent-journal rows older than an hour — left by a job
+    /// whose runs were canceled or recorded by another attempt (any worker may; both statements are idempotent).
+    func purgeExpiredRecords() async {
         do {
-            let purged = try await store.transaction(durability: .replayable) { try await $0.purgeExpiredIdempotencyKeys() }
-            if purged > 0 { logger.debug("expired idempotency records deleted", metadata: ["count": "\(purged)"]) }
+            let cutoff = store.clock.now().addingTimeInterval(-3600)
+            let purged = try await store.transaction(durability: .replayable) { session in
+                (try await session.purgeExpiredIdempotencyKeys(), try await session.purgeSentJournal(before: cutoff))
+            }
+            if purged.0 + purged.1 > 0 {
+                logger.debug("expired records deleted", metadata: ["idempotency": "\(purged.0)", "sentJournal": "\(purged.1)"])
+            }
         } catch {
-            logger.warning("deleting expired idempotency records failed", metadata: ["error": "\(error)"])
+            logger.warning("deleting expired records failed", metadata: ["error": "\(error)"])
         }
     }
 

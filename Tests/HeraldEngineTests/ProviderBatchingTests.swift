@@ -38,7 +38,7 @@ struct ProviderBatchingTests {
         let messages = (0..<10).map {
             OutboundMessage(deliveryId: "d\($0)", target: Secret("t\($0)"), content: MessageContent(channel: .push, body: "x"))
         }
-        let outcomes = await Engine.send(messages, with: provider)
+        let outcomes = await Engine.send(messages, with: provider, journal: nil)
         #expect(outcomes == (0..<10).map { .delivered(providerMessageId: "d\($0)") })
         #expect(provider.batches.withLock { $0.sorted() } == [1, 3, 3, 3])
         #expect(provider.mostInFlight.load(ordering: .relaxed) == 2)

@@ -88,6 +88,11 @@ public protocol DeliveryProvider: Sendable {
     var concurrency: Int { get }
     /// Sends a batch; returns one outcome per message, in order.
     func send(_ batch: [OutboundMessage]) async -> [DeliveryOutcome]
+    /// Sends a batch and reports each outcome (with the message's index in the batch) as soon as it is known, so the
+    /// engine can record accepted sends before the whole batch returns (docs/reliability.md §Duplicates). The default
+    /// reports every outcome when the batch returns; providers sending one request per message report each as its
+    /// answer arrives.
+    func send(_ batch: [OutboundMessage], reporting: @escaping @Sendable (Int, DeliveryOutcome) async -> Void) async -> [DeliveryOutcome]
     /// Drops cached credentials (access tokens, JWTs) so that the next call fetches or signs new ones; the engine
     /// calls it once after an `authConfig` outcome before failing the message.
     func refreshCredentials() async
@@ -96,6 +101,14 @@ public protocol DeliveryProvider: Sendable {
 }
 
 extension DeliveryProvider {
+    public func send(
+        _ batch: [OutboundMessage], reporting: @escaping @Sendable (Int, DeliveryOutcome) async -> Void
+    ) async -> [DeliveryOutcome] {
+        let outcomes = await send(batch)
+        for (index, outcome) in outcomes.enumerated() { await reporting(index, outcome) }
+        return outcomes
+    }
+
     public func refreshCredentials() async {}
     public func shutdown() async {}
 }

@@ -8,7 +8,7 @@ extension Engine {
     /// Sends a batch of deliveries to one integration, then records the outcomes in one transaction: retries are
     /// scheduled, invalid tokens removed (behind the mass-deletion guard), messages and steps finished, runs
     /// advanced, and email/SMS failed over to the next integration when the first cannot deliver.
-    func deliver(_ job: DeliverJob, environmentId: String) async throws -> JobResult {
+    func deliver(_ job: DeliverJob, environmentId: String, attempt: Int) async throws -> JobResult {
         let loaded = try await store.read { session -> ([DeliveryRecord], [String: MessageRecord], [String: PushSend], Integration?) in
             let deliveries = try await session.deliveries(ids: job.deliveries).filter { !$0.status.isFinal }
             let messages = try await session.messages(ids: Array(Set(deliveries.compactMap(\.messageId))))
@@ -19,15 +19,17 @@ extension Engine {
         let (deliveries, messages, pushes, integration) = loaded
         guard !deliveries.isEmpty else { return .done }
         let contents = try await contents(of: deliveries, messages: messages, pushes: pushes)
+        let journal = try await SentJournal.open(writer: journalWriter, attempt: attempt, deliveryIds: deliveries.map(\.id))
         let sent = await sendBatch(
             deliveries.filter { contents[$0.id] != nil }, contents: contents, integrationId: job.integration, integration: integration,
-            messages: messages)
+            messages: messages, journal: journal)
         let context = self.context
         let events = try await store.transaction(durability: .replayable) { session in
             var batch = RunBatch(session: session, engine: context, environmentId: environmentId)
             var random = context.random
             try await Self.record(sent, messages: messages, environmentId: environmentId, into: &batch, random: &random)
             try await batch.flush()
+            try await journal.forget(in: session)
             return batch.events
         }
         committed(events)
@@ -36,26 +38,36 @@ extension Engine {
 
     /// Sends deliveries that all go through one integration and returns their outcomes (nothing is written). An
     /// integration that is inactive, deleted or unusable fails them as `authConfig`; credentials that can expire are
-    /// refreshed once and the messages they failed sent again.
+    /// refreshed once and the messages they failed sent again. Accepted sends are journaled as each provider call
+    /// returns, and deliveries an earlier attempt of the job journaled are not sent again (``SentJournal``).
     func sendBatch(
-        _ deliveries: [DeliveryRecord], contents: [String: MessageContent], integrationId: String, integration: Integration?,
-        messages: [String: MessageRecord]
+        _ all: [DeliveryRecord], contents: [String: MessageContent], integrationId: String, integration: Integration?,
+        messages: [String: MessageRecord], journal: SentJournal
     ) async -> SentBatch {
         var outcomes: [DeliveryOutcome]
         var receiptDelay: Duration?
-        let providerId = integration?.providerId ?? deliveries.first?.providerId ?? "unknown"
-        if let integration, integration.active {
+        let providerId = integration?.providerId ?? all.first?.providerId ?? "unknown"
+        var earlier: [String: DeliveryOutcome] = [:]
+        for delivery in all {
+            if let providerMessageId = journal.sentEarlier(delivery.id) {
+                earlier[delivery.id] = .delivered(providerMessageId: providerMessageId)
+            }
+        }
+        let deliveries = earlier.isEmpty ? all : all.filter { earlier[$0.id] == nil }
+        if deliveries.isEmpty {
+            outcomes = []
+        } else if let integration, integration.active {
             do {
                 let provider = try context.providers.provider(for: integration)
                 receiptDelay = (provider as? any ReceiptProvider)?.receiptDelay
                 let batch = deliveries.map { OutboundMessage(deliveryId: $0.id, target: $0.target, content: contents[$0.id]!) }
                 let started = ContinuousClock.now
-                outcomes = await Self.send(batch, with: provider)
+                outcomes = await Self.send(batch, with: provider, journal: journal)
                 metrics.providerCallSeconds.observe(ContinuousClock.now - started, providerId)
                 let authFailures = outcomes.indices.filter { if case .authConfig = outcomes[$0] { true } else { false } }
                 if !authFailures.isEmpty {
                     await provider.refreshCredentials()
-                    let again = await Self.send(authFailures.map { batch[$0] }, with: provider)
+                    let again = await Self.send(authFailures.map { batch[$0] }, with: provider, journal: journal)
                     for (index, outcome) in zip(authFailures, again) { outcomes[index] = outcome }
                 }
             } catch {
@@ -72,8 +84,11 @@ extension Engine {
             }
         }
         return SentBatch(
-            integrationId: integrationId, integration: integration, sent: deliveries,
-            results: Dictionary(zip(deliveries.map(\.id), outcomes), uniquingKeysWith: { first, _ in first }), receiptDelay: receiptDelay)
+            integrationId: integrationId, integration: integration, sent: all,
+            results: Dictionary(zip(deliveries.map(\.id), outcomes), uniquingKeysWith: { first, _ in first }).merging(earlier) { sent, _ in
+                sent
+            },
+            receiptDelay: receiptDelay)
     }
 
     /// Records the outcomes of a sent batch into `runs`: loads (and on PostgreSQL locks) the runs, reads the ledger of
@@ -184,17 +199,23 @@ extension Engine {
 
     /// Sends messages in the provider's batch size, at most its declared concurrency of batches at a time; one
     /// outcome per message, in order.
-    static func send(_ messages: [OutboundMessage], with provider: any DeliveryProvider) async -> [DeliveryOutcome] {
+    static func send(_ messages: [OutboundMessage], with provider: any DeliveryProvider, journal: SentJournal?) async -> [DeliveryOutcome] {
         let size = max(1, provider.batchSize)
         let chunks = stride(from: 0, to: messages.count, by: size).map { Array(messages[$0..<min($0 + size, messages.count)]) }
-        guard chunks.count > 1 else { return await provider.send(messages) }
+        @Sendable func call(_ chunk: [OutboundMessage]) async -> [DeliveryOutcome] {
+            guard let journal else { return await provider.send(chunk) }
+            let outcomes = await provider.send(chunk) { index, outcome in await journal.note(chunk[index], outcome) }
+            await journal.flush()
+            return outcomes
+        }
+        guard chunks.count > 1 else { return await call(messages) }
         var results = [[DeliveryOutcome]](repeating: [], count: chunks.count)
         await withTaskGroup(of: (Int, [DeliveryOutcome]).self) { group in
             var next = 0
             func start() {
                 let index = next
                 next += 1
-                group.addTask { (index, await provider.send(chunks[index])) }
+                group.addTask { (index, await call(chunks[index])) }
             }
             while next < min(chunks.count, max(1, provider.concurrency)) { start() }
             for await (index, outcomes) in group {

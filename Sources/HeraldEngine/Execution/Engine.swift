@@ -42,6 +42,8 @@ public struct Engine: Sendable {
     let context: EngineContext
     let metrics: EngineMetrics
     let logger: Logger
+    /// Accepted sends not yet committed with their job (``SentJournal``), shared by the process's jobs.
+    let journalWriter: SentJournalWriter
 
     public init(
         store: SQLStore, workflows: WorkflowRegistry, providers: ProviderPool, metrics: EngineMetrics,
@@ -52,6 +54,7 @@ public struct Engine: Sendable {
             workflows: workflows, providers: providers, configuration: configuration, random: random, logger: logger)
         self.metrics = metrics
         self.logger = logger
+        self.journalWriter = SentJournalWriter(store: store, logger: logger)
     }
 
     var configuration: EngineConfiguration { context.configuration }
@@ -85,9 +88,10 @@ public struct Engine: Sendable {
         }
         switch kind {
         case .expand: return try await expand(ExpandJob.decode(job.payload))
-        case .run: return try await run(RunJob.decode(job.payload), environmentId: job.environmentId ?? "")
+        case .run: return try await run(RunJob.decode(job.payload), environmentId: job.environmentId ?? "", attempt: job.attempts)
         case .resume: return try await resume(ResumeJob.decode(job.payload), environmentId: job.environmentId ?? "")
-        case .deliver: return try await deliver(DeliverJob.decode(job.payload), environmentId: job.environmentId ?? "")
+        case .deliver:
+            return try await deliver(DeliverJob.decode(job.payload), environmentId: job.environmentId ?? "", attempt: job.attempts)
         case .receipts: return try await receipts(ReceiptsJob.decode(job.payload), environmentId: job.environmentId ?? "")
         case .push: return try await sendPush(PushJob.decode(job.payload), environmentId: job.environmentId ?? "")
         }
@@ -235,7 +239,7 @@ public struct Engine: Sendable {
     /// expires: the batch's sends repeat, nothing is lost. A run that another worker started meanwhile is left to it;
     /// one a cancel finished meanwhile stays canceled, with what it sent recorded. A batch whose runs must write while
     /// they are planned (a digest step first) is planned in a transaction and sent through `deliver` jobs instead.
-    func run(_ job: RunJob, environmentId: String) async throws -> JobResult {
+    func run(_ job: RunJob, environmentId: String, attempt: Int) async throws -> JobResult {
         let context = self.context
         let planned = try await store.read { session -> RunBatch? in
             var batch = RunBatch(session: session, engine: context, environmentId: environmentId, planning: true)
@@ -260,12 +264,13 @@ public struct Engine: Sendable {
             result[delivery.id] = delivery.messageId.flatMap { messages[$0]?.content }
         }
         let groups = Dictionary(grouping: deliveries.filter { contents[$0.id] != nil }, by: { $0.integrationId ?? "" })
+        let journal = try await SentJournal.open(writer: journalWriter, attempt: attempt, deliveryIds: deliveries.map(\.id))
         let sent = await withTaskGroup(of: SentBatch.self) { group in
             for (integrationId, deliveries) in groups {
                 group.addTask {
                     await sendBatch(
                         deliveries, contents: contents, integrationId: integrationId, integration: integrations[integrationId],
-                        messages: messages)
+                        messages: messages, journal: journal)
                 }
             }
             return await group.reduce(into: [SentBatch]()) { $0.append($1) }
@@ -287,6 +292,7 @@ public struct Engine: Sendable {
                     sentBatch.keeping(kept), messages: messages, environmentId: environmentId, into: &batch, random: &random)
             }
             try await batch.flush()
+            try await journal.forget(in: session)
             // A cancel that landed during the send also stops what this commit queued for those transactions (retries).
             for transactionId in Set(current.filter { canceled.contains($0.id) }.map(\.transactionId)).sorted() {
                 _ = try await session.cancelJobs(environmentId: environmentId, transactionId: transactionId)

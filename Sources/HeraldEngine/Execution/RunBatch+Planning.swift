@@ -81,7 +81,9 @@ extension RunBatch {
                 providerId: integration.providerId))
         let planned = targets.map { target in
             DeliveryRecord(
-                id: session.newId(), environmentId: environmentId, messageId: message.id, deviceId: target.deviceId,
+                id: SentJournal.deliveryId(
+                    notification: notification.id, step: stepId, integration: integration.id, target: target.target),
+                environmentId: environmentId, messageId: message.id, deviceId: target.deviceId,
                 integrationId: integration.id, providerId: integration.providerId, target: Secret(target.target), status: .pending,
                 platform: target.platform, createdAt: now, updatedAt: now)
         }

@@ -14,6 +14,17 @@ extension PerMessageProvider {
     public func send(_ batch: [OutboundMessage]) async -> [DeliveryOutcome] {
         await PushSupport.each(batch) { await self.send($0) }
     }
+
+    /// Each message's outcome is reported as its answer arrives.
+    public func send(
+        _ batch: [OutboundMessage], reporting: @escaping @Sendable (Int, DeliveryOutcome) async -> Void
+    ) async -> [DeliveryOutcome] {
+        await PushSupport.each(indices: batch.indices) { index in
+            let outcome = await self.send(batch[index])
+            await reporting(index, outcome)
+            return outcome
+        }
+    }
 }
 
 /// Pieces every push provider uses.

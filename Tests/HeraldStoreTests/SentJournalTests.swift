@@ -1,0 +1,37 @@
+import Foundation
+import HeraldCore
+import HeraldStore
+import HeraldTestSupport
+import Testing
+
+/// The sent journal (migrations/*/0007_sent_journal.sql): accepted sends written before their job commits, read by
+/// the job's next attempt, forgotten by its commit, purged when orphaned. End to end, `scripts/crash-test` bounds the
+/// duplicates a SIGKILL leaves by what was on the wire (docs/reliability.md §Crashes).
+@Suite("Sent journal")
+struct SentJournalTests {
+    @Test("journaled sends are found, kept once, forgotten and purged", arguments: Backend.available)
+    func lifecycle(backend: Backend) async throws {
+        let clock = ManualWallClock(Date(timeIntervalSince1970: 1_800_000_000))
+        try await withStore(backend, clock: clock) { store, _ in
+            try await store.transaction(durability: .replayable) { session in
+                try await session.journalSent([("d1", "provider-1"), ("d2", nil)])
+            }
+            // A second write of the same delivery (a group retried) keeps the first row.
+            try await store.transaction(durability: .replayable) { session in
+                try await session.journalSent([("d1", "provider-other"), ("d3", "provider-3")])
+            }
+            let found = try await store.read { try await $0.journaledSends(["d1", "d2", "d3", "d4"]) }
+            #expect(found.count == 3)
+            #expect(found["d1"] == .some("provider-1") && found["d2"] == .some(nil) && found["d4"] == nil)
+
+            try await store.transaction { try await $0.forgetJournaledSends(["d1", "d2"]) }
+            #expect(try await store.read { try await $0.journaledSends(["d1", "d2", "d3"]) }.keys.sorted() == ["d3"])
+
+            clock.advance(by: .seconds(7200))
+            try await store.transaction(durability: .replayable) { try await $0.journalSent([("d5", nil)]) }
+            let purged = try await store.transaction { try await $0.purgeSentJournal(before: clock.now().addingTimeInterval(-3600)) }
+            #expect(purged == 1)
+            #expect(try await store.read { try await $0.journaledSends(["d3", "d5"]) }.keys.sorted() == ["d5"])
+        }
+    }
+}
