@@ -91,6 +91,44 @@ struct TriggerIntakeTests {
     }
 
     @Test(
+        "requests of one group reusing a transaction id: the same body replays, another body conflicts, one event is stored",
+        arguments: Backend.available)
+    func reuseWithinGroup(_ backend: Backend) async throws {
+        try await withStore(backend) { store, _ in
+            let environment = try await store.transaction { try await $0.createEnvironment(named: "reuse") }
+            let validator = Self.validator()
+            let intake = TriggerIntake(store: store, validator: validator, metrics: EngineMetrics())
+            // 40 concurrent requests, so that they share groups (the group writes its events at its end): ten copies
+            // of one request, ten of another body under the same transaction id, and twenty bystanders.
+            let same = try Self.command(validator, transactionId: "shared", payload: ["n": 1])
+            let other = try Self.command(validator, transactionId: "shared", payload: ["n": 2])
+            let commands = (0..<40).map { index in
+                index % 4 == 0 ? same : index % 4 == 1 ? other : try! Self.command(validator, transactionId: "by-\(index)")
+            }
+            let outcomes = await withTaskGroup(of: (TriggerCommand, Bool).self) { group in
+                for command in commands {
+                    group.addTask {
+                        let accepted = (try? await intake.accept(environmentId: environment.id, commands: [command])) != nil
+                        return (command, accepted)
+                    }
+                }
+                return await group.reduce(into: [(TriggerCommand, Bool)]()) { $0.append($1) }
+            }
+            let shared = outcomes.filter { $0.0.transactionId == "shared" }
+            let winners = Set(shared.filter(\.1).map(\.0.requestHash))
+            // Whichever body committed first: all of its copies succeed (replays), all of the other's conflict.
+            #expect(winners.count == 1)
+            #expect(shared.filter(\.1).count == 10)
+            #expect(outcomes.filter { $0.0.transactionId != "shared" }.allSatisfy { $0.1 })
+            let stored = try await store.read {
+                try await $0.events(environmentId: environment.id, transactionIds: commands.map(\.transactionId))
+            }
+            #expect(stored.count == 21)
+            #expect(stored["shared"].map { winners.contains($0.requestHash) } == true)
+        }
+    }
+
+    @Test(
         "two processes racing on one transaction id: one commits, the other replays or conflicts, bystanders commit",
         arguments: Backend.available)
     func racingProcesses(_ backend: Backend) async throws {
