@@ -75,7 +75,7 @@ public func buildApplication(
     let runtime = Runtime(
         store: store, providers: providers, policy: policy, workflows: workflows, engineConfiguration: configuration.engine,
         logger: logger)
-    let router = buildRouter(store: store, runtime: runtime, configuration: configuration.api)
+    let router = buildRouter(store: store, runtime: runtime, configuration: configuration.api, servesAPI: configuration.role != .worker)
     let workflowService = WorkflowDirectoryService(directory: configuration.workflowsDirectory, registry: workflows, logger: logger)
     workflowService.load()
     var services: [any Service] = [store, workflowService]

@@ -4,16 +4,21 @@ import HeraldStore
 import Hummingbird
 
 /// Builds the router of the whole HTTP API: public health routes, and the Novu (`/v1`, `/v2`) and Centrifugo (`/api`)
-/// surfaces behind ``AuthMiddleware``. Errors everywhere render in the called API's format.
-public func buildRouter(store: SQLStore, runtime: Runtime, configuration: APIConfiguration = .init()) -> Router<HeraldRequestContext> {
+/// surfaces behind ``AuthMiddleware``. Errors everywhere render in the called API's format. Without `servesAPI` (a
+/// `--role worker` process) only `/healthz`, `/readyz` and `/metrics` are served; every other path is a 404 saying so.
+public func buildRouter(
+    store: SQLStore, runtime: Runtime, configuration: APIConfiguration = .init(), servesAPI: Bool = true
+) -> Router<HeraldRequestContext> {
     let router = Router(context: HeraldRequestContext.self)
     router.add(middleware: RequestLogMiddleware())
     router.add(middleware: APIErrorMiddleware(clock: store.clock))
+    if !servesAPI { router.add(middleware: WorkerOnlyMiddleware()) }
     router.add(middleware: AuthMiddleware(store: store))
     router.add(middleware: BodyLimitMiddleware(maxBytes: configuration.maxBodyBytes))
     router.add(middleware: IdempotencyMiddleware(store: store))
     HealthRoutes(store: store).register(on: router)
     MetricsRoutes(store: store, metrics: runtime.metrics).register(on: router)
+    guard servesAPI else { return router }
     let api = router.group()
     SubscriberRoutes(store: store, policy: runtime.policy).register(on: api)
     IntegrationRoutes(store: store, policy: runtime.policy).register(on: api)
@@ -23,4 +28,17 @@ public func buildRouter(store: SQLStore, runtime: Runtime, configuration: APICon
     ActivityRoutes(store: store, workflows: runtime.workflows).register(on: api)
     DeliveryRoutes(store: store, engine: runtime.engine, pushes: runtime.pushes).register(on: api)
     return router
+}
+
+/// In a `--role worker` process, answers every path but the health and metrics routes with a 404 that says why.
+struct WorkerOnlyMiddleware: RouterMiddleware {
+    typealias Context = HeraldRequestContext
+    static let served: Set<String> = ["/healthz", "/readyz", "/metrics"]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard Self.served.contains(request.uri.path) else {
+            throw HeraldError(.notFound, "this process runs with --role worker: it serves only /healthz, /readyz and /metrics")
+        }
+        return try await next(request, context)
+    }
 }

@@ -61,7 +61,10 @@ struct Serve: AsyncParsableCommand {
         help: ArgumentHelp("Jobs in flight at once. [env: HERALD_WORKERS] [default: 8, or twice the CPU count when more]", valueName: "n"))
     var workers: Int?
 
-    @Option(help: ArgumentHelp("What this process runs: api, worker or all. [env: HERALD_ROLE] [default: all]", valueName: "role"))
+    @Option(
+        help: ArgumentHelp(
+            "What this process runs: api (the HTTP API, no queue workers), worker (queue workers; HTTP serves only /healthz, /readyz and /metrics) or all. [env: HERALD_ROLE] [default: all]",
+            valueName: "role"))
     var role: String?
 
     @Option(

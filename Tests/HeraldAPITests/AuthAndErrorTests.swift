@@ -40,6 +40,34 @@ struct AuthAndErrorTests {
         }
     }
 
+    @Test("a --role worker process serves health and metrics only; the API is a 404 saying why", arguments: Backend.available)
+    func workerRole(backend: Backend) async throws {
+        let (url, cleanUp) = try await makeTestDatabase(backend)
+        defer { Task { try await cleanUp() } }
+        let store = try await SQLStore.open(url, cipher: CredentialCipher(current: .random()), logger: testLogger)
+        try await store.withRunning { store in
+            _ = try await store.migrator().migrate()
+            let router = buildRouter(store: store, runtime: testRuntime(store), servesAPI: false)
+            try await Application(router: router).test(.router) { client in
+                for path in ["/healthz", "/readyz", "/metrics"] {
+                    try await client.execute(uri: path, method: .get) { response async throws in
+                        #expect(response.status == .ok, "\(path)")
+                    }
+                }
+                for (path, method) in [
+                    ("/v1/events/trigger", HTTPRequest.Method.post), ("/v2/subscribers", .get), ("/api/device_list", .post),
+                ] {
+                    try await client.execute(uri: path, method: method, headers: [.authorization: "ApiKey anything"]) {
+                        response async throws in
+                        // Centrifugo's routes answer errors with HTTP 200 and an error object, Novu's with the status.
+                        #expect(response.status == (path.hasPrefix("/api/") ? .ok : .notFound), "\(path)")
+                        #expect(String(buffer: response.body).contains("--role worker"), "\(path): \(String(buffer: response.body))")
+                    }
+                }
+            }
+        }
+    }
+
     @Test("a missing, unknown or revoked key gets 401 with Novu's error body", arguments: Backend.available)
     func unauthorized(backend: Backend) async throws {
         try await withAPI(backend) { client, store, tenants in
