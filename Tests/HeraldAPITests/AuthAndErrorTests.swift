@@ -42,11 +42,7 @@ struct AuthAndErrorTests {
 
     @Test("a --role worker process serves health and metrics only; the API is a 404 saying why", arguments: Backend.available)
     func workerRole(backend: Backend) async throws {
-        let (url, cleanUp) = try await makeTestDatabase(backend)
-        defer { Task { try await cleanUp() } }
-        let store = try await SQLStore.open(url, cipher: CredentialCipher(current: .random()), logger: testLogger)
-        try await store.withRunning { store in
-            _ = try await store.migrator().migrate()
+        try await withStore(backend) { store, _ in
             let router = buildRouter(store: store, runtime: testRuntime(store), servesAPI: false)
             try await Application(router: router).test(.router) { client in
                 for path in ["/healthz", "/readyz", "/metrics"] {
