@@ -448,6 +448,10 @@ struct PushProviderTests {
             let failed = try await herald.call(.get, "/v1/deliveries?status=failed").json()
             #expect(failed.objectValue?["data"]?.arrayValue?.first?.objectValue?["outcome"] == "badRequest")
             #expect(try await herald.scheduledJobs() == 0)
+            // The receipt's removal is a committed domain event like any other: counted once.
+            let metrics = String(buffer: try await herald.call(.get, "/metrics").body)
+            #expect(metrics.contains(#"herald_tokens_removed_total{provider="expo"} 1"#), "\(metrics)")
+            #expect(metrics.contains(#"herald_events_total{kind="device.removed"} 1"#))
         }
     }
 

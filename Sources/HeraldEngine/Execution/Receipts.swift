@@ -27,9 +27,9 @@ extension Engine {
         }
         let pending = deliveries.filter { receipts[$0.providerMessageId!] == nil }.map(\.id)
         let configuration = self.configuration
-        let metrics = self.metrics
         let context = self.context
-        try await store.transaction(durability: .replayable) { session in
+        let events = try await store.transaction(durability: .replayable) { session -> [DomainEvent] in
+            var events: [DomainEvent] = []
             var updated: [DeliveryRecord] = []
             var remove: [String] = []
             var details: [ExecutionDetail] = []
@@ -53,7 +53,11 @@ extension Engine {
                 case .invalidToken(let reason) where removalAllowed:
                     delivery.status = .invalid
                     if let deviceId = delivery.deviceId { remove.append(deviceId) }
-                    metrics.tokensRemoved.increment(delivery.providerId)
+                    events.append(
+                        DomainEvent(
+                            .deviceRemoved, notificationId: message?.notificationId, messageId: message?.id, deliveryId: delivery.id,
+                            stepId: message?.stepId, channel: .push, integrationId: integration.id, providerId: delivery.providerId,
+                            deviceId: delivery.deviceId, reason: reason))
                     details.append(
                         batch.detail(
                             message?.notificationId, stepId: message?.stepId, status: .warning, "push_invalid_token_removed",
@@ -61,6 +65,14 @@ extension Engine {
                             raw: ["reason": .string(reason), "from": "receipt"]))
                 default:
                     delivery.status = .failed
+                    if case .invalidToken(let reason) = outcome {
+                        // The whole batch came back dead: held back by the mass-deletion guard, as for send results.
+                        events.append(
+                            DomainEvent(
+                                .deviceRemovalWithheld, notificationId: message?.notificationId, messageId: message?.id,
+                                deliveryId: delivery.id, stepId: message?.stepId, channel: .push, integrationId: integration.id,
+                                providerId: delivery.providerId, deviceId: delivery.deviceId, reason: reason))
+                    }
                     details.append(
                         batch.detail(
                             message?.notificationId, stepId: message?.stepId, status: .failed, "provider_receipt_error",
@@ -85,7 +97,10 @@ extension Engine {
                 ])
             }
             try await batch.flush()
+            return events
         }
+        // Counted (herald_tokens_removed_total, herald_events_total) only now that the removals committed.
+        committed(events)
         return .done
     }
 }
