@@ -24,6 +24,9 @@ public struct SQLStore: Sendable, Service {
     let logger: Logger
     /// The SQLite file, for the worker lock (nil for PostgreSQL and in-memory databases).
     var sqlitePath: String? = nil
+    /// The sent journal beside a SQLite file (``SentJournalFile``); nil elsewhere, where the `sent_journal` table
+    /// serves.
+    public private(set) var sentJournalFile: SentJournalFile? = nil
 
     /// Opens the database at `url`. Does not migrate: call ``migrator`` (or ``open(_:cipher:clock:ids:logger:maxConnections:)``
     /// then `migrator.migrate()`).
@@ -45,7 +48,10 @@ public struct SQLStore: Sendable, Service {
         var store = SQLStore(
             driver: driver, dialect: driver.dialect, cipher: cipher, clock: clock, ids: ids, jobSignal: JobSignal(), logger: logger
         )
-        if case .sqlite(let path, _) = url { store.sqlitePath = path }
+        if case .sqlite(let path, _) = url {
+            store.sqlitePath = path
+            store.sentJournalFile = SentJournalFile(path: path + "-sent.journal")
+        }
         return store
     }
 

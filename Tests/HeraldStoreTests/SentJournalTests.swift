@@ -35,3 +35,23 @@ struct SentJournalTests {
         }
     }
 }
+
+/// The journal beside a SQLite file: appended per send, read back across one rotation, dropped after two.
+@Suite("Sent journal file")
+struct SentJournalFileTests {
+    @Test("appends are found; a rotation keeps the window before; the one before that is gone")
+    func rotation() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("herald-journal-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = SentJournalFile(path: directory.appendingPathComponent("h.sqlite-sent.journal").path, window: .milliseconds(200))
+        try file.append([("d1", "provider-1"), ("d2", nil)])
+        #expect(file.lookup(["d1", "d2", "d3"]) == ["d1": .some("provider-1"), "d2": String?.none])
+        try await Task.sleep(for: .milliseconds(250))
+        try file.append([("d3", "line\nbreak")])  // rotates: d1 and d2 move to the window before
+        #expect(file.lookup(["d1", "d3"]) == ["d1": .some("provider-1"), "d3": .some("line break")])
+        try await Task.sleep(for: .milliseconds(250))
+        try file.append([("d4", nil)])  // rotates again: d1 and d2 are dropped
+        #expect(file.lookup(["d1", "d2", "d3", "d4"]) == ["d3": .some("line break"), "d4": String?.none])
+    }
+}

@@ -29,9 +29,9 @@ final class SentJournal: Sendable {
 
     /// The journal of a job attempt; `attempt` > 1 reads what earlier attempts journaled for `deliveryIds`.
     static func open(writer: SentJournalWriter, attempt: Int, deliveryIds: [String]) async throws -> SentJournal {
-        let earlier =
-            attempt > 1 && !deliveryIds.isEmpty ? try await writer.store.read { try await $0.journaledSends(deliveryIds) } : [:]
-        return SentJournal(writer: writer, earlier: earlier)
+        guard attempt > 1, !deliveryIds.isEmpty else { return SentJournal(writer: writer, earlier: [:]) }
+        if let file = writer.store.sentJournalFile { return SentJournal(writer: writer, earlier: file.lookup(deliveryIds)) }
+        return SentJournal(writer: writer, earlier: try await writer.store.read { try await $0.journaledSends(deliveryIds) })
     }
 
     /// Whether an earlier attempt saw the delivery accepted, with the provider's message id.
@@ -50,6 +50,7 @@ final class SentJournal: Sendable {
 
     /// Deletes the journal rows of this job (its outcomes are committing in `session`).
     func forget(in session: StoreSession) async throws {
+        guard writer.store.sentJournalFile == nil else { return }  // the file is rotated instead
         let ids = written.withLock { $0 }.union(earlier.keys)
         guard !ids.isEmpty else { return }
         try await session.forgetJournaledSends(ids.sorted())
@@ -67,7 +68,8 @@ final class SentJournal: Sendable {
     }
 }
 
-/// The process's writer of the sent journal: accepted sends of every job gather here and are written in groups — when
+/// The process's writer of the sent journal. On a SQLite file each accepted send is appended at once to the file beside
+/// it (``SentJournalFile``). On PostgreSQL accepted sends of every job gather here and are written in groups — when
 /// ``groupSize`` have gathered or the oldest has waited ``groupAge`` (checked as outcomes arrive, and whenever a
 /// provider call returns) — by the task that reports the outcome crossing the line. A crash therefore repeats at most
 /// the requests on the wire plus one group (docs/reliability.md §Duplicates), at the cost of one small commit per
@@ -92,6 +94,15 @@ final class SentJournalWriter: Sendable {
     }
 
     func add(_ entry: Entry) async {
+        // Beside a SQLite file: one append per send, at once (no group, no wait for the database's writer).
+        if let file = store.sentJournalFile {
+            do {
+                try file.append([(entry.deliveryId, entry.providerMessageId)])
+            } catch {
+                logger.debug("sent journal not written", metadata: ["error": "\(error)"])
+            }
+            return
+        }
         let now = ContinuousClock.now
         let due = pending.withLock { pending -> [Entry] in
             if pending.entries.isEmpty { pending.since = now }
