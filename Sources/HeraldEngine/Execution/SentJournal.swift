@@ -30,8 +30,7 @@ final class SentJournal: Sendable {
     /// The journal of a job attempt; `attempt` > 1 reads what earlier attempts journaled for `deliveryIds`.
     static func open(writer: SentJournalWriter, attempt: Int, deliveryIds: [String]) async throws -> SentJournal {
         guard attempt > 1, !deliveryIds.isEmpty else { return SentJournal(writer: writer, earlier: [:]) }
-        if let file = writer.store.sentJournalFile { return SentJournal(writer: writer, earlier: file.lookup(deliveryIds)) }
-        return SentJournal(writer: writer, earlier: try await writer.store.read { try await $0.journaledSends(deliveryIds) })
+        return SentJournal(writer: writer, earlier: try await writer.lookup(deliveryIds))
     }
 
     /// Whether an earlier attempt saw the delivery accepted, with the provider's message id.
@@ -50,7 +49,7 @@ final class SentJournal: Sendable {
 
     /// Deletes the journal rows of this job (its outcomes are committing in `session`).
     func forget(in session: StoreSession) async throws {
-        guard writer.store.sentJournalFile == nil else { return }  // the file is rotated instead
+        guard case .table = writer.backend else { return }  // the file is rotated instead
         let ids = written.withLock { $0 }.union(earlier.keys)
         guard !ids.isEmpty else { return }
         try await session.forgetJournaledSends(ids.sorted())
@@ -84,18 +83,34 @@ final class SentJournalWriter: Sendable {
     static let groupSize = 100
     static let groupAge: Duration = .milliseconds(20)
 
+    /// Where the journal lives: the file beside a SQLite database, else the `sent_journal` table.
+    enum Backend {
+        case file(SentJournalFile)
+        case table
+    }
+
     let store: SQLStore
+    let backend: Backend
     private let logger: Logger
     private let pending = Mutex<(entries: [Entry], since: ContinuousClock.Instant)>(([], .now))
 
     init(store: SQLStore, logger: Logger) {
         self.store = store
+        self.backend = store.sentJournalFile.map(Backend.file) ?? .table
         self.logger = logger
+    }
+
+    /// What earlier attempts journaled among `deliveryIds`.
+    func lookup(_ deliveryIds: [String]) async throws -> [String: String?] {
+        switch backend {
+        case .file(let file): file.lookup(deliveryIds)
+        case .table: try await store.read { try await $0.journaledSends(deliveryIds) }
+        }
     }
 
     func add(_ entry: Entry) async {
         // Beside a SQLite file: one append per send, at once (no group, no wait for the database's writer).
-        if let file = store.sentJournalFile {
+        if case .file(let file) = backend {
             do {
                 try file.append([(entry.deliveryId, entry.providerMessageId)])
             } catch {
