@@ -120,6 +120,8 @@ public func buildApplication(
             }
         }
         try await store.transaction { try await $0.verifyEncryptionKey() }
+        // Environments from before migration 0008 get their unsubscribe key now, so the engine only ever reads it.
+        try await store.transaction { try await $0.ensureUnsubscribeKeys() }
         schemaReady.open()
         if let (environment, key) = try await store.transaction({ try await $0.bootstrap(providedKey: configuration.initialAPIKey) }) {
             onBootstrap(BootstrapResult(environment: environment, generatedKey: configuration.initialAPIKey == nil ? key : nil))

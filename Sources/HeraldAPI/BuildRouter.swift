@@ -21,6 +21,8 @@ public func buildRouter(
     guard servesAPI else { return router }
     let api = router.group()
     SubscriberRoutes(store: store, policy: runtime.policy).register(on: api)
+    PreferenceRoutes(store: store, workflows: runtime.workflows).register(on: api)
+    UnsubscribeRoutes(store: store, workflows: runtime.workflows).register(on: router)
     IntegrationRoutes(store: store, policy: runtime.policy).register(on: api)
     TopicRoutes(store: store).register(on: api)
     CentrifugoRoutes(store: store, pushes: runtime.pushes, policy: runtime.policy).register(on: api)

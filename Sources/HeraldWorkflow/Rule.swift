@@ -50,7 +50,7 @@ public struct Rule: Sendable, Hashable, CustomStringConvertible {
     public static let stepReference = Rule(
         id: "step-reference", severity: .error, summary: "`steps.<id>` must name a step that runs before this one")
     public static let unknownStepField = Rule(
-        id: "unknown-step-field", severity: .error, summary: "step results are status, delivered, failed, count and events")
+        id: "unknown-step-field", severity: .error, summary: "step results are status, reason, delivered, failed, count and events")
     public static let unknownSubscriberField = Rule(
         id: "unknown-subscriber-field", severity: .warning,
         summary: "subscriber fields are subscriberId, firstName, lastName, email, phone, avatar, locale, timezone and data")
@@ -67,6 +67,9 @@ public struct Rule: Sendable, Hashable, CustomStringConvertible {
         id: "unknown-provider", severity: .warning, summary: "an override for a provider id Herald does not know")
     public static let invalidDuration = Rule(
         id: "invalid-duration", severity: .error, summary: "durations look like 30s, 10m, 2h, 1d or 1h30m")
+    // Preferences
+    public static let unusedPreference = Rule(
+        id: "unused-preference", severity: .warning, summary: "a preference for a channel the workflow has no step for")
     // Catalog
     public static let duplicateWorkflow = Rule(id: "duplicate-workflow", severity: .error, summary: "two files define the same workflow id")
 
@@ -76,6 +79,6 @@ public struct Rule: Sendable, Hashable, CustomStringConvertible {
         invalidIdentifier, identifierMismatch, emptySteps, invalidValue, unknownStepType, duplicateStepId, missingContent, unknownStep,
         graphCycle, unreachableStep, selfDependency, expressionSyntax, expressionType, unknownFunction, unknownRoot, stepReference,
         unknownStepField, unknownSubscriberField, undeclaredPayload, templateSyntax, unknownVariable, invalidSchema, unknownProvider,
-        invalidDuration, duplicateWorkflow,
+        invalidDuration, unusedPreference, duplicateWorkflow,
     ]
 }

@@ -11,6 +11,8 @@ public struct Workflow: Sendable {
     public var active: Bool
     /// Critical workflows ignore subscriber preferences.
     public var critical: Bool
+    /// Preference defaults (`preferences:`); subscribers' own settings are resolved against them (`PreferenceResolver`).
+    public var preferences: WorkflowPreferences = WorkflowPreferences()
     /// The schema trigger payloads are validated against; nil accepts any object.
     public var payloadSchema: PayloadSchema?
     /// Steps in file order.

@@ -14,7 +14,7 @@ public enum WorkflowParser {
         return (loader.sink.hasErrors ? nil : workflow, diagnostics)
     }
 
-    static let workflowKeys = ["workflow", "name", "description", "tags", "active", "critical", "payload", "steps"]
+    static let workflowKeys = ["workflow", "name", "description", "tags", "active", "critical", "preferences", "payload", "steps"]
     static let commonStepKeys = ["id", "type", "name", "needs", "if"]
     static let channelKeys = commonStepKeys + ["overrides", "integrations"]
     static let stepKeys: [StepType: [String]] = [
@@ -27,7 +27,7 @@ public enum WorkflowParser {
     ]
     static let subscriberFields = ["subscriberId", "firstName", "lastName", "email", "phone", "avatar", "locale", "timezone", "data"]
     static let stepResultFields: [String: StaticType?] = [
-        "status": .string, "delivered": .number, "failed": .number, "count": .number, "events": .array,
+        "status": .string, "reason": .string, "delivered": .number, "failed": .number, "count": .number, "events": .array,
     ]
 }
 
@@ -56,6 +56,9 @@ private struct Loader {
     let file: String
     var schema: PayloadSchema?
     var hasSchema = false
+    var preferences = WorkflowPreferences()
+    /// Where each channel of `preferences.channels` is named, for the check against the steps.
+    var preferenceChannels: [(Channel, SourceLocation)] = []
 
     init(file: String) {
         self.file = file
@@ -97,6 +100,7 @@ private struct Loader {
         let tags = fields["tags"].flatMap { stringList($0.value, field: "tags") }?.map(\.0) ?? []
         let active = fields["active"].flatMap { bool($0.value, field: "active") } ?? true
         let critical = fields["critical"].flatMap { bool($0.value, field: "critical") } ?? false
+        if let pair = fields["preferences"] { loadPreferences(pair.value) }
         if let pair = fields["payload"] {
             hasSchema = true
             schema = SchemaParser.parse(pair.value, path: "payload", sink: &sink)
@@ -219,7 +223,7 @@ private struct Loader {
         for raw in raws {
             guard let type = raw.type else { continue }
             let ancestors = graph.ancestors(of: raw.id)
-            var context = CheckContext(stepId: raw.id, ancestors: ancestors, allSteps: ids)
+            var context = CheckContext(stepId: raw.id, ancestors: ancestors, allSteps: ids, stepType: type)
             var condition: Condition? = nil
             if let ifPair = raw.fields["if"] {
                 condition = loadCondition(ifPair.value, context: &context)
@@ -231,10 +235,16 @@ private struct Loader {
                     action: action)
             )
         }
+        let used = Set(raws.compactMap { $0.type?.channel })
+        for (channel, location) in preferenceChannels where !used.contains(channel) {
+            sink.warning(
+                .unusedPreference, "a preference for \(channel.rawValue), but the workflow has no \(channel.rawValue) step",
+                at: location)
+        }
         guard !sink.hasErrors else { return nil }
         return Workflow(
             id: workflow.id, name: workflow.name, description: workflow.description, tags: workflow.tags, active: workflow.active,
-            critical: workflow.critical, payloadSchema: schema, steps: steps, graph: graph, file: file
+            critical: workflow.critical, preferences: preferences, payloadSchema: schema, steps: steps, graph: graph, file: file
         )
     }
 
@@ -249,6 +259,7 @@ private struct Loader {
         var stepId: String
         var ancestors: Set<String>
         var allSteps: Set<String>
+        var stepType: StepType? = nil
     }
 
     mutating func loadAction(_ type: StepType, raw: RawStep, context: inout CheckContext) -> StepAction? {
@@ -444,11 +455,19 @@ private struct Loader {
             }
             guard path.count > 2 else { return .valid(.object) }
             guard let type = WorkflowParser.stepResultFields[path[2]] else {
-                return .finding(.unknownStepField, "steps.\(step).\(path[2]): step results are status, delivered, failed, count and events")
+                return .finding(
+                    .unknownStepField, "steps.\(step).\(path[2]): step results are status, reason, delivered, failed, count and events")
             }
             return .valid(path.count == 3 ? type : nil)
         case "tenant":
             return .valid(nil)
+        case "unsubscribeUrl" where inTemplate && path.count == 1:
+            // The one-click unsubscribe link (README §Preferences): set in email steps of workflows subscribers may
+            // change, and only when Herald knows its public URL; empty otherwise.
+            if context.stepType != .email {
+                return .finding(.unknownVariable, "unsubscribeUrl is only set in email steps")
+            }
+            return .valid(.string)
         case "workflow":
             return .valid(path.count == 2 && ["id", "name"].contains(path[1]) ? .string : nil)
         default:
@@ -458,6 +477,56 @@ private struct Loader {
                     "unknown variable '\(dotted)'; template variables start with payload, subscriber, steps, tenant or workflow")
             }
             return .finding(.unknownRoot, "unknown path '\(dotted)'; paths start with payload, subscriber, steps, tenant or workflow")
+        }
+    }
+
+    // MARK: Preferences
+
+    /// `preferences: { all: { enabled, readOnly }, channels: { <channel>: { enabled } } }`.
+    mutating func loadPreferences(_ node: YNode) {
+        guard case .mapping(let pairs, _) = node else {
+            sink.error(.wrongType, "`preferences` is a mapping with `all` and `channels`, not \(node.kindName)", at: node.location)
+            return
+        }
+        let fields = keyed(pairs, allowed: ["all", "channels"], in: "preferences")
+        if let all = fields["all"] {
+            if case .mapping(let allPairs, _) = all.value {
+                let allFields = keyed(allPairs, allowed: ["enabled", "readOnly"], in: "preferences.all")
+                preferences.enabled = allFields["enabled"].flatMap { bool($0.value, field: "preferences.all.enabled") }
+                preferences.readOnly = allFields["readOnly"].flatMap { bool($0.value, field: "preferences.all.readOnly") } ?? false
+            } else {
+                sink.error(
+                    .wrongType, "`preferences.all` is a mapping with `enabled` and `readOnly`, not \(all.value.kindName)",
+                    at: all.value.location)
+            }
+        }
+        guard let channels = fields["channels"] else { return }
+        guard case .mapping(let channelPairs, _) = channels.value else {
+            sink.error(
+                .wrongType, "`preferences.channels` maps channels to `{ enabled: … }`, not \(channels.value.kindName)",
+                at: channels.value.location)
+            return
+        }
+        let names = Channel.allCases.map(\.rawValue)
+        for pair in channelPairs {
+            guard let channel = Channel(rawValue: pair.key) else {
+                let hint = suggestion(for: pair.key, among: names).map { "; did you mean '\($0)'?" } ?? ""
+                sink.error(
+                    .unknownKey, "unknown channel '\(pair.key)' in preferences.channels (\(names.joined(separator: ", ")))\(hint)",
+                    at: pair.keyLocation)
+                continue
+            }
+            guard case .mapping(let settingPairs, _) = pair.value else {
+                sink.error(
+                    .wrongType, "`preferences.channels.\(pair.key)` is a mapping `{ enabled: true|false }`, not \(pair.value.kindName)",
+                    at: pair.value.location)
+                continue
+            }
+            let setting = keyed(settingPairs, allowed: ["enabled"], in: "preferences.channels.\(pair.key)")
+            preferenceChannels.append((channel, pair.keyLocation))
+            if let enabled = setting["enabled"].flatMap({ bool($0.value, field: "preferences.channels.\(pair.key).enabled") }) {
+                preferences.channels[channel] = enabled
+            }
         }
     }
 

@@ -63,6 +63,8 @@ struct Dev: AsyncParsableCommand {
             configuration.workflowsDirectory = workflows
             configuration.initialAPIKey = ProcessInfo.processInfo.environment["HERALD_API_KEY"] ?? Self.defaultKey
             configuration.pollInterval = .milliseconds(50)
+            // Unsubscribe links point at this server, so the dev loop shows them working end to end.
+            if port != 0 { configuration.engine.publicURL = "http://127.0.0.1:\(port)" }
             // The emulators listen on loopback.
             configuration.allowPrivateNetwork = ["127.0.0.1", "::1"]
             let key = configuration.initialAPIKey!

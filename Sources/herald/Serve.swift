@@ -75,6 +75,12 @@ struct Serve: AsyncParsableCommand {
     )
     var allowPrivateNetwork: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Herald's public base URL as recipients reach it, e.g. https://herald.example.com: one-click unsubscribe links (List-Unsubscribe, {{unsubscribeUrl}}) start with it. [env: HERALD_PUBLIC_URL] [default: none, so emails carry no unsubscribe link]",
+            valueName: "url"))
+    var publicUrl: String?
+
     @Option(help: ArgumentHelp("Largest request body in bytes. [env: HERALD_MAX_BODY_BYTES] [default: 524288]", valueName: "bytes"))
     var maxBodyBytes: Int?
 
@@ -160,6 +166,9 @@ struct Serve: AsyncParsableCommand {
         do { _ = try OutboundURLPolicy(allowing: configuration.allowPrivateNetwork) } catch let refusal as OutboundURLRefusal {
             throw HeraldError(.configuration, "--allow-private-network: \(refusal.reason)")
         }
+        if let url = publicUrl ?? environment["HERALD_PUBLIC_URL"], !url.isEmpty {
+            configuration.engine.publicURL = try Self.publicURL(url)
+        }
         configuration.api.maxBodyBytes =
             try maxBodyBytes ?? environment["HERALD_MAX_BODY_BYTES"].map { try Self.integer($0, name: "HERALD_MAX_BODY_BYTES") }
             ?? configuration.api.maxBodyBytes
@@ -194,6 +203,17 @@ struct Serve: AsyncParsableCommand {
         configuration.migrate = !noMigrate
         configuration.initialAPIKey = environment["HERALD_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         return configuration
+    }
+
+    /// A public base URL: absolute http(s) with a host, no query or fragment; a trailing slash is dropped.
+    static func publicURL(_ text: String) throws -> String {
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
+            scheme == "https" || scheme == "http", let host = components.host, !host.isEmpty, components.query == nil,
+            components.fragment == nil, components.user == nil
+        else {
+            throw HeraldError(.configuration, "--public-url must be an absolute http(s) URL such as https://herald.example.com")
+        }
+        return text.hasSuffix("/") ? String(text.dropLast()) : text
     }
 
     private func writeLine(_ line: String) {

@@ -47,6 +47,9 @@ public struct MessageContent: Sendable, Hashable {
     /// neutral fields and only adds the target. FCM and HMS take their `message` object, APNs and Web Push
     /// `{"headers": {…}, "payload": …}`; providers without a raw form refuse it as a bad request.
     public var raw: JSONValue?
+    /// Email header fields the engine adds (`List-Unsubscribe`, `List-Unsubscribe-Post`: RFC 8058), which providers
+    /// put on the message — SMTP as header lines, the HTTP APIs in their own custom-header field.
+    public var headers: [String: String] = [:]
 
     public init(
         channel: Channel, title: String? = nil, body: String, text: String? = nil, data: [String: String] = [:], image: String? = nil,
@@ -147,6 +150,7 @@ extension MessageContent {
         if let badge { object["badge"] = .number(Double(badge)) }
         if let ttl { object["ttl"] = .number(Double(ttl)) }
         if let raw { object["raw"] = raw }
+        if !headers.isEmpty { object["headers"] = .object(headers.mapValues(JSONValue.string)) }
         return .object(object)
     }
 
@@ -165,5 +169,6 @@ extension MessageContent {
             collapseKey: text("collapseKey"),
             from: text("from"), senderName: text("senderName"), overrides: object["overrides"] ?? .object([:]),
             context: object["context"] ?? .object([:]), raw: object["raw"])
+        headers = object["headers"]?.objectValue?.compactMapValues(\.stringValue) ?? [:]
     }
 }

@@ -3,6 +3,7 @@ import HeraldCore
 import HeraldStore
 import HeraldWorkflow
 import Logging
+import Synchronization
 
 /// Engine settings (README.md §Configuration, docs/architecture.md §Engine).
 public struct EngineConfiguration: Sendable {
@@ -21,6 +22,9 @@ public struct EngineConfiguration: Sendable {
     public var pushPageSize = 1000
     /// How long one expansion job works before it yields (and continues in a new claim).
     public var expansionTimeSlice: Duration = .seconds(5)
+    /// Herald's public base URL (`--public-url`, e.g. `https://herald.example.com`): one-click unsubscribe links
+    /// (`List-Unsubscribe`, `{{unsubscribeUrl}}`) start with it. Nil: emails carry no unsubscribe link.
+    public var publicURL: String? = nil
 
     public init() {}
 }
@@ -33,6 +37,20 @@ struct EngineContext: Sendable {
     /// Retry jitter.
     let random: RandomSource
     let logger: Logger
+    /// Environments' unsubscribe keys, read once per process (they never change).
+    let unsubscribeKeys = UnsubscribeKeyCache()
+}
+
+/// The unsubscribe keys the engine has read, by environment id.
+final class UnsubscribeKeyCache: Sendable {
+    private let keys = Mutex<[String: Data]>([:])
+
+    func key(_ environmentId: String, session: StoreSession) async throws -> Data? {
+        if let key = keys.withLock({ $0[environmentId] }) { return key }
+        guard let key = try await session.unsubscribeKey(environmentId: environmentId) else { return nil }
+        keys.withLock { $0[environmentId] = key }
+        return key
+    }
 }
 
 /// The workflow engine (docs/architecture.md §Engine): job handlers for recipient expansion, run start and resume, and delivery.

@@ -14,7 +14,17 @@ extension RunBatch {
         if let allowed = options.integrations { candidates = candidates.filter { allowed.contains($0.identifier) } }
         let subscriberChannels = channels[notification.subscriberId] ?? RecipientChannels()
         let profile = subscribers[notification.subscriberId]?.profile
-        let base = StepRenderer.render(step, context: run.evaluationContext)
+        var evaluationContext = run.evaluationContext
+        let unsubscribeURL = channel == .email ? try await unsubscribeURL(run.workflow, subscriberId: notification.subscriberId) : nil
+        if let unsubscribeURL, case .object(var object) = evaluationContext {
+            object["unsubscribeUrl"] = .string(unsubscribeURL)
+            evaluationContext = .object(object)
+        }
+        var base = StepRenderer.render(step, context: evaluationContext)
+        if let unsubscribeURL {
+            // RFC 8058 one-click unsubscribe (README §Preferences): providers add both fields before they sign.
+            base.headers = ["List-Unsubscribe": "<\(unsubscribeURL)>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"]
+        }
 
         // The provider overrides of each candidate, merged once (push targets may come from them).
         func overrides(_ integration: Integration) -> JSONValue {
@@ -61,6 +71,17 @@ extension RunBatch {
         if !channelsUsed.contains(channel.rawValue) { channelsUsed.append(channel.rawValue) }
         notifications[notificationId]?.channels = channelsUsed
         return nil
+    }
+
+    /// The one-click unsubscribe URL of a workflow's email for a subscriber: only for workflows subscribers may change,
+    /// and only when Herald knows its public URL.
+    func unsubscribeURL(_ workflow: Workflow, subscriberId: String) async throws -> String? {
+        guard workflow.subscriberEditable, let base = engine.configuration.publicURL,
+            let key = try await engine.unsubscribeKeys.key(environmentId, session: session)
+        else { return nil }
+        let token = try UnsubscribeToken(environmentId: environmentId, subscriberId: subscriberId, workflowId: workflow.id, channel: .email)
+            .sealed(key: key)
+        return base + "/v1/unsubscribe/" + token
     }
 
     /// Records a message for one integration with a delivery per target, and queues the delivery jobs.

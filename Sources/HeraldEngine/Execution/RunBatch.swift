@@ -32,6 +32,8 @@ struct RunBatch: Sendable {
     var eventRecords: [String: EventRecord] = [:]
     var subscribers: [String: Subscriber] = [:]
     var channels: [String: RecipientChannels] = [:]
+    /// The stored preferences of the batch's recipients (absent: none stored).
+    var preferences: [String: SubscriberPreferences] = [:]
     var integrationsByChannel: [Channel: [Integration]]?
 
     var messages: [MessageRecord] = []
@@ -99,6 +101,9 @@ struct RunBatch: Sendable {
         }
         for (id, entry) in try await session.recipientChannels(environmentId: environmentId, subscriberIds: subscriberIds) {
             channels[id] = entry
+        }
+        for (id, entry) in try await session.preferences(environmentId: environmentId, subscriberIds: subscriberIds) {
+            preferences[id] = entry
         }
     }
 
@@ -219,8 +224,19 @@ struct RunBatch: Sendable {
             let directive = queue.removeFirst()
             switch directive {
             case .send(let stepId):
-                if let skip = try await send(stepId, run: run, notificationId: notificationId) {
-                    details.append(detail(notificationId, stepId: stepId, status: .warning, skip))
+                var skip: String?
+                var raw: [String: JSONValue]?
+                if let channel = run.workflow.step(stepId)?.type.channel, let subscriberId = notifications[notificationId]?.subscriberId {
+                    let decision = PreferenceResolver.resolve(
+                        channel, workflow: run.workflow, subscriber: preferences[subscriberId] ?? .none)
+                    if !decision.enabled {
+                        skip = StepState.preferenceDisabled
+                        raw = ["channel": .string(channel.rawValue), "source": .string(decision.source.rawValue)]
+                    }
+                }
+                if skip == nil { skip = try await send(stepId, run: run, notificationId: notificationId) }
+                if let skip {
+                    details.append(detail(notificationId, stepId: stepId, status: .warning, skip, raw: raw))
                     events.append(
                         DomainEvent(
                             .stepSkipped, notificationId: notificationId, workflowId: run.workflow.id, stepId: stepId,

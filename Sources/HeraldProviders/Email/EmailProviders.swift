@@ -61,6 +61,10 @@ public struct EmailAPIProvider: PerMessageProvider {
         let name = content.senderName ?? senderName
         let subject = content.title ?? ""
         let overrides = content.overrides.objectValue ?? [:]
+        // RFC 8058 one-click unsubscribe and other engine header fields, in each API's custom-header form.
+        let extra = EmailHeaders.engineFields(content)
+        let extraObject = JSONValue.object(
+            Dictionary(extra.map { ($0.0, JSONValue.string($0.1)) }, uniquingKeysWith: { first, _ in first }))
         var headers: [(String, String)] = []
         let body: ByteBuffer
         switch providerId {
@@ -70,15 +74,17 @@ public struct EmailAPIProvider: PerMessageProvider {
             contents.append(["type": "text/html", "value": .string(content.body)])
             var fromObject: [String: JSONValue] = ["email": .string(sender)]
             if let name { fromObject["name"] = .string(name) }
-            let request: JSONValue = [
+            var request: [String: JSONValue] = [
                 "personalizations": [["to": [["email": .string(to)]]]], "from": .object(fromObject), "subject": .string(subject),
                 "content": .array(contents),
             ]
-            body = PushSupport.body(request.deepMerged(with: .object(overrides)))
+            if !extra.isEmpty { request["headers"] = extraObject }
+            body = PushSupport.body(JSONValue.object(request).deepMerged(with: .object(overrides)))
             headers = [("authorization", "Bearer \(apiKey)"), ("content-type", "application/json")]
         case "mailgun":
             var fields = [("from", Self.mailbox(sender, name: name)), ("to", to), ("subject", subject), ("html", content.body)]
             if let text = content.text { fields.append(("text", text)) }
+            for (name, value) in extra { fields.append(("h:\(name)", value)) }
             for (key, value) in overrides { if let text = value.stringValue { fields.append((key, text)) } }
             body = PushSupport.form(fields)
             headers = [
@@ -91,6 +97,7 @@ public struct EmailAPIProvider: PerMessageProvider {
                 "HtmlBody": .string(content.body), "MessageStream": "outbound",
             ]
             if let text = content.text { request["TextBody"] = .string(text) }
+            if !extra.isEmpty { request["Headers"] = .array(extra.map { ["Name": .string($0.0), "Value": .string($0.1)] }) }
             body = PushSupport.body(JSONValue.object(request).deepMerged(with: .object(overrides)))
             headers = [("x-postmark-server-token", apiKey), ("accept", "application/json"), ("content-type", "application/json")]
         default:  // resend
@@ -99,6 +106,7 @@ public struct EmailAPIProvider: PerMessageProvider {
                 "html": .string(content.body),
             ]
             if let text = content.text { request["text"] = .string(text) }
+            if !extra.isEmpty { request["headers"] = extraObject }
             body = PushSupport.body(JSONValue.object(request).deepMerged(with: .object(overrides)))
             headers = [
                 ("authorization", "Bearer \(apiKey)"), ("content-type", "application/json"), ("idempotency-key", message.deliveryId),

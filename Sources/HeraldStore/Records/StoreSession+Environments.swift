@@ -14,7 +14,11 @@ extension StoreSession {
         let environment = Environment(id: ids.next(), name: name, createdAt: Date(millisecondsSince1970: nowMilliseconds))
         do {
             try await db.raw(
-                "INSERT INTO environments (id, name, created_at) VALUES (\(bind: environment.id), \(bind: name), \(bind: nowMilliseconds))"
+                """
+                INSERT INTO environments (id, name, created_at, unsubscribe_key)
+                VALUES (\(bind: environment.id), \(bind: name), \(bind: nowMilliseconds),
+                    \(bind: try Self.sealedUnsubscribeKey(cipher: cipher, environmentId: environment.id)))
+                """
             ).run()
         } catch  where isUniqueViolation(error) {
             throw HeraldError.conflict("environment '\(name)' already exists", context: ["name": name])

@@ -160,7 +160,9 @@ extension StoreSession {
         let rows = try await db.raw(
             "DELETE FROM subscribers WHERE environment_id = \(bind: environmentId) AND subscriber_id = \(bind: subscriberId) RETURNING id"
         ).all()
-        for table in ["devices", "subscriber_channels", "topic_subscriptions"] {
+        for table in [
+            "devices", "subscriber_channels", "topic_subscriptions", "subscriber_preferences", "preference_changes",
+        ] {
             try await db.raw(
                 "DELETE FROM \(ident: table) WHERE environment_id = \(bind: environmentId) AND subscriber_id = \(bind: subscriberId)"
             ).run()

@@ -36,6 +36,8 @@ public struct StepState: Sendable, Codable, Equatable {
     public var reason: String?
     /// The reason of steps cancelled because their run's event joined another run's digest.
     public static let mergedIntoDigest = "merged"
+    /// The reason of a channel step the subscriber's preferences turned off (README §Preferences).
+    public static let preferenceDisabled = "preference_disabled"
     /// When a waiting step resumes.
     public var resumeAt: Date?
     /// Digest: how many events were collected, and their payloads.

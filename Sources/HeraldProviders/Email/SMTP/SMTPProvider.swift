@@ -279,14 +279,7 @@ public final class SMTPProvider: DeliveryProvider {
                     : .badRequest(reason: "SMTP: the sender '\(address)' is not an e-mail address"))
         }
         let overrides = content.overrides.objectValue ?? [:]
-        var headers: [(String, String)] = []
-        for (name, value) in overrides["headers"]?.objectValue ?? [:] {
-            guard let text = value.stringValue, !name.isEmpty,
-                name.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: ":") })
-            else { continue }
-            headers.append((name, text))
-        }
-        headers.sort { $0.0 < $1.0 }
+        let headers = EmailHeaders.fields(content)
         let domain = sender.split(separator: "@").last.map(String.init) ?? "herald.invalid"
         let mime = MIMEMessage(
             fromAddress: sender, fromName: content.senderName ?? settings.senderName, to: to, subject: content.title ?? "",
