@@ -73,7 +73,11 @@ public struct ParsedMail: Sendable, Equatable {
             let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
             result.append(MailHeader(name: String(line[..<colon]), value: "", raw: value))
         }
-        for index in result.indices { result[index].value = decodeEncodedWords(result[index].raw) }
+        // Unfolded, a field body's leading white space (a fold right after the colon) is not part of the value.
+        for index in result.indices {
+            result[index].raw = result[index].raw.trimmingCharacters(in: .whitespaces)
+            result[index].value = decodeEncodedWords(result[index].raw)
+        }
         return result
     }
 

@@ -1,6 +1,9 @@
 import Foundation
 import HeraldCore
 import SQLKit
+import Synchronization
+
+private let changeSequence = Atomic<UInt32>(0)
 
 extension StoreSession {
     // MARK: Subscriber preferences (migrations/*/0008_preferences.sql, README §Preferences)
@@ -74,7 +77,7 @@ extension StoreSession {
         try await db.raw(
             """
             INSERT INTO preference_changes (id, environment_id, subscriber_id, workflow_id, enabled, channels, source, actor, created_at)
-            VALUES (\(bind: newId()), \(bind: environmentId), \(bind: subscriberId), \(bind: workflowKey), \(bind: patch.enabled),
+            VALUES (\(bind: Self.changeId(now)), \(bind: environmentId), \(bind: subscriberId), \(bind: workflowKey), \(bind: patch.enabled),
                 \(bind: Self.channelsJSON(patch.channels)), \(bind: source.rawValue), \(bind: actor), \(bind: now))
             """
         ).run()
@@ -134,6 +137,17 @@ extension StoreSession {
     static func sealedUnsubscribeKey(cipher: CredentialCipher, environmentId: String) throws -> String {
         try cipher.seal(
             CredentialCipher.Key.random().base64, environmentId: environmentId, integrationId: "environment", field: "unsubscribe_key")
+    }
+
+    /// The id of a recorded change: milliseconds, then a per-process sequence, then random bits (24 hex digits), so
+    /// the history's keyset order is the order the changes were made in — ordinary record ids order only by second.
+    static func changeId(_ milliseconds: Int64) -> String {
+        let sequence = changeSequence.wrappingAdd(1, ordering: .relaxed).newValue
+        var bytes: [UInt8] = []
+        withUnsafeBytes(of: UInt64(milliseconds).bigEndian) { bytes.append(contentsOf: $0.suffix(6)) }
+        withUnsafeBytes(of: sequence.bigEndian) { bytes.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt16.random(in: .min ... .max)) { bytes.append(contentsOf: $0) }
+        return Hex.encode(bytes)
     }
 
     static func preference(from row: any SQLRow) throws -> SubscriberPreference {
