@@ -248,6 +248,40 @@ while time.time() < deadline and not novu.messages.retrieve(request={"transactio
 novu.messages.delete_by_transaction_id(transaction_id=f"{tx}-del")
 check("messages.delete_by_transaction_id", novu.messages.retrieve(request={"transaction_id": [f"{tx}-del"]}).result.data == [])
 
+# --- preferences (README §Preferences) ------------------------------------------------------------------------
+prefs = novu.subscribers.preferences.list(subscriber_id=sid)
+check("subscribers.preferences.list", prefs.result.global_.enabled and prefs.result.global_.channels.email is True
+      and any(w.workflow.identifier == "product-updates" and w.channels.email is True for w in prefs.result.workflows))
+check("subscribers.preferences.list hides critical workflows by default",
+      all(w.workflow.identifier != "password-reset" for w in prefs.result.workflows))
+critical = novu.subscribers.preferences.list(subscriber_id=sid, criticality=models.Criticality.CRITICAL)
+check("subscribers.preferences.list criticality=critical", {w.workflow.identifier for w in critical.result.workflows}
+      == {"password-reset", "incident-alert"})
+updated = novu.subscribers.preferences.update(subscriber_id=sid, patch_subscriber_preferences_dto={"channels": {"email": False}})
+check("subscribers.preferences.update global (partial)", updated.result.global_.channels.email is False
+      and updated.result.global_.channels.sms is True)
+per_workflow = novu.subscribers.preferences.update(
+    subscriber_id=sid, patch_subscriber_preferences_dto={"workflow_id": "product-updates", "channels": {"email": True}})
+news = next(w for w in per_workflow.result.workflows if w.workflow.identifier == "product-updates")
+check("subscribers.preferences.update per workflow beats global", news.channels.email is True and news.updated_at is not None
+      and [(o.channel, o.source) for o in news.overrides] == [("email", "subscriber")])
+bulk_prefs = novu.subscribers.preferences.bulk_update(subscriber_id=sid, bulk_update_subscriber_preferences_dto={
+    "preferences": [{"workflow_id": "order-shipped", "channels": {"push": False}},
+                    {"workflow_id": "product-updates", "channels": {"email": False}}]})
+check("subscribers.preferences.bulk_update", [(p.workflow.identifier, p.level) for p in bulk_prefs.result]
+      == [("order-shipped", "template"), ("product-updates", "template")]
+      and bulk_prefs.result[0].channels.push is False and bulk_prefs.result[1].channels.email is False)
+expect_error("subscribers.preferences.update of a critical workflow -> 400", 400,
+             lambda: novu.subscribers.preferences.update(subscriber_id=sid, patch_subscriber_preferences_dto={
+                 "workflow_id": "password-reset", "channels": {"email": False}}))
+expect_error("subscribers.preferences.update of an unknown workflow -> 404", 404,
+             lambda: novu.subscribers.preferences.update(subscriber_id=sid, patch_subscriber_preferences_dto={
+                 "workflow_id": f"nope-{run}", "channels": {"email": False}}))
+expect_error("subscribers.preferences.list of an unknown subscriber -> 404", 404,
+             lambda: novu.subscribers.preferences.list(subscriber_id=f"nobody-{run}"))
+expect_error("subscribers.preferences.list from another environment -> 404", 404,
+             lambda: other.subscribers.preferences.list(subscriber_id=sid))
+
 # --- delete ------------------------------------------------------------------------------------------------
 removed_subscriber = novu.subscribers.delete(subscriber_id=sid)
 check("subscribers.delete", removed_subscriber.result.acknowledged and removed_subscriber.result.status == "deleted")
