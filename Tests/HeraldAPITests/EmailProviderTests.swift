@@ -73,6 +73,37 @@ struct EmailProviderTests {
         }
     }
 
+    @Test("RFC 8058 headers reach each API in its own custom-header field", arguments: Backend.available)
+    func unsubscribeHeaders(_ backend: Backend) async throws {
+        try await withEngine(backend, workflows: [Self.workflow], configure: { $0.publicURL = "https://herald.example.com" }) { herald in
+            let email = herald.simulatorEmail
+            for (index, provider) in ["sendgrid", "mailgun", "postmark", "resend"].enumerated() {
+                let id = try await Self.integration(herald, provider)
+                _ = try await herald.call(.post, "/v1/integrations/\(id)/set-primary")
+                try await herald.trigger([
+                    "name": "welcome", "to": ["subscriberId": .string("u\(index)"), "email": .string("u\(index)@example.com")],
+                ])
+                try await herald.settle()
+                let request = try #require(email.messages(provider: provider).first?.request.objectValue, "\(provider)")
+                let fields: [String: String]
+                switch provider {
+                case "mailgun":
+                    fields = request.filter { $0.key.hasPrefix("h:") }.compactMapValues(\.stringValue)
+                        .reduce(into: [:]) { $0[String($1.key.dropFirst(2))] = $1.value }
+                case "postmark":
+                    fields = (request["Headers"]?.arrayValue ?? []).reduce(into: [:]) { result, header in
+                        if let name = header.objectValue?["Name"]?.stringValue { result[name] = header.objectValue?["Value"]?.stringValue }
+                    }
+                default:
+                    fields = request["headers"]?.objectValue?.compactMapValues(\.stringValue) ?? [:]
+                }
+                #expect(fields["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click", "\(provider): \(request)")
+                #expect(fields["List-Unsubscribe"]?.hasPrefix("<https://herald.example.com/v1/unsubscribe/") == true, "\(provider)")
+                #expect(fields["List-Unsubscribe"]?.hasSuffix(">") == true, "\(provider)")
+            }
+        }
+    }
+
     @Test("a rejected API key fails over to the next email integration", arguments: Backend.available)
     func failover(_ backend: Backend) async throws {
         try await withEngine(backend, workflows: [Self.workflow]) { herald in

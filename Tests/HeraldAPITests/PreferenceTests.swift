@@ -232,6 +232,68 @@ struct PreferenceTests {
         }
     }
 
+    @Test("each row of the resolution table decides a real send", arguments: Backend.available)
+    func rows(_ backend: Backend) async throws {
+        func workflow(_ id: String, _ header: String) -> String {
+            "workflow: \(id)\n\(header)steps:\n  - id: email\n    type: email\n    subject: s\n    body: b\n"
+        }
+        let workflows = [
+            workflow("w-critical", "critical: true\n"),
+            workflow("w-readonly", "preferences:\n  all: { readOnly: true }\n  channels:\n    email: { enabled: false }\n"),
+            workflow("w-open", "preferences:\n  channels:\n    email: { enabled: false }\n"),
+            workflow("w-plain", ""),
+        ]
+        try await withEngine(backend, workflows: workflows) { herald in
+            try await herald.webhookIntegration("email-webhook", channel: "email", identifier: "mail", primary: true)
+            // (subscriber, workflow, layers, sent?) — one per row, written straight into the store (the API refuses
+            // some of them on purpose: a read-only workflow's layer, for instance).
+            let cases: [(String, String, [PreferencePatch], Bool)] = [
+                (
+                    "r1", "w-critical",
+                    [
+                        PreferencePatch(workflowId: nil, channels: [.email: false]),
+                        PreferencePatch(workflowId: "w-critical", enabled: false),
+                    ], true
+                ),
+                ("r2", "w-readonly", [PreferencePatch(workflowId: "w-readonly", channels: [.email: true])], false),
+                ("r3", "w-open", [PreferencePatch(workflowId: "w-open", enabled: false, channels: [.email: true])], true),
+                (
+                    "r4", "w-open",
+                    [PreferencePatch(workflowId: "w-open", enabled: true), PreferencePatch(workflowId: nil, channels: [.email: false])],
+                    true
+                ),
+                (
+                    "r4-off", "w-plain",
+                    [PreferencePatch(workflowId: "w-plain", enabled: false), PreferencePatch(workflowId: nil, channels: [.email: true])],
+                    false
+                ),
+                ("r5", "w-open", [PreferencePatch(workflowId: nil, channels: [.email: true])], true),
+                ("r5-off", "w-plain", [PreferencePatch(workflowId: nil, channels: [.email: false])], false),
+                ("r6", "w-open", [], false),
+                ("r7", "w-plain", [], true),
+            ]
+            try await herald.store.transaction { session in
+                for (subscriber, _, layers, _) in cases {
+                    _ = try await session.upsertSubscriber(
+                        environmentId: herald.environment.id, subscriberId: subscriber,
+                        patch: SubscriberProfilePatch(setting: SubscriberProfile(email: "\(subscriber)@example.com")))
+                    for layer in layers {
+                        try await session.applyPreference(
+                            environmentId: herald.environment.id, subscriberId: subscriber, patch: layer, source: .api, actor: "test")
+                    }
+                }
+            }
+            for (subscriber, workflowId, _, _) in cases {
+                try await herald.trigger(["name": .string(workflowId), "to": .string(subscriber)])
+            }
+            try await herald.settle()
+            let sent = Set(herald.emulator.requests(hook: "mail").compactMap(\.target))
+            for (subscriber, workflowId, _, expected) in cases {
+                #expect(sent.contains("\(subscriber)@example.com") == expected, "\(subscriber) on \(workflowId)")
+            }
+        }
+    }
+
     @Test("a topic trigger reaches exactly the members who did not opt out", arguments: Backend.available)
     func topic(_ backend: Backend) async throws {
         try await withEngine(backend, workflows: Self.all) { herald in

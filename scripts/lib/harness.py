@@ -223,15 +223,41 @@ def postgres_seed_topic(database_url, topic, count, integration_id, prefix="m", 
     subprocess.run(["psql", url, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True, stdout=subprocess.DEVNULL)
 
 
-def metric_sum(server_url, name, exclude_labels=()):
+def sqlite_seed_preferences(database_path, subscriber_ids, channels, workflow_id=""):
+    """Stores one preference layer (global when `workflow_id` is empty) with `channels` for each subscriber (benchmark
+    set-up only; the preference API is exercised by the tests)."""
+    import sqlite3
+    connection = sqlite3.connect(database_path)
+    environment = connection.execute("SELECT id FROM environments WHERE name = 'development'").fetchone()[0]
+    now = int(time.time() * 1000)
+    connection.executemany(
+        "INSERT INTO subscriber_preferences (environment_id, subscriber_id, workflow_id, enabled, channels, updated_at) "
+        "VALUES (?, ?, ?, NULL, ?, ?)", [(environment, sid, workflow_id, json.dumps(channels), now) for sid in subscriber_ids])
+    connection.commit()
+    connection.close()
+
+
+def postgres_seed_preferences(database_url, subscriber_ids, channels, workflow_id=""):
+    """The PostgreSQL twin of `sqlite_seed_preferences` (COPY from stdin)."""
+    url = database_url.split("?")[0]
+    environment = subprocess.run(["psql", url, "-tAc", "SELECT id FROM environments WHERE name = 'development'"],
+                                 check=True, capture_output=True, text=True).stdout.strip()
+    now = int(time.time() * 1000)
+    rows = "".join(f"{environment}\t{sid}\t{workflow_id}\t{json.dumps(channels)}\t{now}\n" for sid in subscriber_ids)
+    subprocess.run(["psql", url, "-q", "-v", "ON_ERROR_STOP=1", "-c",
+                    "COPY subscriber_preferences (environment_id, subscriber_id, workflow_id, channels, updated_at) FROM STDIN"],
+                   input=rows, text=True, check=True, stdout=subprocess.DEVNULL)
+
+
+def metric_sum(server_url, name, exclude_labels=(), include=None):
     """The sum of a counter family's samples in `GET /metrics`, leaving out samples whose labels contain any of
-    `exclude_labels` (e.g. 'outcome="delivered"')."""
+    `exclude_labels` (e.g. 'outcome="delivered"'), and keeping only those containing `include` when given."""
     with urllib.request.urlopen(server_url + "/metrics", timeout=10) as response:
         text = response.read().decode()
     total = 0.0
     for line in text.splitlines():
         if line.startswith(name + "{") or line.startswith(name + " "):
-            if any(label in line for label in exclude_labels):
+            if any(label in line for label in exclude_labels) or (include is not None and include not in line):
                 continue
             total += float(line.rsplit(" ", 1)[1])
     return total
