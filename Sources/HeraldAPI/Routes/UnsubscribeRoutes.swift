@@ -79,7 +79,8 @@ struct UnsubscribeRoutes {
         guard let text = context.parameters.get("token"), let environmentId = UnsubscribeToken.environmentId(of: text) else {
             return nil
         }
-        guard let key = try? await store.read({ try await $0.unsubscribeKey(environmentId: environmentId) }) else { return nil }
+        // A database outage is a 503 (the mailbox provider retries), not an invalid link.
+        guard let key = try await store.read({ try await $0.unsubscribeKey(environmentId: environmentId) }) else { return nil }
         return UnsubscribeToken.open(text, key: key)
     }
 
