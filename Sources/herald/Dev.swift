@@ -19,7 +19,7 @@ struct Dev: AsyncParsableCommand {
             pointed at the simulator, one of every chat, SMS and email provider, and a subscriber `demo` with a device,
             chat address, email and phone on each; prints the API key and ready curl commands for `order-shipped`
             (push), `password-reset` (email and SMS) and `incident-alert` (chat), and then one line per message the
-            simulator accepts and per step skipped for want of an active integration.
+            simulator accepts and per step skipped for want of an active integration or by the subscriber's preferences.
             """
     )
 
@@ -274,11 +274,14 @@ struct Dev: AsyncParsableCommand {
                 + "\(shortTarget)  \"\(title.prefix(60))\"")
     }
 
-    /// One line per step skipped because no integration of its channel is active (the engine's `warning`).
+    /// One line per step skipped because no integration of its channel is active (the engine's `warning`) or the
+    /// subscriber's preferences turned it off (`info`).
     static func skipped(_ metadata: Logger.Metadata) {
         let channel = metadata["channel"].map { "\($0)" } ?? ""
         let step = "\(metadata["workflow"].map { "\($0)" } ?? "")/\(metadata["step"].map { "\($0)" } ?? "")"
-        arrival("skip", channel, step, "no active integration")
+        let reason = metadata["reason"].map { "\($0)" } ?? ""
+        arrival(
+            "skip", channel, step, reason == "preference_disabled" ? "turned off in the subscriber's preferences" : "no active integration")
     }
 
     static func write(_ line: String) {

@@ -79,7 +79,8 @@ public struct Engine: Sendable {
 
     /// Reports domain events after the transaction that produced them committed: counts them, and logs steps that
     /// could not send for want of an active integration — a configuration gap an operator must see — once per
-    /// workflow step and batch at `warning` (other skips, which depend on a subscriber's data, at `debug`).
+    /// workflow step and batch at `warning`, steps the subscribers' preferences turned off at `info` (with how many
+    /// runs), and other skips, which depend on a subscriber's data, at `debug`.
     func committed(_ events: [DomainEvent]) {
         metrics.record(events)
         let skipped = events.filter { $0.kind == .stepSkipped }
@@ -92,6 +93,8 @@ public struct Engine: Sendable {
             ]
             if key[2] == "no_active_integration" {
                 logger.warning("step skipped: no active integration of its channel", metadata: metadata)
+            } else if key[2] == StepState.preferenceDisabled {
+                logger.info("step skipped: turned off by the subscribers' preferences", metadata: metadata)
             } else {
                 logger.debug("step skipped", metadata: metadata)
             }
