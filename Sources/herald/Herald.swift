@@ -37,7 +37,9 @@ func makeLogger(level: String?, devLines: Bool = false) throws -> Logger {
     }
     LoggingBootstrap.once(level: logLevel, devLines: devLines)
     var logger = Logger(label: "herald")
-    logger.logLevel = logLevel
+    // `herald dev` lines come from `info` events (steps turned off by preferences): let them through to the dev
+    // handler, which forwards everything else only at the chosen level.
+    logger.logLevel = devLines ? min(logLevel, .info) : logLevel
     return logger
 }
 
@@ -53,20 +55,20 @@ enum LoggingBootstrap {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
-            return devLines ? DevLogHandler(wrapping: handler) : handler
+            return devLines ? DevLogHandler(wrapping: handler, level: min(level, .info)) : handler
         }
     }
 }
 
-/// Prints the engine's `step.skipped` warnings as `herald dev` lines; everything else goes to the wrapped handler.
+/// Prints the engine's `step.skipped` events as `herald dev` lines; everything else goes to the wrapped handler at
+/// the wrapped handler's level (this handler's own level is at most `info`, where preference skips are logged).
 struct DevLogHandler: LogHandler {
     var wrapped: StreamLogHandler
+    var logLevel: Logger.Level
 
-    init(wrapping handler: StreamLogHandler) { wrapped = handler }
-
-    var logLevel: Logger.Level {
-        get { wrapped.logLevel }
-        set { wrapped.logLevel = newValue }
+    init(wrapping handler: StreamLogHandler, level: Logger.Level) {
+        wrapped = handler
+        logLevel = level
     }
     var metadata: Logger.Metadata {
         get { wrapped.metadata }
@@ -80,7 +82,7 @@ struct DevLogHandler: LogHandler {
     func log(event: LogEvent) {
         if case .string("step.skipped")? = event.metadata?["event"] {
             Dev.skipped(event.metadata ?? [:])
-        } else {
+        } else if event.level >= wrapped.logLevel {
             wrapped.log(event: event)
         }
     }

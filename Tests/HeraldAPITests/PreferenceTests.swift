@@ -177,7 +177,13 @@ struct PreferenceTests {
             #expect(
                 try response.json().objectValue?["data"]?.objectValue?["preference"]?.objectValue?["channels"]?.objectValue?["chat"]
                     == false)
-            let v1List = try await herald.call(.get, "/v1/subscribers/ann/preferences").json().objectValue?["data"]?.arrayValue ?? []
+            let v1Global = try await herald.call(.get, "/v1/subscribers/ann/preferences/global").json()
+            #expect(
+                v1Global.objectValue?["data"]?.arrayValue?.first?.objectValue?["preference"]?.objectValue?["channels"]?.objectValue?["chat"]
+                    == false)
+            #expect(try await herald.call(.get, "/v1/subscribers/ann/preferences/weekly").status == .unprocessableContent)
+            let v1List =
+                try await herald.call(.get, "/v1/subscribers/ann/preferences/template").json().objectValue?["data"]?.arrayValue ?? []
             #expect(v1List.count == 4, "v1 lists critical workflows too, marked")
             #expect(
                 v1List.first { $0.objectValue?["template"]?.objectValue?["_id"] == "security-alert" }?.objectValue?["template"]?

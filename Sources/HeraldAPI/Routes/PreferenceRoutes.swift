@@ -92,6 +92,20 @@ struct PreferenceRoutes {
             }
             return JSONResponse.data(.array(listed("all").map { NovuPreferences.v1JSON($0, preferences) }))
         }
+        group.get("/v1/subscribers/{subscriberId}/preferences/{parameter}") { _, context in
+            let (environment, subscriberId) = try Self.target(context)
+            // One path parameter name for both methods (Hummingbird's trie requires it; Novu calls it `parameter` too).
+            let level = try context.parameters.require("parameter")
+            guard level == "global" || level == "template" else {
+                throw APIError.invalidField("level", "level must be one of the following values: global, template", value: .string(level))
+            }
+            let preferences = try await store.read { session in
+                try await Self.requireSubscriber(session, environment.id, subscriberId)
+                return try await session.preferences(environmentId: environment.id, subscriberId: subscriberId)
+            }
+            if level == "global" { return JSONResponse.data([NovuPreferences.v1GlobalJSON(preferences)]) }
+            return JSONResponse.data(.array(listed("all").map { NovuPreferences.v1JSON($0, preferences) }))
+        }
         group.patch("/v1/subscribers/{subscriberId}/preferences") { request, context in
             let (environment, subscriberId) = try Self.target(context)
             let body = try Self.object(try await request.jsonValue(context: context), field: "body")
@@ -115,9 +129,9 @@ struct PreferenceRoutes {
                 request: request)
             return JSONResponse.data(NovuPreferences.v1GlobalJSON(preferences))
         }
-        group.patch("/v1/subscribers/{subscriberId}/preferences/{workflowId}") { request, context in
+        group.patch("/v1/subscribers/{subscriberId}/preferences/{parameter}") { request, context in
             let (environment, subscriberId) = try Self.target(context)
-            let workflow = try editableWorkflow(try context.parameters.require("workflowId"))
+            let workflow = try editableWorkflow(try context.parameters.require("parameter"))
             let body = try Self.object(try await request.jsonValue(context: context), field: "body")
             try Self.allowOnly(body, ["channel", "enabled"])
             var patch = PreferencePatch(workflowId: workflow.id)
