@@ -105,7 +105,8 @@ class Server:
         os.makedirs(f"{workdir}/workflows", exist_ok=True)
         # The simulator listens on loopback, which the SSRF guard refuses unless the operator allows it.
         self.env = dict(os.environ, HERALD_API_KEY=API_KEY, HERALD_LOG_LEVEL="error", HERALD_DATABASE_URL=self.database,
-                        HERALD_ALLOW_PRIVATE_NETWORK="127.0.0.1", **(env or {}))
+                        HERALD_ALLOW_PRIVATE_NETWORK="127.0.0.1")
+        self.env.update(env or {})
         self.args = list(args)
         self.process = None
         self.url = f"http://127.0.0.1:{self.port}"
@@ -122,6 +123,7 @@ class Server:
         self.process.wait()
 
     def stop(self):
+        """Stops the server with SIGTERM; returns False when it had to be killed after 30 s."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -131,6 +133,8 @@ class Server:
                 print(f"herald did not stop within 30 s of SIGTERM; killed (log: {self.workdir}/server.log)", file=sys.stderr)
                 self.process.kill()
                 self.process.wait()
+                return False
+        return True
 
     def rss_kb(self):
         try:

@@ -127,27 +127,59 @@ final class PostgresDriver: DatabaseDriver {
     /// pool keeps requests waiting and reconnecting, and an API request must answer 503 rather than hang.
     static let acquireTimeout: Duration = .seconds(5)
 
-    /// Runs `operation`, which calls `acquired` once it holds a connection; if that has not happened within
-    /// ``acquireTimeout`` the operation is cancelled and `unavailable` thrown. Work that has its connection is never
-    /// cut short.
+    /// Longest a session may hold its connection. When the server stops (`pg_ctl stop -m fast`, a failover), a session
+    /// that was waiting on its connection can stay suspended for good inside PostgresNIO — closing the connection
+    /// under it does not wake it — and with it a worker slot, a trigger lane or a graceful stop. Past this limit the
+    /// session's connection is closed and the session is abandoned: its caller gets `unavailable` (may or may not
+    /// have committed, like a lost COMMIT answer) and goes on, while the suspended task is left to end whenever it
+    /// does, on a connection that no longer works. Herald's sessions take milliseconds; the longest (a 500-member
+    /// expansion page, a 250-notification run commit) well under a second.
+    static let sessionLimit: Duration = .seconds(30)
+
+    /// Runs `operation`, which calls `acquired` with its connection once it holds one. If that has not happened within
+    /// ``acquireTimeout``, or the session still runs ``sessionLimit`` after it began, the caller gets `unavailable`
+    /// at once and the operation is cancelled and abandoned: a connection acquired after that is handed back unused
+    /// (`acquired` throws), so abandoned work never runs a statement.
     private func acquiring<T: Sendable>(
-        _ operation: @escaping @Sendable (_ acquired: @escaping @Sendable () -> Void) async throws -> T
+        _ operation: @escaping @Sendable (_ acquired: @escaping @Sendable (PostgresConnection) throws -> Void) async throws -> T
     )
         async throws -> T
     {
-        let acquired = OnceFlag()
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await operation { acquired.set() } }
-            group.addTask {
-                try await Task.sleep(for: Self.acquireTimeout)
-                if acquired.isSet { return nil }
-                throw Self.unavailable("no connection within 5 s")
+        let session = AbandonableSession<T>()
+        let logger = self.logger
+        let exempt = SessionLimit.exempt
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                session.start(continuation)
+                let work = Task {
+                    do {
+                        session.finish(.success(try await operation { connection in try session.acquired(connection) }))
+                    } catch {
+                        session.finish(.failure(error))
+                    }
+                }
+                session.onAbandon { work.cancel() }
+                let watchdog = Task {
+                    try? await Task.sleep(for: Self.acquireTimeout)
+                    guard session.isRunning else { return }
+                    guard session.connection != nil else {
+                        session.abandon(Self.unavailable("no connection within 5 s"))
+                        return
+                    }
+                    guard !exempt else { return }
+                    try? await Task.sleep(for: Self.sessionLimit - Self.acquireTimeout)
+                    guard session.isRunning, let connection = session.connection else { return }
+                    logger.warning(
+                        "a database session did not end within its limit; closed its connection and gave up on it",
+                        metadata: ["limit": "\(Self.sessionLimit)"])
+                    let _: EventLoopFuture<Void> = connection.close()
+                    session.abandon(Self.unavailable("the session did not end within \(Self.sessionLimit)"))
+                }
+                // A session that ends stops its watchdog: no timer outlives the work it watches.
+                session.onEnd { watchdog.cancel() }
             }
-            defer { group.cancelAll() }
-            while let next = try await group.next() {
-                if let result = next { return result }
-            }
-            throw CancellationError()
+        } onCancel: {
+            session.abandon(CancellationError())
         }
     }
 
@@ -155,7 +187,7 @@ final class PostgresDriver: DatabaseDriver {
         try await acquiring { acquired in
             try await self.mappingOutages {
                 try await self.client.withConnection { connection in
-                    acquired()
+                    try acquired(connection)
                     return try await body(connection.sql(queryLogLevel: .trace))
                 }
             }
@@ -169,7 +201,7 @@ final class PostgresDriver: DatabaseDriver {
             return try await acquiring { acquired in
                 try await self.mappingOutages {
                     try await self.client.withTransaction(logger: self.logger) { connection in
-                        acquired()
+                        try acquired(connection)
                         let database = connection.sql(queryLogLevel: .trace)
                         if durability == .replayable {
                             // Consistent, not yet flushed when COMMIT returns; the WAL writer flushes it within
@@ -236,4 +268,77 @@ final class PostgresDriver: DatabaseDriver {
     }
 
     func shutdown() async {}
+}
+
+/// Work exempt from ``PostgresDriver/sessionLimit`` (migrations), marked for the sessions it opens.
+public enum SessionLimit {
+    @TaskLocal public static var exempt = false
+}
+
+/// One store session on PostgreSQL that its caller may stop waiting for (``PostgresDriver/sessionLimit``): the
+/// caller's continuation is resumed exactly once, by the session's end or by giving up on it.
+final class AbandonableSession<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var connection: PostgresConnection?
+        var abandoned = false
+        var onAbandon: (@Sendable () -> Void)?
+        var onEnd: (@Sendable () -> Void)?
+        var ended = false
+    }
+    private let state = Mutex(State())
+
+    func start(_ continuation: CheckedContinuation<T, any Error>) { state.withLock { $0.continuation = continuation } }
+
+    /// Whether the caller is still waiting.
+    var isRunning: Bool { state.withLock { $0.continuation != nil } }
+
+    var connection: PostgresConnection? { state.withLock { $0.connection } }
+
+    /// The operation holds a connection; throws if the caller gave up meanwhile (the connection goes back unused).
+    func acquired(_ connection: PostgresConnection) throws {
+        try state.withLock { state in
+            if state.abandoned { throw CancellationError() }
+            state.connection = connection
+        }
+    }
+
+    func onAbandon(_ action: @escaping @Sendable () -> Void) {
+        let now = state.withLock { state -> Bool in
+            if state.abandoned { return true }
+            state.onAbandon = action
+            return false
+        }
+        if now { action() }
+    }
+
+    /// Runs `action` when the session ends (finished or abandoned), at once if it has.
+    func onEnd(_ action: @escaping @Sendable () -> Void) {
+        let now = state.withLock { state -> Bool in
+            if state.ended { return true }
+            state.onEnd = action
+            return false
+        }
+        if now { action() }
+    }
+
+    func finish(_ result: Result<T, any Error>) {
+        let (continuation, end) = state.withLock { state in
+            state.ended = true
+            return (state.continuation.take(), state.onEnd.take())
+        }
+        continuation?.resume(with: result)
+        end?()
+    }
+
+    func abandon(_ error: any Error) {
+        let (continuation, action, end) = state.withLock { state in
+            state.abandoned = true
+            state.ended = true
+            return (state.continuation.take(), state.onAbandon.take(), state.onEnd.take())
+        }
+        continuation?.resume(throwing: error)
+        action?()
+        end?()
+    }
 }

@@ -24,9 +24,14 @@ public struct Migrator: Sendable {
     /// The version of the newest migration this binary ships.
     public var latestVersion: Int { migrations.last?.version ?? 0 }
 
-    /// Applies every pending migration.
+    /// Applies every pending migration. Migration sessions are exempt from the session limit (a migration may
+    /// rewrite a large table).
     @discardableResult
     public func migrate() async throws -> Report {
+        try await SessionLimit.$exempt.withValue(true) { try await migrateAll() }
+    }
+
+    private func migrateAll() async throws -> Report {
         try await store.driver.withConnection { db in try await Self.createLedger(db) }
         var applied: [Int] = []
         var version = try await currentVersion()
