@@ -21,6 +21,9 @@ final class PostgresDriver: DatabaseDriver {
     /// The channel of `LISTEN/NOTIFY` wake-ups.
     static let jobsChannel = "herald_jobs"
 
+    /// The sessions open now, for ``watchSessions()``.
+    private let watched = WatchedSessions()
+
     private init(client: PostgresClient, listenerConfiguration: PostgresConnection.Configuration, logger: Logger) {
         self.client = client
         self.listenerConfiguration = listenerConfiguration
@@ -146,11 +149,11 @@ final class PostgresDriver: DatabaseDriver {
         async throws -> T
     {
         let session = AbandonableSession<T>()
-        let logger = self.logger
+        let watched = self.watched
         let exempt = SessionLimit.exempt
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-                session.start(continuation)
+                guard session.start(continuation) else { return }
                 let work = Task {
                     do {
                         session.finish(.success(try await operation { connection in try session.acquired(connection) }))
@@ -159,24 +162,11 @@ final class PostgresDriver: DatabaseDriver {
                     }
                 }
                 session.onAbandon { work.cancel() }
-                let watchdog = Task {
-                    try? await Task.sleep(for: Self.acquireTimeout)
-                    guard session.isRunning else { return }
-                    guard session.connection != nil else {
-                        session.abandon(Self.unavailable("no connection within 5 s"))
-                        return
-                    }
-                    guard !exempt else { return }
-                    try? await Task.sleep(for: Self.sessionLimit - Self.acquireTimeout)
-                    guard session.isRunning, let connection = session.connection else { return }
-                    logger.warning(
-                        "a database session did not end within its limit; closed its connection and gave up on it",
-                        metadata: ["limit": "\(Self.sessionLimit)"])
-                    let _: EventLoopFuture<Void> = connection.close()
-                    session.abandon(Self.unavailable("the session did not end within \(Self.sessionLimit)"))
-                }
-                // A session that ends stops its watchdog: no timer outlives the work it watches.
-                session.onEnd { watchdog.cancel() }
+                // One sweep a second over every open session (``watchSessions()``) enforces both limits: no timer
+                // per session on the hot path.
+                let id = ObjectIdentifier(session)
+                watched.add(id, WatchedSession(session: session, started: .now, exempt: exempt))
+                session.onEnd { watched.remove(id) }
             }
         } onCancel: {
             session.abandon(CancellationError())
@@ -225,6 +215,7 @@ final class PostgresDriver: DatabaseDriver {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.client.run() }
             group.addTask { await self.listen(signal: signal) }
+            group.addTask { await self.watchSessions() }
             await group.next()
             group.cancelAll()
         }
@@ -267,6 +258,28 @@ final class PostgresDriver: DatabaseDriver {
         }
     }
 
+    /// Once a second: gives up on sessions with no connection after ``acquireTimeout`` and on sessions holding one
+    /// past ``sessionLimit`` (closing it), until cancelled.
+    private func watchSessions() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            let now = ContinuousClock.now
+            for entry in watched.snapshot() {
+                let age = now - entry.started
+                guard let connection = entry.session.heldConnection else {
+                    if age >= Self.acquireTimeout { entry.session.giveUp(Self.unavailable("no connection within 5 s")) }
+                    continue
+                }
+                guard !entry.exempt, age >= Self.sessionLimit else { continue }
+                logger.warning(
+                    "a database session did not end within its limit; closed its connection and gave up on it",
+                    metadata: ["limit": "\(Self.sessionLimit)"])
+                let _: EventLoopFuture<Void> = connection.close()
+                entry.session.giveUp(Self.unavailable("the session did not end within \(Self.sessionLimit)"))
+            }
+        }
+    }
+
     func shutdown() async {}
 }
 
@@ -275,9 +288,29 @@ public enum SessionLimit {
     @TaskLocal public static var exempt = false
 }
 
+/// What the session sweep sees of a session (its result type erased).
+protocol AbandonableWork: AnyObject, Sendable {
+    var heldConnection: PostgresConnection? { get }
+    func giveUp(_ error: any Error)
+}
+
+struct WatchedSession: Sendable {
+    var session: any AbandonableWork
+    var started: ContinuousClock.Instant
+    var exempt: Bool
+}
+
+/// The PostgreSQL sessions open in this process.
+final class WatchedSessions: Sendable {
+    private let sessions = Mutex<[ObjectIdentifier: WatchedSession]>([:])
+    func add(_ id: ObjectIdentifier, _ session: WatchedSession) { sessions.withLock { $0[id] = session } }
+    func remove(_ id: ObjectIdentifier) { _ = sessions.withLock { $0.removeValue(forKey: id) } }
+    func snapshot() -> [WatchedSession] { sessions.withLock { Array($0.values) } }
+}
+
 /// One store session on PostgreSQL that its caller may stop waiting for (``PostgresDriver/sessionLimit``): the
 /// caller's continuation is resumed exactly once, by the session's end or by giving up on it.
-final class AbandonableSession<T: Sendable>: Sendable {
+final class AbandonableSession<T: Sendable>: AbandonableWork {
     private struct State {
         var continuation: CheckedContinuation<T, any Error>?
         var connection: PostgresConnection?
@@ -288,12 +321,21 @@ final class AbandonableSession<T: Sendable>: Sendable {
     }
     private let state = Mutex(State())
 
-    func start(_ continuation: CheckedContinuation<T, any Error>) { state.withLock { $0.continuation = continuation } }
+    /// Registers the caller's continuation; false (and the continuation resumed with `CancellationError`) when the
+    /// caller was cancelled before it got here.
+    func start(_ continuation: CheckedContinuation<T, any Error>) -> Bool {
+        let abandoned = state.withLock { state -> Bool in
+            if state.abandoned { return true }
+            state.continuation = continuation
+            return false
+        }
+        if abandoned { continuation.resume(throwing: CancellationError()) }
+        return !abandoned
+    }
 
-    /// Whether the caller is still waiting.
-    var isRunning: Bool { state.withLock { $0.continuation != nil } }
+    var heldConnection: PostgresConnection? { state.withLock { $0.connection } }
 
-    var connection: PostgresConnection? { state.withLock { $0.connection } }
+    func giveUp(_ error: any Error) { abandon(error) }
 
     /// The operation holds a connection; throws if the caller gave up meanwhile (the connection goes back unused).
     func acquired(_ connection: PostgresConnection) throws {
