@@ -117,6 +117,7 @@ final class PostgresDriver: DatabaseDriver {
         do {
             return try await operation()
         } catch let error where Self.isUnavailable(error) {
+            watched.noteFault()
             throw Self.unavailable(Self.explain(error))
         }
     }
@@ -130,17 +131,22 @@ final class PostgresDriver: DatabaseDriver {
     /// pool keeps requests waiting and reconnecting, and an API request must answer 503 rather than hang.
     static let acquireTimeout: Duration = .seconds(5)
 
-    /// Longest a session may hold its connection. When the server stops (`pg_ctl stop -m fast`, a failover), a session
+    /// How long a session that began before a connection fault (the server stopped, restarted or dropped
+    /// connections) may still run after it. When the server stops (`pg_ctl stop -m fast`, a failover), a session
     /// that was waiting on its connection can stay suspended for good inside PostgresNIO — closing the connection
-    /// under it does not wake it — and with it a worker slot, a trigger lane or a graceful stop. Past this limit the
-    /// session's connection is closed and the session is abandoned: its caller gets `unavailable` (may or may not
-    /// have committed, like a lost COMMIT answer) and goes on, while the suspended task is left to end whenever it
-    /// does, on a connection that no longer works. Herald's sessions take milliseconds; the longest (a 500-member
-    /// expansion page, a 250-notification run commit) well under a second.
-    static let sessionLimit: Duration = .seconds(30)
+    /// under it does not wake it — and with it a worker slot, a trigger lane or a graceful stop. Such a session is
+    /// given up: its connection closed, its caller told `unavailable` (may or may not have committed, like a lost
+    /// COMMIT answer), the suspended task left to end whenever it does, on a connection that no longer works.
+    /// Sessions that began after the last fault are never cut short for their length (a long transaction is not a
+    /// fault), except by ``sessionBackstop``.
+    static let faultGrace: Duration = .seconds(10)
+
+    /// The longest any session may run (migrations exempt): the backstop for a fault nothing reported.
+    static let sessionBackstop: Duration = .seconds(600)
 
     /// Runs `operation`, which calls `acquired` with its connection once it holds one. If that has not happened within
-    /// ``acquireTimeout``, or the session still runs ``sessionLimit`` after it began, the caller gets `unavailable`
+    /// ``acquireTimeout``, or the session outlives a fault by ``faultGrace`` (or runs past ``sessionBackstop``), the
+    /// caller gets `unavailable`
     /// at once and the operation is cancelled and abandoned: a connection acquired after that is handed back unused
     /// (`acquired` throws), so abandoned work never runs a statement.
     private func acquiring<T: Sendable>(
@@ -251,6 +257,7 @@ final class PostgresDriver: DatabaseDriver {
                     try outcome.get()
                 } catch {
                     if Task.isCancelled { return }
+                    self.watched.noteFault()
                     self.logger.warning("job wake-up listener lost its connection; retrying", metadata: ["error": "\(Self.explain(error))"])
                     try? await Task.sleep(for: .seconds(1))
                 }
@@ -259,23 +266,27 @@ final class PostgresDriver: DatabaseDriver {
     }
 
     /// Once a second: gives up on sessions with no connection after ``acquireTimeout`` and on sessions holding one
-    /// past ``sessionLimit`` (closing it), until cancelled.
+    /// that began before a connection fault and still run ``faultGrace`` after it, or past ``sessionBackstop``
+    /// (closing their connection), until cancelled.
     private func watchSessions() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
             let now = ContinuousClock.now
+            let fault = watched.lastFault
             for entry in watched.snapshot() {
                 let age = now - entry.started
                 guard let connection = entry.session.heldConnection else {
                     if age >= Self.acquireTimeout { entry.session.giveUp(Self.unavailable("no connection within 5 s")) }
                     continue
                 }
-                guard !entry.exempt, age >= Self.sessionLimit else { continue }
+                guard !entry.exempt else { continue }
+                let outlivedFault = fault.map { entry.started < $0 && now - $0 >= Self.faultGrace } ?? false
+                guard outlivedFault || age >= Self.sessionBackstop else { continue }
                 logger.warning(
-                    "a database session did not end within its limit; closed its connection and gave up on it",
-                    metadata: ["limit": "\(Self.sessionLimit)"])
+                    "a database session outlived a connection fault or its backstop; closed its connection and gave up on it",
+                    metadata: ["seconds": "\(age.components.seconds)", "after_fault": "\(outlivedFault)"])
                 let _: EventLoopFuture<Void> = connection.close()
-                entry.session.giveUp(Self.unavailable("the session did not end within \(Self.sessionLimit)"))
+                entry.session.giveUp(Self.unavailable("the session did not end after a connection fault"))
             }
         }
     }
@@ -283,7 +294,7 @@ final class PostgresDriver: DatabaseDriver {
     func shutdown() async {}
 }
 
-/// Work exempt from ``PostgresDriver/sessionLimit`` (migrations), marked for the sessions it opens.
+/// Work exempt from the session watch's limits once connected (migrations), marked for the sessions it opens.
 public enum SessionLimit {
     @TaskLocal public static var exempt = false
 }
@@ -303,12 +314,16 @@ struct WatchedSession: Sendable {
 /// The PostgreSQL sessions open in this process.
 final class WatchedSessions: Sendable {
     private let sessions = Mutex<[ObjectIdentifier: WatchedSession]>([:])
+    private let fault = Mutex<ContinuousClock.Instant?>(nil)
+    /// When a connection last failed (a statement's connection error, the listener losing its connection).
+    var lastFault: ContinuousClock.Instant? { fault.withLock { $0 } }
+    func noteFault() { fault.withLock { $0 = .now } }
     func add(_ id: ObjectIdentifier, _ session: WatchedSession) { sessions.withLock { $0[id] = session } }
     func remove(_ id: ObjectIdentifier) { _ = sessions.withLock { $0.removeValue(forKey: id) } }
     func snapshot() -> [WatchedSession] { sessions.withLock { Array($0.values) } }
 }
 
-/// One store session on PostgreSQL that its caller may stop waiting for (``PostgresDriver/sessionLimit``): the
+/// One store session on PostgreSQL that its caller may stop waiting for (``PostgresDriver/faultGrace``): the
 /// caller's continuation is resumed exactly once, by the session's end or by giving up on it.
 final class AbandonableSession<T: Sendable>: AbandonableWork {
     private struct State {
