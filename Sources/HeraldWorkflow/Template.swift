@@ -100,8 +100,8 @@ public struct Template: Sendable {
         }
     }
 
-    /// The escaping swift-mustache applies to HTML: `< > & " '`.
-    static func escapeHTML(_ text: String) -> String {
+    /// The escaping swift-mustache applies to HTML: `< > & " '` (also used for Herald's own pages).
+    public static func escapeHTML(_ text: String) -> String {
         guard text.utf8.contains(where: { $0 == 0x3C || $0 == 0x3E || $0 == 0x26 || $0 == 0x22 || $0 == 0x27 }) else { return text }
         var output = ""
         output.reserveCapacity(text.utf8.count + 16)

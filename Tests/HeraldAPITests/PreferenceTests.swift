@@ -199,6 +199,18 @@ struct PreferenceTests {
             #expect(changes.first?["channels"] == ["chat": false] && changes.first?["level"] == "global", "\(changes.prefix(2))")
             let actor = changes.first?["actor"]?.stringValue ?? ""
             #expect(actor.count < herald.key.count, "the actor is a prefix, never the key: \(actor)")
+
+            // Deleting the subscriber deletes their preferences and their history.
+            #expect(try await herald.call(.delete, "/v2/subscribers/ann").status == .ok)
+            let left = try await herald.store.read { session in
+                (
+                    try await session.preferences(environmentId: herald.environment.id, subscriberId: "ann"),
+                    try await session.preferenceChanges(
+                        environmentId: herald.environment.id, subscriberId: "ann", request: CursorRequest(limit: 100)
+                    ).items.count
+                )
+            }
+            #expect(left.0 == .none && left.1 == 0)
         }
     }
 

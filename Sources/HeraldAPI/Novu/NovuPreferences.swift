@@ -13,6 +13,11 @@ enum NovuPreferences {
     /// Whether a workflow is "critical" as Novu reports it: subscribers cannot change it.
     static func isCritical(_ workflow: Workflow) -> Bool { !workflow.subscriberEditable }
 
+    /// A workflow's `enabled` as reported: the subscriber's switch for it, always on for a critical one.
+    static func workflowEnabled(_ workflow: Workflow, _ preferences: SubscriberPreferences) -> Bool {
+        isCritical(workflow) || (preferences.workflows[workflow.id]?.enabled ?? true)
+    }
+
     static func globalJSON(_ preferences: SubscriberPreferences) -> JSONValue {
         [
             "enabled": true,
@@ -44,7 +49,7 @@ enum NovuPreferences {
         let (channels, overrides) = resolved(workflow, preferences)
         let own = preferences.workflows[workflow.id]
         var object: [String: JSONValue] = [
-            "enabled": .bool(isCritical(workflow) || (own?.enabled ?? true)), "channels": channels, "overrides": overrides,
+            "enabled": .bool(workflowEnabled(workflow, preferences)), "channels": channels, "overrides": overrides,
             "workflow": ["slug": .string(workflow.id), "identifier": .string(workflow.id), "name": .string(workflow.name)],
         ]
         if let own { object["updatedAt"] = .string(own.updatedAt.iso8601Milliseconds) }
@@ -58,9 +63,8 @@ enum NovuPreferences {
 
     /// `GetPreferencesResponseDto` of one workflow (the bulk update's answer).
     static func levelJSON(_ workflow: Workflow, _ preferences: SubscriberPreferences) -> JSONValue {
-        let own = preferences.workflows[workflow.id]
-        return [
-            "level": "template", "enabled": .bool(isCritical(workflow) || (own?.enabled ?? true)),
+        [
+            "level": "template", "enabled": .bool(workflowEnabled(workflow, preferences)),
             "channels": resolved(workflow, preferences).channels,
             "workflow": [
                 "id": .string(workflow.id), "identifier": .string(workflow.id), "name": .string(workflow.name),
@@ -79,7 +83,7 @@ enum NovuPreferences {
                 "triggers": [["type": "event", "identifier": .string(workflow.id), "variables": []]],
             ],
             "preference": [
-                "enabled": .bool(isCritical(workflow) || (preferences.workflows[workflow.id]?.enabled ?? true)), "channels": channels,
+                "enabled": .bool(workflowEnabled(workflow, preferences)), "channels": channels,
                 "overrides": overrides,
             ],
         ]

@@ -24,10 +24,7 @@ struct PreferenceRoutes {
                     value: .string(criticality))
             }
             guard query.strings("contextKeys").isEmpty else { throw Self.contextUnsupported("contextKeys") }
-            let preferences = try await store.read { session in
-                try await Self.requireSubscriber(session, environment.id, subscriberId)
-                return try await session.preferences(environmentId: environment.id, subscriberId: subscriberId)
-            }
+            let preferences = try await stored(environment, subscriberId)
             return JSONResponse.make(NovuPreferences.listJSON(listed(criticality), preferences))
         }
         group.patch("/v2/subscribers/{subscriberId}/preferences") { request, context in
@@ -86,11 +83,7 @@ struct PreferenceRoutes {
         // MARK: v1
         group.get("/v1/subscribers/{subscriberId}/preferences") { _, context in
             let (environment, subscriberId) = try Self.target(context)
-            let preferences = try await store.read { session in
-                try await Self.requireSubscriber(session, environment.id, subscriberId)
-                return try await session.preferences(environmentId: environment.id, subscriberId: subscriberId)
-            }
-            return JSONResponse.data(.array(listed("all").map { NovuPreferences.v1JSON($0, preferences) }))
+            return v1List(try await stored(environment, subscriberId))
         }
         group.get("/v1/subscribers/{subscriberId}/preferences/{parameter}") { _, context in
             let (environment, subscriberId) = try Self.target(context)
@@ -99,12 +92,9 @@ struct PreferenceRoutes {
             guard level == "global" || level == "template" else {
                 throw APIError.invalidField("level", "level must be one of the following values: global, template", value: .string(level))
             }
-            let preferences = try await store.read { session in
-                try await Self.requireSubscriber(session, environment.id, subscriberId)
-                return try await session.preferences(environmentId: environment.id, subscriberId: subscriberId)
-            }
+            let preferences = try await stored(environment, subscriberId)
             if level == "global" { return JSONResponse.data([NovuPreferences.v1GlobalJSON(preferences)]) }
-            return JSONResponse.data(.array(listed("all").map { NovuPreferences.v1JSON($0, preferences) }))
+            return v1List(preferences)
         }
         group.patch("/v1/subscribers/{subscriberId}/preferences") { request, context in
             let (environment, subscriberId) = try Self.target(context)
@@ -162,6 +152,19 @@ struct PreferenceRoutes {
             default: return true
             }
         }.sorted { $0.id < $1.id }
+    }
+
+    /// A subscriber's stored preferences; 404 for an unknown subscriber.
+    func stored(_ environment: HeraldCore.Environment, _ subscriberId: String) async throws -> SubscriberPreferences {
+        try await store.read { session in
+            try await Self.requireSubscriber(session, environment.id, subscriberId)
+            return try await session.preferences(environmentId: environment.id, subscriberId: subscriberId)
+        }
+    }
+
+    /// The v1 listing: every active workflow with channel steps, critical ones marked.
+    func v1List(_ preferences: SubscriberPreferences) -> Response {
+        JSONResponse.data(.array(listed("all").map { NovuPreferences.v1JSON($0, preferences) }))
     }
 
     /// The workflow a change names, which subscribers must be allowed to change.

@@ -167,12 +167,14 @@ final class PostgresDriver: DatabaseDriver {
                         session.finish(.failure(error))
                     }
                 }
-                session.onAbandon { work.cancel() }
                 // One sweep a second over every open session (``watchSessions()``) enforces both limits: no timer
                 // per session on the hot path.
                 let id = ObjectIdentifier(session)
                 watched.add(id, WatchedSession(session: session, started: .now, exempt: exempt))
-                session.onEnd { watched.remove(id) }
+                session.onEnd { abandoned in
+                    watched.remove(id)
+                    if abandoned { work.cancel() }
+                }
             }
         } onCancel: {
             session.abandon(CancellationError())
@@ -276,7 +278,7 @@ final class PostgresDriver: DatabaseDriver {
             for entry in watched.snapshot() {
                 let age = now - entry.started
                 guard let connection = entry.session.heldConnection else {
-                    if age >= Self.acquireTimeout { entry.session.giveUp(Self.unavailable("no connection within 5 s")) }
+                    if age >= Self.acquireTimeout { entry.session.abandon(Self.unavailable("no connection within 5 s")) }
                     continue
                 }
                 guard !entry.exempt else { continue }
@@ -286,7 +288,7 @@ final class PostgresDriver: DatabaseDriver {
                     "a database session outlived a connection fault or its backstop; closed its connection and gave up on it",
                     metadata: ["seconds": "\(age.components.seconds)", "after_fault": "\(outlivedFault)"])
                 let _: EventLoopFuture<Void> = connection.close()
-                entry.session.giveUp(Self.unavailable("the session did not end after a connection fault"))
+                entry.session.abandon(Self.unavailable("the session did not end after a connection fault"))
             }
         }
     }
@@ -302,7 +304,7 @@ public enum SessionLimit {
 /// What the session sweep sees of a session (its result type erased).
 protocol AbandonableWork: AnyObject, Sendable {
     var heldConnection: PostgresConnection? { get }
-    func giveUp(_ error: any Error)
+    func abandon(_ error: any Error)
 }
 
 struct WatchedSession: Sendable {
@@ -330,9 +332,8 @@ final class AbandonableSession<T: Sendable>: AbandonableWork {
         var continuation: CheckedContinuation<T, any Error>?
         var connection: PostgresConnection?
         var abandoned = false
-        var onAbandon: (@Sendable () -> Void)?
-        var onEnd: (@Sendable () -> Void)?
         var ended = false
+        var onEnd: (@Sendable (_ abandoned: Bool) -> Void)?
     }
     private let state = Mutex(State())
 
@@ -350,8 +351,6 @@ final class AbandonableSession<T: Sendable>: AbandonableWork {
 
     var heldConnection: PostgresConnection? { state.withLock { $0.connection } }
 
-    func giveUp(_ error: any Error) { abandon(error) }
-
     /// The operation holds a connection; throws if the caller gave up meanwhile (the connection goes back unused).
     func acquired(_ connection: PostgresConnection) throws {
         try state.withLock { state in
@@ -360,23 +359,14 @@ final class AbandonableSession<T: Sendable>: AbandonableWork {
         }
     }
 
-    func onAbandon(_ action: @escaping @Sendable () -> Void) {
-        let now = state.withLock { state -> Bool in
-            if state.abandoned { return true }
-            state.onAbandon = action
-            return false
-        }
-        if now { action() }
-    }
-
-    /// Runs `action` when the session ends (finished or abandoned), at once if it has.
-    func onEnd(_ action: @escaping @Sendable () -> Void) {
-        let now = state.withLock { state -> Bool in
-            if state.ended { return true }
+    /// Runs `action` once when the session ends — finished, or abandoned (`true`) — at once if it has.
+    func onEnd(_ action: @escaping @Sendable (_ abandoned: Bool) -> Void) {
+        let ended = state.withLock { state -> Bool? in
+            if state.ended { return state.abandoned }
             state.onEnd = action
-            return false
+            return nil
         }
-        if now { action() }
+        if let ended { action(ended) }
     }
 
     func finish(_ result: Result<T, any Error>) {
@@ -385,17 +375,16 @@ final class AbandonableSession<T: Sendable>: AbandonableWork {
             return (state.continuation.take(), state.onEnd.take())
         }
         continuation?.resume(with: result)
-        end?()
+        end?(false)
     }
 
     func abandon(_ error: any Error) {
-        let (continuation, action, end) = state.withLock { state in
+        let (continuation, end) = state.withLock { state in
             state.abandoned = true
             state.ended = true
-            return (state.continuation.take(), state.onAbandon.take(), state.onEnd.take())
+            return (state.continuation.take(), state.onEnd.take())
         }
         continuation?.resume(throwing: error)
-        action?()
-        end?()
+        end?(true)
     }
 }
