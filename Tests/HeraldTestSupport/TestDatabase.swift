@@ -17,6 +17,9 @@ public enum Backend: String, CaseIterable, CustomStringConvertible, Sendable {
 
     /// The backends available in this run.
     public static var available: [Backend] { postgresURL == nil ? [.sqlite] : [.sqlite, .postgres] }
+
+    /// PostgreSQL when this run has one: for behaviour only PostgreSQL has (its sent-journal table, several processes).
+    public static var postgresOnly: [Backend] { postgresURL == nil ? [] : [.postgres] }
 }
 
 public let testLogger: Logger = {

@@ -70,9 +70,13 @@ final class SentJournal: Sendable {
 /// The process's writer of the sent journal. On a SQLite file each accepted send is appended at once to the file beside
 /// it (``SentJournalFile``). On PostgreSQL accepted sends of every job gather here and are written in groups — when
 /// ``groupSize`` have gathered or the oldest has waited ``groupAge`` (checked as outcomes arrive, and whenever a
-/// provider call returns) — by the task that reports the outcome crossing the line. A crash therefore repeats at most
-/// the requests on the wire plus one group (docs/reliability.md §Duplicates), at the cost of one small commit per
-/// group.
+/// provider call returns) — one group at a time, by the task that reports the outcome crossing the line.
+///
+/// The sends accepted but not yet journaled are bounded: beyond ``maxUnjournaled`` (a group being written and one
+/// gathering), a task reporting another accepted send waits until the group under way is written. A crash therefore
+/// repeats at most the requests on the wire plus ``maxUnjournaled`` (docs/reliability.md §Crashes) however slow the
+/// database's commits get, and a slow database slows the senders instead of piling up concurrent journal commits that
+/// would starve the pool (and the worker's heartbeat) of connections.
 final class SentJournalWriter: Sendable {
     struct Entry: Sendable {
         var deliveryId: String
@@ -82,6 +86,7 @@ final class SentJournalWriter: Sendable {
 
     static let groupSize = 100
     static let groupAge: Duration = .milliseconds(20)
+    static let maxUnjournaled = 2 * groupSize
 
     /// Where the journal lives: the file beside a SQLite database, else the `sent_journal` table.
     enum Backend {
@@ -89,10 +94,36 @@ final class SentJournalWriter: Sendable {
         case table
     }
 
+    /// The gathering group, the size of the group being written, and the tasks waiting for room.
+    private struct State {
+        var entries: [Entry] = []
+        var since = ContinuousClock.now
+        var writing = 0
+        var flushRequested = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+
+        var unjournaled: Int { entries.count + writing }
+
+        func isDue(at now: ContinuousClock.Instant) -> Bool {
+            entries.count >= SentJournalWriter.groupSize
+                || (!entries.isEmpty && (flushRequested || now - since >= SentJournalWriter.groupAge))
+        }
+
+        /// Takes the gathering group for writing.
+        mutating func take() -> [Entry] {
+            defer {
+                entries.removeAll(keepingCapacity: true)
+                flushRequested = false
+            }
+            writing = entries.count
+            return entries
+        }
+    }
+
     let store: SQLStore
     let backend: Backend
     private let logger: Logger
-    private let pending = Mutex<(entries: [Entry], since: ContinuousClock.Instant)>(([], .now))
+    private let state = Mutex(State())
 
     init(store: SQLStore, logger: Logger) {
         self.store = store
@@ -118,27 +149,65 @@ final class SentJournalWriter: Sendable {
             }
             return
         }
-        let now = ContinuousClock.now
-        let due = pending.withLock { pending -> [Entry] in
-            if pending.entries.isEmpty { pending.since = now }
-            pending.entries.append(entry)
-            guard pending.entries.count >= Self.groupSize || now - pending.since >= Self.groupAge else { return [] }
-            defer { pending.entries.removeAll(keepingCapacity: true) }
-            return pending.entries
+        enum Action {
+            case none, wait
+            case write([Entry])
         }
-        await write(due)
+        let now = ContinuousClock.now
+        let action = state.withLock { state -> Action in
+            if state.entries.isEmpty { state.since = now }
+            state.entries.append(entry)
+            if state.writing == 0 && state.isDue(at: now) { return .write(state.take()) }
+            return state.unjournaled > Self.maxUnjournaled ? .wait : .none
+        }
+        switch action {
+        case .none: return
+        case .write(let group): await drain(group)
+        case .wait:
+            // A group is being written (nothing waits otherwise): its writer wakes us when there is room.
+            await withCheckedContinuation { continuation in
+                let room = state.withLock { state -> Bool in
+                    guard state.unjournaled > Self.maxUnjournaled else { return true }
+                    state.waiters.append(continuation)
+                    return false
+                }
+                if room { continuation.resume() }
+            }
+        }
     }
 
+    /// Writes what has gathered (a provider call returned), or has the write under way write it next.
     func flush() async {
-        await write(
-            pending.withLock { pending in
-                defer { pending.entries.removeAll(keepingCapacity: true) }
-                return pending.entries
-            })
+        let group = state.withLock { state -> [Entry] in
+            guard !state.entries.isEmpty else { return [] }
+            guard state.writing == 0 else {
+                state.flushRequested = true
+                return []
+            }
+            return state.take()
+        }
+        if !group.isEmpty { await drain(group) }
+    }
+
+    /// Writes `group`, then every group that became due meanwhile, waking the tasks waiting for room.
+    private func drain(_ group: [Entry]) async {
+        var group = group
+        while !group.isEmpty {
+            await write(group)
+            let now = ContinuousClock.now
+            let (next, wake) = state.withLock { state -> ([Entry], [CheckedContinuation<Void, Never>]) in
+                state.writing = 0
+                let next = state.isDue(at: now) ? state.take() : []
+                guard state.unjournaled <= Self.maxUnjournaled else { return (next, []) }
+                defer { state.waiters.removeAll() }
+                return (next, state.waiters)
+            }
+            for continuation in wake { continuation.resume() }
+            group = next
+        }
     }
 
     private func write(_ entries: [Entry]) async {
-        guard !entries.isEmpty else { return }
         let rows = entries.map { (deliveryId: $0.deliveryId, providerMessageId: $0.providerMessageId) }
         do {
             try await store.transaction(durability: .replayable) { try await $0.journalSent(rows) }
