@@ -66,6 +66,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "HeraldOpenAPI",
+            path: "openapi",
+            exclude: ["parts"],
+            resources: [.copy("herald.yaml")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "HeraldStore",
             dependencies: [
                 "HeraldCore",
@@ -144,6 +151,7 @@ let package = Package(
                 "HeraldStore",
                 "HeraldProviders",
                 "HeraldEngine",
+                "HeraldOpenAPI",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),

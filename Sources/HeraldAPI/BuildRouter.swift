@@ -3,7 +3,7 @@ import HeraldEngine
 import HeraldStore
 import Hummingbird
 
-/// Builds the router of the whole HTTP API: public health routes, and the Novu (`/v1`, `/v2`) and Centrifugo (`/api`)
+/// Builds the router of the whole HTTP API: public health routes and the OpenAPI document, and the Novu (`/v1`, `/v2`) and Centrifugo (`/api`)
 /// surfaces behind ``AuthMiddleware``. Errors everywhere render in the called API's format. Without `servesAPI` (a
 /// `--role worker` process) only `/healthz`, `/readyz` and `/metrics` are served; every other path is a 404 saying so.
 public func buildRouter(
@@ -12,10 +12,14 @@ public func buildRouter(
     let router = Router(context: HeraldRequestContext.self)
     router.add(middleware: RequestLogMiddleware())
     router.add(middleware: APIErrorMiddleware(clock: store.clock))
+    router.add(middleware: URIGuardMiddleware())
     if !servesAPI { router.add(middleware: WorkerOnlyMiddleware()) }
     router.add(middleware: AuthMiddleware(store: store))
+    let routes = RouteTable()
+    router.add(middleware: MethodNotAllowedMiddleware(routes: routes))
     router.add(middleware: BodyLimitMiddleware(maxBytes: configuration.maxBodyBytes))
     router.add(middleware: IdempotencyMiddleware(store: store))
+    defer { routes.load(router.routes.map { (path: "\($0.path)", method: $0.method.rawValue) }) }
     HealthRoutes(store: store).register(on: router)
     MetricsRoutes(store: store, metrics: runtime.metrics).register(on: router)
     guard servesAPI else { return router }
@@ -23,6 +27,7 @@ public func buildRouter(
     SubscriberRoutes(store: store, policy: runtime.policy).register(on: api)
     PreferenceRoutes(store: store, workflows: runtime.workflows).register(on: api)
     UnsubscribeRoutes(store: store, workflows: runtime.workflows).register(on: router)
+    OpenAPIRoutes().register(on: router)
     IntegrationRoutes(store: store, policy: runtime.policy).register(on: api)
     TopicRoutes(store: store).register(on: api)
     CentrifugoRoutes(store: store, pushes: runtime.pushes, policy: runtime.policy).register(on: api)

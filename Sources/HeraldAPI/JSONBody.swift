@@ -11,8 +11,9 @@ extension Request {
         guard buffer.readableBytes > 0 else {
             throw APIError(.badRequest, "Request body is empty; expected a JSON object")
         }
+        let value: T
         do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+            value = try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
         } catch let error as DecodingError {
             if case .dataCorrupted(let decodingContext) = error, decodingContext.codingPath.isEmpty,
                 let problem = JSONSyntax.firstProblem(in: buffer.readableBytesView)
@@ -20,6 +21,16 @@ extension Request {
                 throw APIError(.badRequest, "Request body is not valid JSON: \(problem)")
             }
             throw APIError(decoding: error)
+        }
+        try Self.refuseNUL(in: buffer)
+        return value
+    }
+
+    /// U+0000 in a string is refused (a 400 with its position) on every database: PostgreSQL can store it neither in
+    /// text nor in `jsonb`, and a trigger accepted with it could never be expanded.
+    static func refuseNUL(in buffer: ByteBuffer) throws {
+        if let problem = JSONSyntax.firstNUL(in: buffer.readableBytesView) {
+            throw APIError(.badRequest, "Request body is not accepted: \(problem)")
         }
     }
 }
@@ -32,12 +43,15 @@ extension Request {
         guard buffer.readableBytes > 0 else {
             throw APIError(.badRequest, "Request body is empty; expected a JSON object")
         }
+        let value: JSONValue
         do {
-            return try JSONValue.parse(bytes: buffer.readableBytesView)
+            value = try JSONValue.parse(bytes: buffer.readableBytesView)
         } catch {
             let problem = JSONSyntax.firstProblem(in: buffer.readableBytesView).map { "\($0)" } ?? "\(error)"
             throw APIError(.badRequest, "Request body is not valid JSON: \(problem)")
         }
+        try Self.refuseNUL(in: buffer)
+        return value
     }
 }
 

@@ -127,10 +127,13 @@ enum YAMLTree {
     static let maxDepth = 64
 
     /// Parses `text` into a tree, or records why it cannot.
-    static func parse(_ text: String, sink: inout DiagnosticSink) -> YNode? {
+    static func parse(_ text: String, sink: inout DiagnosticSink, maxBytes: Int = maxBytes) -> YNode? {
         guard text.utf8.count <= maxBytes else {
             sink.error(
-                .fileTooLarge, "file is \(text.utf8.count) bytes; workflow files are at most \(maxBytes) bytes (256 KiB)", at: .start)
+                .fileTooLarge,
+                maxBytes == Self.maxBytes
+                    ? "file is \(text.utf8.count) bytes; workflow files are at most \(maxBytes) bytes (256 KiB)"
+                    : "file is \(text.utf8.count) bytes; at most \(maxBytes) bytes are read", at: .start)
             return nil
         }
         let node: Node?

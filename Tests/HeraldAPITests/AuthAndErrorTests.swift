@@ -177,4 +177,74 @@ struct AuthAndErrorTests {
             #expect(count == 0)
         }
     }
+
+    /// Found by fuzzing the API (scripts/fuzz-api): on PostgreSQL a subscriber id with U+0000 was a 500, and a trigger
+    /// naming one was accepted and then failed to expand forever.
+    @Test("U+0000 in a body, path or query is a 400 with its position, on every route family", arguments: Backend.available)
+    func nulRefused(backend: Backend) async throws {
+        try await withAPI(backend) { client, store, tenants in
+            let headers = novuHeaders(tenants.developmentKey)
+            let subscriber = #"{"subscriberId":"a\u0000b","firstName":"Ann"}"#
+            try await client.execute(uri: "/v2/subscribers", method: .post, headers: headers, body: body(subscriber)) {
+                response async throws in
+                #expect(response.status == .badRequest)
+                #expect(try response.field("message")?.stringValue?.contains("U+0000") == true)
+                #expect(try response.field("message")?.stringValue?.contains("line 1, column 19") == true)
+            }
+            let trigger = #"{"name":"w","to":"u","payload":{"note":"x\u0000"}}"#
+            try await client.execute(uri: "/v1/events/trigger", method: .post, headers: headers, body: body(trigger)) {
+                response async throws in
+                #expect(response.status == .badRequest)
+            }
+            for uri in ["/v2/subscribers/a%00b", "/v1/subscribers?email=%00"] {
+                try await client.execute(uri: uri, method: .get, headers: headers) { response async throws in
+                    #expect(response.status == .badRequest, "\(uri)")
+                }
+            }
+            var centrifugo = headers
+            centrifugo[.contentType] = "application/json"
+            try await client.execute(
+                uri: "/api/user_topic_update", method: .post, headers: centrifugo,
+                body: body(#"{"user":"u\u0000","op":"add","topics":["t"]}"#)
+            ) { response async throws in
+                #expect(response.status == .ok)
+                #expect(try response.field("error")?.objectValue?["code"] == 107)
+            }
+            // An escaped backslash followed by "u0000" is text, not U+0000.
+            let literal = #"{"subscriberId":"back\\u0000slash"}"#
+            try await client.execute(uri: "/v2/subscribers", method: .post, headers: headers, body: body(literal)) {
+                response async throws in
+                #expect(response.status == .created)
+            }
+            let count = try await store.read { try await $0.subscribers(environmentId: tenants.development.id, limit: 10).items.count }
+            #expect(count == 1)
+        }
+    }
+
+    /// Found while documenting the API (openapi/herald.yaml): path parameters reached routes still percent-encoded,
+    /// so a subscriber created as "a b" could not be read back; a body over a route's own limit was a 500.
+    @Test("path parameters are percent-decoded; malformed encoding is a 400; an oversized body is a 413", arguments: Backend.available)
+    func pathDecoding(backend: Backend) async throws {
+        try await withAPI(backend) { client, _, tenants in
+            let headers = novuHeaders(tenants.developmentKey)
+            try await client.execute(
+                uri: "/v2/subscribers", method: .post, headers: headers, body: body(#"{"subscriberId":"a b/é"}"#)
+            ) { response async throws in
+                #expect(response.status == .created)
+            }
+            try await client.execute(uri: "/v2/subscribers/a%20b%2F%C3%A9", method: .get, headers: headers) { response async throws in
+                #expect(response.status == .ok)
+                #expect(try response.field("data")?.objectValue?["subscriberId"] == "a b/é")
+            }
+            try await client.execute(uri: "/v2/subscribers/a%zzb", method: .get, headers: headers) { response async throws in
+                #expect(response.status == .badRequest)
+            }
+            let large = String(repeating: "x", count: 20_000)
+            try await client.execute(
+                uri: "/v1/unsubscribe/token", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"], body: body(large)
+            ) { response async throws in
+                #expect(response.status == .contentTooLarge)
+            }
+        }
+    }
 }

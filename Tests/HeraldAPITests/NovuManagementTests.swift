@@ -299,6 +299,10 @@ struct NovuManagementTests {
             #expect(
                 try await api.call(.post, "/v2/subscribers", #"{"subscriberId":"i4"}"#, headers: [HTTPField.Name("Idempotency-Key")!: long])
                     .status == .badRequest)
+            // Found by fuzzing: an empty key was a key like any other, shared by every caller that sent one.
+            #expect(
+                try await api.call(.post, "/v2/subscribers", #"{"subscriberId":"i4"}"#, headers: [HTTPField.Name("Idempotency-Key")!: ""])
+                    .status == .badRequest)
             // A failed request is forgotten: the same key can run again once fixed.
             let retryKey: HTTPFields = [HTTPField.Name("Idempotency-Key")!: "k-2"]
             #expect(

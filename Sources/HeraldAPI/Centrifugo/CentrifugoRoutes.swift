@@ -25,16 +25,19 @@ struct CentrifugoRoutes {
         ]
     }
 
+    /// One route per method (so the router's route list is the API's, as `openapi/herald.yaml` documents it); an
+    /// unknown method is the router's 404, which the error middleware answers as Centrifugo's "method not found".
     func register(on group: RouterGroup<HeraldRequestContext>) {
-        group.post("/api/{method}") { request, context in
-            let environment = try context.requireEnvironment()
-            let name = try context.parameters.require("method")
-            let body = try await Self.body(request, context: context)
-            if name == "batch" {
-                return try await batch(body, environment: environment)
+        for (name, method) in methods {
+            group.post(RouterPath("/api/\(name)")) { request, context in
+                let environment = try context.requireEnvironment()
+                let body = try await Self.body(request, context: context)
+                return JSONResponse.make(["result": try await method(body, environment)])
             }
-            guard let method = methods[name] else { throw APIError(.notFound, "method not found") }
-            return JSONResponse.make(["result": try await method(body, environment)])
+        }
+        group.post("/api/batch") { request, context in
+            let environment = try context.requireEnvironment()
+            return try await batch(try await Self.body(request, context: context), environment: environment)
         }
     }
 
@@ -69,6 +72,7 @@ struct CentrifugoRoutes {
         do {
             let value = try JSONDecoder().decode(JSONValue.self, from: Data(buffer.readableBytesView))
             guard case .object = value else { throw APIError(.badRequest, "bad request: the body must be a JSON object") }
+            if let problem = JSONSyntax.firstNUL(in: buffer.readableBytesView) { throw APIError(.badRequest, "bad request: \(problem)") }
             return value
         } catch let error as DecodingError {
             let problem = JSONSyntax.firstProblem(in: buffer.readableBytesView).map { ": \($0)" } ?? ""

@@ -33,6 +33,8 @@ public struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 )
             }
             if request.uri.path.hasPrefix("/api/") || request.uri.path == "/api" {
+                // Every Centrifugo method is a route of its own: the router's 404 is an unknown method.
+                let apiError = (error as? HTTPError)?.status == .notFound ? APIError(.notFound, "method not found") : apiError
                 return Self.centrifugoResponse(apiError, transportMode: request.headers[.centrifugoErrorMode] == "transport")
             }
             return novuResponse(apiError, path: request.uri.path, errorId: errorId)
@@ -45,6 +47,7 @@ public struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         case let error as APIError: error
         case let error as HeraldError: APIError(error)
         case let error as DecodingError: APIError(decoding: error)
+        case is NIOTooManyBytesError: APIError(.contentTooLarge, "Request body is larger than the limit")
         case let error as HTTPError:
             switch error.status {
             case .contentTooLarge: APIError(.contentTooLarge, "Request body is larger than the limit")

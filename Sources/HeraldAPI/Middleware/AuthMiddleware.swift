@@ -9,7 +9,7 @@ import Hummingbird
 /// * `X-API-Key: <key>` — Centrifugo's `cent` SDK (checked first when present, as Centrifugo does);
 /// * `Authorization: apikey <key>` — Centrifugo's documented curl form (the scheme is case-insensitive).
 ///
-/// Every path needs a key except the public ones (health and metrics, and one-click unsubscribe links, which RFC 8058
+/// Every path needs a key except the public ones (health and metrics, the OpenAPI document, and one-click unsubscribe links, which RFC 8058
 /// requires to work with no credentials: the URL's sealed token is the authorisation), so an unauthenticated caller learns nothing,
 /// not even which routes exist. A missing, unknown or revoked key is a 401 in the called API's error format. The key
 /// never reaches a log.
@@ -18,7 +18,7 @@ public struct AuthMiddleware: RouterMiddleware {
     let store: SQLStore
     let publicPaths: Set<String>
 
-    public init(store: SQLStore, publicPaths: Set<String> = ["/healthz", "/readyz", "/metrics"]) {
+    public init(store: SQLStore, publicPaths: Set<String> = ["/healthz", "/readyz", "/metrics", "/openapi.json"]) {
         self.store = store
         self.publicPaths = publicPaths
     }

@@ -12,7 +12,7 @@ import Synchronization
 /// * the first request with a key runs, and its response is kept for 24 h with a hash of method, path and body;
 /// * the same key and body again replays that response with `Idempotency-Replay: true`;
 /// * the same key with another body gets 422; while the first is still running, 409 with `Retry-After: 1`;
-/// * keys over 255 characters get 400.
+/// * keys over 255 characters, and empty ones, get 400.
 ///
 /// Keys are scoped to the environment. A request that fails with an error is forgotten, so that a retry runs again
 /// (Novu keeps errors too; replaying a transient 5xx for a day helps nobody).
@@ -30,6 +30,7 @@ struct IdempotencyMiddleware: RouterMiddleware {
             return try await next(request, context)
         }
         guard key.count <= 255 else { throw APIError(.badRequest, "Idempotency-Key must be at most 255 characters") }
+        guard !key.allSatisfy(\.isWhitespace) else { throw APIError(.badRequest, "Idempotency-Key must not be empty") }
         var request = request
         let body = try await request.collectBody(upTo: context.maxUploadSize)
         var hasher = SHA256()

@@ -15,8 +15,8 @@ import NIOCore
 /// * `GET` of the same URL answers a small page with a confirm button and changes nothing: mail scanners prefetch
 ///   links.
 ///
-/// A token that does not open — forged, truncated, of another environment, of an unknown one — gets the same 400 and
-/// changes nothing, whatever was wrong with it.
+/// A token that does not open — forged, truncated, of another environment, of an unknown one — gets the same 404 (no
+/// such link) and changes nothing, whatever was wrong with it.
 struct UnsubscribeRoutes {
     let store: SQLStore
     let workflows: WorkflowRegistry
@@ -42,7 +42,7 @@ struct UnsubscribeRoutes {
             let buffer = try await request.body.collect(upTo: 16 * 1024)
             guard let token = try await open(context) else {
                 return Response(
-                    status: .badRequest, headers: Self.plainHeaders, body: .init(byteBuffer: ByteBuffer(string: Self.invalidMessage)))
+                    status: .notFound, headers: Self.plainHeaders, body: .init(byteBuffer: ByteBuffer(string: Self.invalidMessage)))
             }
             guard Self.isOneClick(String(buffer: buffer), contentType: request.headers[.contentType]) else {
                 return Response(
@@ -106,7 +106,7 @@ struct UnsubscribeRoutes {
     ]
 
     static func invalidPage() -> Response {
-        page(status: .badRequest, title: "Invalid link", body: "<h1>Invalid link</h1>\n<p>This unsubscribe link is not valid.</p>")
+        page(status: .notFound, title: "Invalid link", body: "<h1>Invalid link</h1>\n<p>This unsubscribe link is not valid.</p>")
     }
 
     /// A self-contained page: no script, no external resource, not framable, not cached.

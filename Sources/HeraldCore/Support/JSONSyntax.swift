@@ -25,6 +25,40 @@ public enum JSONSyntax {
         }
     }
 
+    /// Where a string in `bytes` (valid JSON) holds U+0000, written `\u0000`: PostgreSQL cannot store it in text or
+    /// `jsonb`, so Herald refuses it at the door on every database rather than failing later (README §API contract).
+    public static func firstNUL(in bytes: some Collection<UInt8>) -> Problem? {
+        func scan(_ p: UnsafeBufferPointer<UInt8>) -> Problem? {
+            let backslash = UInt8(ascii: "\\")
+            let zero = UInt8(ascii: "0")
+            var index = 0
+            while index + 5 < p.count {
+                defer { index += 1 }
+                guard p[index] == backslash, p[index + 1] == UInt8(ascii: "u"), p[index + 2] == zero, p[index + 3] == zero,
+                    p[index + 4] == zero, p[index + 5] == zero
+                else { continue }
+                // An escape only if an odd run of backslashes ends here (`\\u0000` is a backslash and text).
+                var run = 1
+                while index - run >= 0, p[index - run] == backslash { run += 1 }
+                guard run % 2 == 1 else { continue }
+                var line = 1
+                var column = 1
+                for byte in p[..<index] {
+                    if byte == UInt8(ascii: "\n") {
+                        line += 1
+                        column = 1
+                    } else if byte & 0xC0 != 0x80 {
+                        column += 1
+                    }
+                }
+                return Problem(line: line, column: column, message: "strings must not contain U+0000 (\\u0000)")
+            }
+            return nil
+        }
+        if let found = bytes.withContiguousStorageIfAvailable(scan) { return found }
+        return Array(bytes).withUnsafeBufferPointer(scan)
+    }
+
     private struct Scanner {
         let bytes: [UInt8]
         var index = 0
