@@ -166,25 +166,16 @@ struct TopicRoutes {
             let environment = try context.requireEnvironment()
             let subscriberId = try context.parameters.require("subscriberId")
             let limit = try NovuQuery(request).integer("limit", default: 10, range: 1...100)
-            let (subscriber, keys) = try await store.read { session in
+            let (subscriber, page) = try await store.read { session in
                 (
                     try await session.subscriber(environmentId: environment.id, subscriberId: subscriberId),
-                    try await session.topicKeys(environmentId: environment.id, subscriberId: subscriberId)
+                    try await session.subscriberTopicSubscriptions(environmentId: environment.id, subscriberId: subscriberId, limit: limit)
                 )
             }
             guard subscriber != nil else { throw APIError(.notFound, "Subscriber: \(subscriberId) was not found") }
-            var items: [JSONValue] = []
-            for key in keys.prefix(limit) {
-                guard let topic = try await store.read({ try await $0.topic(environmentId: environment.id, key: key) }),
-                    let subscription = try await store.read({
-                        try await $0.topicSubscription(environmentId: environment.id, topicKey: key, subscriberId: subscriberId)
-                    })
-                else { continue }
-                items.append(Self.subscriptionJSON(subscription, topic: topic, subscriber: subscriber))
-            }
             return JSONResponse.make([
-                "data": .array(items), "next": .null, "previous": .null, "totalCount": .number(Double(keys.count)),
-                "totalCountCapped": false,
+                "data": .array(page.items.map { Self.subscriptionJSON($0.subscription, topic: $0.topic, subscriber: subscriber) }),
+                "next": .null, "previous": .null, "totalCount": .number(Double(page.total)), "totalCountCapped": false,
             ])
         }
 

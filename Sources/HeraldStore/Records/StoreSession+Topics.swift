@@ -156,23 +156,58 @@ extension StoreSession {
         return !rows.isEmpty
     }
 
-    /// Subscribes subscribers (by the app's ids) to a topic; existing subscriptions are kept. Returns how many were
-    /// added.
+    /// Subscribes subscribers (by the app's ids) to a topic in one multi-row statement; existing subscriptions are
+    /// kept. Returns how many were added.
     @discardableResult
     public func subscribe(environmentId: String, topicKey: String, subscriberIds: [String]) async throws -> Int {
+        var seen = Set<String>()
+        let unique = subscriberIds.filter { seen.insert($0).inserted }
+        guard !unique.isEmpty else { return 0 }
         let now = nowMilliseconds
         var added = 0
-        for subscriberId in Set(subscriberIds) {
-            let rows = try await db.raw(
-                """
-                INSERT INTO topic_subscriptions (id, environment_id, topic_key, subscriber_id, created_at, updated_at)
-                VALUES (\(bind: ids.next()), \(bind: environmentId), \(bind: topicKey), \(bind: subscriberId), \(bind: now), \(bind: now))
-                ON CONFLICT (environment_id, topic_key, subscriber_id) DO NOTHING RETURNING id
-                """
-            ).all()
-            added += rows.count
+        // 6 binds a row: 100 rows stay far below SQLite's and PostgreSQL's bind limits.
+        for chunk in stride(from: 0, to: unique.count, by: 100).map({ unique[$0..<min($0 + 100, unique.count)] }) {
+            var query = SQLQueryString(
+                "INSERT INTO topic_subscriptions (id, environment_id, topic_key, subscriber_id, created_at, updated_at) VALUES ")
+            for (index, subscriberId) in chunk.enumerated() {
+                if index > 0 { query += ", " }
+                query +=
+                    "(\(bind: ids.next()), \(bind: environmentId), \(bind: topicKey), \(bind: subscriberId), \(bind: now), \(bind: now))"
+            }
+            query += " ON CONFLICT (environment_id, topic_key, subscriber_id) DO NOTHING RETURNING id"
+            added += try await db.raw(query).all().count
         }
         return added
+    }
+
+    /// A subscriber's first `limit` topic subscriptions in topic-key order, each with its topic, and how many it has in
+    /// all: two queries however many topics (the subscriber index covers both).
+    public func subscriberTopicSubscriptions(
+        environmentId: String, subscriberId: String, limit: Int
+    ) async throws -> (items: [(subscription: TopicSubscription, topic: Topic)], total: Int) {
+        let rows = try await db.raw(
+            """
+            SELECT s.id AS s_id, s.created_at AS s_created_at, t.id, t.environment_id, t.key, t.name, t.created_at, t.updated_at
+            FROM topic_subscriptions s JOIN topics t ON t.environment_id = s.environment_id AND t.key = s.topic_key
+            WHERE s.environment_id = \(bind: environmentId) AND s.subscriber_id = \(bind: subscriberId)
+            ORDER BY s.topic_key LIMIT \(bind: limit)
+            """
+        ).all()
+        let items = try rows.map { row in
+            let topic = try Self.topic(from: row)
+            let subscription = TopicSubscription(
+                id: try row.decode(column: "s_id", as: String.self), environmentId: environmentId, topicKey: topic.key,
+                subscriberId: subscriberId, createdAt: try row.date("s_created_at"))
+            return (subscription: subscription, topic: topic)
+        }
+        let total =
+            try await db.raw(
+                """
+                SELECT COUNT(*) AS n FROM topic_subscriptions s JOIN topics t ON t.environment_id = s.environment_id AND t.key = s.topic_key
+                WHERE s.environment_id = \(bind: environmentId) AND s.subscriber_id = \(bind: subscriberId)
+                """
+            ).first()?.decode(column: "n", as: Int.self) ?? 0
+        return (items, total)
     }
 
     /// Removes subscriptions; returns how many existed.
