@@ -36,7 +36,7 @@ func withAPI(
         }
         let application = Application(router: buildRouter(store: store, runtime: testRuntime(store), configuration: configuration))
         try await application.test(.router) { client in
-            try await body(client, store, tenants)
+            try await body(client.recordingResponses, store, tenants)
         }
     }
 }

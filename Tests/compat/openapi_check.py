@@ -5,7 +5,7 @@ Two commands, used by scripts/compat-sdk around the SDK suites:
     openapi_check.py proxy --target URL --port-file F --record R.jsonl
         a recording reverse proxy: the SDKs talk to it, it forwards to Herald and appends every exchange
         (method, path, status, content type, body) to R.jsonl;
-    openapi_check.py validate --document URL --record R.jsonl
+    openapi_check.py validate --document URL|FILE --record R.jsonl [--label TEXT]
         checks every recorded response of a documented route against the document: the status is listed for the
         operation, the content type is the documented one, and the body validates against the
         response's JSON Schema (jsonschema, Draft 2020-12, the dialect of OpenAPI 3.1). Prints the counts; exit
@@ -146,9 +146,20 @@ def _escape(part):
     return part.replace("~", "~0").replace("/", "~1")
 
 
+def load_document(location):
+    """The document from a URL (`/openapi.json` of a live server) or a file (`openapi/herald.yaml`: needs PyYAML)."""
+    if re.match(r"^https?://", location):
+        with urllib.request.urlopen(location) as response:
+            return json.load(response)
+    with open(location, encoding="utf-8") as f:
+        if location.endswith(".json"):
+            return json.load(f)
+        import yaml
+        return yaml.safe_load(f)
+
+
 def validate(args):
-    with urllib.request.urlopen(args.document) as response:
-        document = Document(json.load(response))
+    document = Document(load_document(args.document))
     checked = 0
     undocumented = set()
     operations = set()
@@ -170,7 +181,7 @@ def validate(args):
                      ("get", "put", "post", "patch", "delete", "head", "options"))
     for failure in failures[:60]:
         print("FAIL", failure)
-    print(f"openapi: {checked} responses of the SDK suites checked against the document, "
+    print(f"openapi: {checked} responses of {args.label} checked against the document, "
           f"{len(operations)} of {documented} operations seen, {len(failures)} violations; "
           f"{len(undocumented)} distinct requests to routes not yet documented skipped")
     return 1 if failures or checked == 0 else 0
@@ -186,6 +197,7 @@ def main():
     v = commands.add_parser("validate")
     v.add_argument("--document", required=True)
     v.add_argument("--record", required=True)
+    v.add_argument("--label", default="the SDK suites")
     args = parser.parse_args()
     if args.command == "proxy":
         proxy(args)
