@@ -263,3 +263,10 @@ public enum HTTPOutcome {
         return .retryLater(reason: "transport: \(String(describing: type(of: error)))", after: nil)
     }
 }
+
+extension HTTPTransport: WebhookPoster {
+    public func postWebhook(_ url: String, headers: [(String, String)], body: [UInt8]) async throws -> WebhookAnswer {
+        let response = try await post(url, headers: headers, body: ByteBuffer(bytes: body))
+        return WebhookAnswer(status: response.status, retryAfter: response.headers.first(name: "retry-after"))
+    }
+}

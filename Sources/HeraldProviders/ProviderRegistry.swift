@@ -19,6 +19,8 @@ public struct StandardProviderFactory: ProviderFactory {
         "fcm", "apns", "web-push", "expo", "hms", "one-signal", "pusher-beams", "pushpad", "telegram", "twilio", "nexmo", "nodemailer",
     ])
 
+    public var webhookPoster: (any WebhookPoster)? { transport }
+
     public func makeProvider(for integration: Integration) throws -> any DeliveryProvider {
         switch integration.providerId {
         case let id where WebhookProvider.providerIds.contains(id):

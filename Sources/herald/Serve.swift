@@ -190,6 +190,14 @@ struct Serve: AsyncParsableCommand {
             guard age >= 1 else { throw HeraldError(.configuration, "HERALD_RETRY_MAX_AGE must be at least 1 second") }
             configuration.engine.retryPolicy.maximumAge = .seconds(age)
         }
+        if let age = try environment["HERALD_WEBHOOK_MAX_AGE"].map({ try Self.integer($0, name: "HERALD_WEBHOOK_MAX_AGE") }) {
+            guard age >= 60 else { throw HeraldError(.configuration, "HERALD_WEBHOOK_MAX_AGE must be at least 60 seconds") }
+            configuration.engine.webhookRetry.maxAge = TimeInterval(age)
+        }
+        if let after = try environment["HERALD_WEBHOOK_DISABLE_AFTER"].map({ try Self.integer($0, name: "HERALD_WEBHOOK_DISABLE_AFTER") }) {
+            guard after >= 60 else { throw HeraldError(.configuration, "HERALD_WEBHOOK_DISABLE_AFTER must be at least 60 seconds") }
+            configuration.engine.webhookRetry.disableAfter = TimeInterval(after)
+        }
         if let share = environment["HERALD_TOKEN_GUARD_SHARE"] {
             guard let value = Double(share), (0...1).contains(value) else {
                 throw HeraldError(.configuration, "HERALD_TOKEN_GUARD_SHARE must be a number from 0 to 1")

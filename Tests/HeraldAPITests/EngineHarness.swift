@@ -157,7 +157,8 @@ func withEngine(
                 try await application.test(.router) { client in
                     try await body(
                         EngineHarness(
-                            client: client.recordingResponses, store: store, environment: environment, key: key, emulator: emulator, push: push, chat: chat,
+                            client: client.recordingResponses, store: store, environment: environment, key: key, emulator: emulator,
+                            push: push, chat: chat,
                             simulatorSMS: sms, simulatorEmail: email, smtp: smtp, smtpPort: endpoints.smtpPort,
                             smtpsPort: endpoints.smtpsPort,
                             simulatorURL: simulatorURL, tlsURL: endpoints.tls, mutualTLSURL: endpoints.mutualTLS,

@@ -85,6 +85,10 @@ public struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return Response(status: .unauthorized)
         }
         let object = CentrifugoError.body(error)
+        // A wrong HTTP method is an HTTP-level answer in both modes (like 401): 405 with `Allow`.
+        if error.status == .methodNotAllowed {
+            return json(object, status: .methodNotAllowed, extraHeaders: error.headers)
+        }
         let code = CentrifugoError.code(error)
         if transportMode {
             let status: HTTPResponse.Status =

@@ -132,6 +132,32 @@ public protocol ProviderFactory: Sendable {
     /// A client for `integration`, or a configuration error (missing or malformed credentials) that the engine
     /// records as an `authConfig` failure.
     func makeProvider(for integration: Integration) throws -> any DeliveryProvider
+
+    /// The HTTP client that posts status webhooks (README §Status webhooks); nil for a factory without one.
+    var webhookPoster: (any WebhookPoster)? { get }
+}
+
+extension ProviderFactory {
+    public var webhookPoster: (any WebhookPoster)? { nil }
+}
+
+/// Posts one status event to an application's endpoint through the outbound URL guard (every call vets the URL and
+/// pins the connection to a vetted address).
+public protocol WebhookPoster: Sendable {
+    /// The endpoint's answer; throws for transport failures and URLs the guard refuses.
+    func postWebhook(_ url: String, headers: [(String, String)], body: [UInt8]) async throws -> WebhookAnswer
+}
+
+/// An endpoint's answer to a status webhook.
+public struct WebhookAnswer: Sendable, Equatable {
+    public var status: Int
+    /// The `Retry-After` header, as sent.
+    public var retryAfter: String?
+
+    public init(status: Int, retryAfter: String? = nil) {
+        self.status = status
+        self.retryAfter = retryAfter
+    }
 }
 
 extension MessageContent {

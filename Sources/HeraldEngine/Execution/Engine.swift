@@ -25,6 +25,8 @@ public struct EngineConfiguration: Sendable {
     /// Herald's public base URL (`--public-url`, e.g. `https://herald.example.com`): one-click unsubscribe links
     /// (`List-Unsubscribe`, `{{unsubscribeUrl}}`) start with it. Nil: emails carry no unsubscribe link.
     public var publicURL: String? = nil
+    /// When status webhooks are retried, given up, and their endpoints disabled.
+    public var webhookRetry = WebhookRetryPolicy()
 
     public init() {}
 }
@@ -62,6 +64,8 @@ public struct Engine: Sendable {
     let logger: Logger
     /// Accepted sends not yet committed with their job (``SentJournal``), shared by the process's jobs.
     let journalWriter: SentJournalWriter
+    /// Writes the status-webhook events of what each transaction commits.
+    let webhooks = WebhookOutbox()
 
     public init(
         store: SQLStore, workflows: WorkflowRegistry, providers: ProviderPool, metrics: EngineMetrics,
@@ -115,6 +119,7 @@ public struct Engine: Sendable {
             return try await deliver(DeliverJob.decode(job.payload), environmentId: job.environmentId ?? "", attempt: job.attempts)
         case .receipts: return try await receipts(ReceiptsJob.decode(job.payload), environmentId: job.environmentId ?? "")
         case .push: return try await sendPush(PushJob.decode(job.payload), environmentId: job.environmentId ?? "")
+        case .webhook: return try await postWebhooks(WebhookJob.decode(job.payload), environmentId: job.environmentId ?? "")
         }
     }
 
@@ -272,6 +277,7 @@ public struct Engine: Sendable {
                 var batch = RunBatch(session: session, engine: context, environmentId: environmentId)
                 try await batch.start(notificationIds: job.notifications)
                 try await batch.flush()
+                try await webhooks.stage(batch.events, environmentId: environmentId, session: session)
                 return batch.events
             }
             committed(events)
@@ -319,6 +325,7 @@ public struct Engine: Sendable {
                 _ = try await session.cancelJobs(environmentId: environmentId, transactionId: transactionId)
                 _ = try await session.cancelDeliveries(environmentId: environmentId, transactionId: transactionId)
             }
+            try await webhooks.stage(batch.events, environmentId: environmentId, session: session)
             return batch.events
         }
         committed(events)
@@ -332,6 +339,7 @@ public struct Engine: Sendable {
             try await batch.load(notificationIds: [job.notification])
             try await batch.resume(job.notification, stepId: job.step, digest: job.digest)
             try await batch.flush()
+            try await webhooks.stage(batch.events, environmentId: environmentId, session: session)
             return batch.events
         }
         committed(events)

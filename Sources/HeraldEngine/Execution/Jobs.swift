@@ -15,6 +15,8 @@ public enum JobKind: String, Sendable, CaseIterable {
     case receipts
     /// Fan a raw send (`send_push_notification`) out to its devices or tokens, page by page (checkpointed).
     case push
+    /// Post status-webhook events to one endpoint (README §Status webhooks).
+    case webhook
 }
 
 /// What a job handler asks the dispatcher to do with its job.
@@ -104,7 +106,7 @@ extension JobKind {
     var priority: JobPriority {
         switch self {
         case .deliver, .receipts: .send
-        case .run, .resume: .plan
+        case .run, .resume, .webhook: .plan
         case .expand, .push: .backlog
         }
     }

@@ -97,6 +97,7 @@ extension Engine {
                 ])
             }
             try await batch.flush()
+            try await webhooks.stage(events, environmentId: environmentId, session: session)
             return events
         }
         // Counted (herald_tokens_removed_total, herald_events_total) only now that the removals committed.

@@ -1,0 +1,112 @@
+import Foundation
+import HeraldCore
+import HeraldStore
+import Synchronization
+
+/// Turns committed domain events into status-webhook events (README §Status webhooks, `docs/webhooks.md`): called
+/// inside the transaction that records the state change, so an event exists exactly when its change committed. One
+/// row per event and subscribed endpoint, written in multi-row statements, and one `webhook` job per endpoint and
+/// call (at most ``jobSize`` events each) — a fan-out adds one insert and one job per batch and endpoint, not a round
+/// trip per delivery. An environment without endpoints costs nothing: its endpoint list is cached.
+final class WebhookOutbox: Sendable {
+    /// Events per `webhook` job (the unit one claim posts, with ``WebhookSender/concurrency`` in flight).
+    static let jobSize = 250
+    /// How long a process trusts its cached endpoint list: an endpoint created or changed through another process
+    /// takes effect within this time (through this process's API, at once).
+    static let cacheTime: TimeInterval = 1
+
+    private let cache = Mutex<[String: (endpoints: [WebhookEndpoint], expires: Date)]>([:])
+
+    /// Forgets an environment's cached endpoints (after a change through the API).
+    func invalidate(_ environmentId: String) {
+        _ = cache.withLock { $0.removeValue(forKey: environmentId) }
+    }
+
+    func endpoints(_ environmentId: String, session: StoreSession) async throws -> [WebhookEndpoint] {
+        let now = session.now
+        if let cached = cache.withLock({ $0[environmentId] }), cached.expires > now { return cached.endpoints }
+        let endpoints = try await session.webhookEndpoints(environmentId: environmentId)
+        cache.withLock { $0[environmentId] = (endpoints, now.addingTimeInterval(Self.cacheTime)) }
+        return endpoints
+    }
+
+    /// Writes the webhook events of `events` (all of environment `environmentId`) and queues their delivery.
+    func stage(_ events: [DomainEvent], environmentId: String, session: StoreSession) async throws {
+        guard !events.isEmpty else { return }
+        let endpoints = try await endpoints(environmentId, session: session)
+        guard !endpoints.isEmpty else { return }
+        let matches = events.map { event in endpoints.filter { $0.accepts(type: event.kind.rawValue, workflowId: event.workflowId) } }
+        guard matches.contains(where: { !$0.isEmpty }) else { return }
+        let notificationIds = Array(Set(events.compactMap(\.notificationId)))
+        let notifications = Dictionary(
+            try await session.notifications(ids: notificationIds).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let now = session.now
+        var messages: [WebhookMessage] = []
+        var byEndpoint: [String: [String]] = [:]
+        for (event, endpoints) in zip(events, matches) where !endpoints.isEmpty {
+            let payload = Self.payload(event, notification: event.notificationId.flatMap { notifications[$0] }, at: now).jsonString()
+            for endpoint in endpoints {
+                let id = "msg_" + session.newId()
+                messages.append(
+                    WebhookMessage(
+                        id: id, environmentId: environmentId, endpointId: endpoint.id, eventType: event.kind.rawValue, payload: payload,
+                        createdAt: now, updatedAt: now))
+                if !endpoint.disabled { byEndpoint[endpoint.id, default: []].append(id) }
+            }
+        }
+        try await session.insertWebhookMessages(messages)
+        try await session.enqueue(Self.jobs(byEndpoint, environmentId: environmentId))
+    }
+
+    /// `webhook` jobs for event ids by endpoint, ``jobSize`` each.
+    static func jobs(_ byEndpoint: [String: [String]], environmentId: String, runAt: Date? = nil) -> [NewJob] {
+        byEndpoint.sorted { $0.key < $1.key }.flatMap { endpointId, ids in
+            stride(from: 0, to: ids.count, by: jobSize).map { start in
+                NewJob(
+                    environmentId: environmentId, job: .webhook,
+                    payload: WebhookJob(endpoint: endpointId, messages: Array(ids[start..<min(start + jobSize, ids.count)])).encoded(),
+                    runAt: runAt)
+            }
+        }
+    }
+
+    /// The body posted for an event (`docs/webhooks.md` §Event payload): Standard Webhooks' `{type, timestamp, data}`
+    /// with the ids that locate what happened, never a message body or a credential.
+    static func payload(_ event: DomainEvent, notification: NotificationRecord?, at time: Date) -> JSONValue {
+        var data: [String: JSONValue] = [:]
+        let fields: [(String, String?)] = [
+            ("notificationId", event.notificationId), ("transactionId", notification?.transactionId),
+            ("subscriberId", notification?.subscriberId), ("workflowId", event.workflowId ?? notification?.workflowId),
+            ("stepId", event.stepId), ("messageId", event.messageId), ("deliveryId", event.deliveryId),
+            ("channel", event.channel?.rawValue), ("integrationId", event.integrationId), ("providerId", event.providerId),
+            ("deviceId", event.deviceId), ("reason", event.reason),
+        ]
+        for (key, value) in fields { if let value { data[key] = .string(value) } }
+        return ["type": .string(event.kind.rawValue), "timestamp": .string(time.iso8601Milliseconds), "data": .object(data)]
+    }
+}
+
+/// A claim of events for one endpoint.
+struct WebhookJob: JobPayload {
+    var endpoint: String
+    var messages: [String]
+}
+
+extension Engine {
+    /// Tells the engine an environment's endpoints changed through this process (they take effect at once here, and
+    /// within ``WebhookOutbox/cacheTime`` in other processes).
+    public func webhookEndpointsChanged(environmentId: String) {
+        webhooks.invalidate(environmentId)
+    }
+
+    /// Queues again an endpoint's events since `since` that were not delivered (pending or dead), with fresh attempt
+    /// counts; returns how many (at most `limit`).
+    public func replayWebhooks(environmentId: String, endpointId: String, since: Date, limit: Int) async throws -> Int {
+        try await store.transaction { session in
+            let ids = try await session.replayWebhookMessages(
+                environmentId: environmentId, endpointId: endpointId, since: since, limit: limit)
+            try await session.enqueue(WebhookOutbox.jobs([endpointId: ids], environmentId: environmentId))
+            return ids.count
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import HeraldCore
+import Testing
+
+@testable import HeraldEngine
+
+/// The pure parts of status webhooks (docs/webhooks.md): signing, subscription patterns, retry timing.
+@Suite("Status webhook rules")
+struct WebhookRulesTests {
+    @Test("signatures match the Standard Webhooks specification's test vector")
+    func signatureVector() {
+        let body = Array(#"{"test": 2432232314}"#.utf8)
+        let signature = WebhookSigner.signature(
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", id: "msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp: 1_614_265_330, body: body)
+        #expect(signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+        let secret = WebhookSigner.newSecret()
+        #expect(WebhookSigner.isValidSecret(secret) && secret.hasPrefix("whsec_") && secret != WebhookSigner.newSecret())
+    }
+
+    @Test(
+        "event types match exact names, prefix.* and *",
+        arguments: [
+            ("*", "message.sent", true), ("message.*", "message.dead", true), ("message.*", "device.removed", false),
+            ("message.sent", "message.sent", true), ("message.sent", "message.failed", false), ("messages.*", "message.sent", false),
+        ])
+    func patterns(pattern: String, type: String, matches: Bool) {
+        #expect(WebhookEndpoint.pattern(pattern, matches: type) == matches)
+    }
+
+    @Test("subscription entries must name a known type or prefix")
+    func validPatterns() {
+        for valid in ["*", "message.*", "device.*", "message.sent", "notification.completed"] {
+            #expect(WebhookEndpoint.isValidPattern(valid))
+        }
+        for invalid in ["", "message", "message.bogus", "m.*", ".*", "*.*", "device.removal_withheld"] {
+            #expect(!WebhookEndpoint.isValidPattern(invalid), "\(invalid)")
+        }
+    }
+
+    @Test("a workflow filter passes only events of its workflows")
+    func workflowFilter() {
+        let endpoint = WebhookEndpoint(
+            id: "e", environmentId: "env", url: "https://x.example", eventTypes: ["message.*"], workflowIds: ["order-shipped"],
+            secret: Secret("whsec_x"), createdAt: Date(), updatedAt: Date())
+        #expect(endpoint.accepts(type: "message.sent", workflowId: "order-shipped"))
+        #expect(!endpoint.accepts(type: "message.sent", workflowId: "other"))
+        #expect(!endpoint.accepts(type: "message.sent", workflowId: nil))
+        #expect(!endpoint.accepts(type: "notification.completed", workflowId: "order-shipped"))
+    }
+
+    @Test("retries follow the schedule with ±20 % jitter, honour Retry-After up to its cap")
+    func retryTiming() {
+        let policy = WebhookRetryPolicy()
+        let now = Date(timeIntervalSince1970: 1_000_000)
+        var low = RandomSource.constant(0)
+        var high = RandomSource.constant(.max)
+        #expect(policy.nextAttempt(after: 1, retryAfter: nil, now: now, random: &low).timeIntervalSince(now) == 4)
+        #expect(abs(policy.nextAttempt(after: 1, retryAfter: nil, now: now, random: &high).timeIntervalSince(now) - 6) < 0.001)
+        #expect(policy.nextAttempt(after: 3, retryAfter: nil, now: now, random: &low).timeIntervalSince(now) == 96)
+        // Past the schedule's end the last delay repeats.
+        #expect(policy.nextAttempt(after: 40, retryAfter: nil, now: now, random: &low).timeIntervalSince(now) == 28800 * 0.8)
+        #expect(policy.nextAttempt(after: 1, retryAfter: .seconds(120), now: now, random: &low).timeIntervalSince(now) == 120)
+        #expect(policy.nextAttempt(after: 1, retryAfter: .seconds(86400), now: now, random: &low).timeIntervalSince(now) == 3600)
+    }
+}
