@@ -36,6 +36,12 @@ struct Serve: AsyncParsableCommand {
               HERALD_RETRY_MAX_AGE
                   Seconds after the first attempt beyond which no retry is
                   scheduled. [default: 86400]
+              HERALD_WEBHOOK_MAX_AGE
+                  Seconds after which an undelivered status-webhook event is
+                  dead. [default: 259200]
+              HERALD_WEBHOOK_DISABLE_AFTER
+                  Seconds of nothing but failed attempts after which a
+                  status-webhook endpoint is disabled. [default: 432000]
               HERALD_TOKEN_GUARD_SHARE
                   Largest share of an integration's tokens one all-invalid
                   batch may delete; larger batches are held back as a likely

@@ -37,6 +37,17 @@ struct CentrifugoTests {
                 ("device_topic_update", #"{"device_id":"000000000000000000000000","op":"add","topics":["x"]}"#, 104),
                 ("device_remove", "{}", 107),
                 ("device_list", #"{"limit":5000}"#, 107),
+                // A wrong type is refused, never read as "absent" (it was: a user_update with a number cleared the user).
+                ("device_list", #"{"limit":"10"}"#, 107),
+                ("device_list", #"{"filter":"users"}"#, 107),
+                ("device_list", #"{"include_topics":"yes"}"#, 107),
+                ("device_list", #"{"cursor":5}"#, 107),
+                ("device_update", #"{"ids":["x"],"user_update":{"user":5}}"#, 107),
+                ("device_update", #"{"ids":["x"],"timezone_update":"UTC"}"#, 107),
+                ("device_register", #"{"provider":"fcm","token":"t","platform":"android","user":42}"#, 107),
+                ("user_topic_list", #"{"filter":{"topic_prefix":1}}"#, 107),
+                // Lists are bounded (each entry is one bound parameter of a statement).
+                ("device_remove", #"{"ids":["# + Array(repeating: #""x""#, count: 10_001).joined(separator: ",") + "]}", 107),
             ]
             for (method, body, code) in cases {
                 let (status, json) = try await Self.call(client, key, method, body)
@@ -44,6 +55,13 @@ struct CentrifugoTests {
                 #expect(
                     json.objectValue?["error"]?.objectValue?["code"] == .number(Double(code)), "\(method) \(body) → \(json.jsonString())")
             }
+            // The wrong-typed update changed nothing; null is the same as absent.
+            let (_, registered) = try await Self.call(
+                client, key, "device_register", #"{"provider":"fcm","token":"t-1","platform":"android","user":"u1"}"#)
+            let id = registered.objectValue?["result"]?.objectValue?["id"]?.stringValue ?? ""
+            _ = try await Self.call(client, key, "device_update", #"{"ids":["\#(id)"],"user_update":{"user":5}}"#)
+            let (_, listed) = try await Self.call(client, key, "device_list", #"{"filter":{"ids":["\#(id)"]},"cursor":null,"limit":null}"#)
+            #expect(listed.objectValue?["result"]?.objectValue?["items"]?.arrayItems.first?.objectValue?["user"] == "u1")
             let (status, json) = try await Self.call(client, key, "no_such_method", "{}", transport: true)
             #expect(status == .notFound && json.objectValue?["code"] == 104)
             let (badStatus, _) = try await Self.call(client, key, "device_register", "{}", transport: true)

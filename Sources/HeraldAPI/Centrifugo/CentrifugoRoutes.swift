@@ -106,14 +106,16 @@ struct CentrifugoRoutes {
             throw APIError(.badRequest, "bad request: \(problem)")
         }
         let registration = DeviceRegistration(
-            provider: provider, token: Secret(token), platform: platform, subscriberId: p.string("user").flatMap { $0.isEmpty ? nil : $0 },
-            topics: try p.strings("topics"), meta: try p.stringMap("meta"), timezone: p.string("timezone"), locale: p.string("locale"),
+            provider: provider, token: Secret(token), platform: platform,
+            subscriberId: try p.string("user").flatMap { $0.isEmpty ? nil : $0 },
+            topics: try p.strings("topics"), meta: try p.stringMap("meta"), timezone: try p.string("timezone"),
+            locale: try p.string("locale"),
             replacesAll: true
         )
         for topic in registration.topics ?? [] where !Topic.isValidKey(topic) {
             throw APIError(.badRequest, "bad request: invalid topic '\(topic)'")
         }
-        let id = p.string("id").flatMap { $0.isEmpty ? nil : $0 }
+        let id = try p.string("id").flatMap { $0.isEmpty ? nil : $0 }
         if let id, !ObjectIDGenerator.isValid(id) { throw APIError(.badRequest, "bad request: malformed device id") }
         let device = try await store.transaction { session in
             if let id { return try await session.reregisterDevice(environmentId: environment.id, id: id, registration) }
@@ -127,12 +129,12 @@ struct CentrifugoRoutes {
         let filter = DeviceFilter(ids: try p.strings("ids") ?? [], users: try p.strings("users") ?? [])
         guard !filter.isEmpty else { throw APIError(.badRequest, "bad request: ids or users required") }
         let user: FieldUpdate<String> =
-            p.object("user_update").map { update in
-                (update["user"]?.stringValue).map { $0.isEmpty ? .clear : .set($0) } ?? .clear
+            try p.object("user_update").map { update in
+                try CentrifugoParams(.object(update)).string("user").map { $0.isEmpty ? .clear : .set($0) } ?? .clear
             } ?? .keep
         let meta = try p.object("meta_update").map { try CentrifugoParams(.object($0)).stringMap("meta") ?? [:] }
-        let timezone = p.object("timezone_update").map { $0["timezone"]?.stringValue ?? "" }
-        let locale = p.object("locale_update").map { $0["locale"]?.stringValue ?? "" }
+        let timezone = try p.object("timezone_update").map { try CentrifugoParams(.object($0)).string("timezone") ?? "" }
+        let locale = try p.object("locale_update").map { try CentrifugoParams(.object($0)).string("locale") ?? "" }
         let topicsUpdate = try p.object("topics_update").map { try TopicsUpdate(CentrifugoParams(.object($0))) }
         try await store.transaction { session in
             for id in try await session.deviceIds(environmentId: environment.id, filter: filter) {
@@ -157,26 +159,24 @@ struct CentrifugoRoutes {
 
     func deviceList(_ params: JSONValue, environment: HeraldCore.Environment) async throws -> JSONValue {
         let p = CentrifugoParams(params)
-        let f = CentrifugoParams(.object(p.object("filter") ?? [:]))
+        let f = CentrifugoParams(.object(try p.object("filter") ?? [:]))
         let filter = DeviceFilter(
             ids: try f.strings("ids") ?? [], users: try f.strings("users") ?? [], topics: try f.strings("topics") ?? [],
             providers: try (f.strings("providers") ?? []).map(Self.herald(provider:)), platforms: try f.strings("platforms") ?? []
         )
         let limit = try p.limit()
+        let cursor = try p.string("cursor")
+        let countTotal = try p.bool("include_total_count")
+        let (includeMeta, includeTopics, includeKeys) = (
+            try p.bool("include_meta"), try p.bool("include_topics"), try p.bool("include_webpush_keys")
+        )
         let (devices, next, total) = try await store.read { session in
             try await session.listDevices(
-                environmentId: environment.id, filter: filter, cursor: p.string("cursor"), limit: limit,
-                countTotal: p.bool("include_total_count")
-            )
+                environmentId: environment.id, filter: filter, cursor: cursor, limit: limit, countTotal: countTotal)
         }
         var result: [String: JSONValue] = [
             "items": .array(
-                devices.map {
-                    Self.json(
-                        $0, includeMeta: p.bool("include_meta"), includeTopics: p.bool("include_topics"),
-                        includeWebPushKeys: p.bool("include_webpush_keys")
-                    )
-                })
+                devices.map { Self.json($0, includeMeta: includeMeta, includeTopics: includeTopics, includeWebPushKeys: includeKeys) })
         ]
         if let next { result["next_cursor"] = .string(next) }
         if let total { result["total_count"] = .number(Double(total)) }
@@ -246,7 +246,7 @@ struct CentrifugoRoutes {
         var topics: [String]
 
         init(_ p: CentrifugoParams) throws {
-            guard let op = Op(rawValue: p.string("op") ?? "") else {
+            guard let op = Op(rawValue: try p.string("op") ?? "") else {
                 throw APIError(.badRequest, "bad request: op must be add, remove or set")
             }
             self.op = op
@@ -267,7 +267,7 @@ struct CentrifugoRoutes {
         let p = CentrifugoParams(params)
         let deviceId = try p.requiredString("device_id")
         let update = try TopicsUpdate(p)
-        let owner = p.string("user")
+        let owner = try p.string("user")
         try await store.transaction { session in
             guard let device = try await session.device(environmentId: environment.id, id: deviceId) else {
                 throw APIError(.notFound, "not found")
@@ -280,26 +280,31 @@ struct CentrifugoRoutes {
 
     func deviceTopicList(_ params: JSONValue, environment: HeraldCore.Environment) async throws -> JSONValue {
         let p = CentrifugoParams(params)
-        let f = CentrifugoParams(.object(p.object("filter") ?? [:]))
+        let f = CentrifugoParams(.object(try p.object("filter") ?? [:]))
         let limit = try p.limit()
-        let (entries, next, total) = try await store.read { session in
-            try await session.listDeviceTopics(
-                environmentId: environment.id, deviceIds: try f.strings("device_ids") ?? [],
-                providers: try (f.strings("device_providers") ?? []).map(Self.herald(provider:)),
-                platforms: try f.strings("device_platforms") ?? [],
-                users: try f.strings("device_users") ?? [], topics: try f.strings("topics") ?? [], topicPrefix: f.string("topic_prefix"),
-                cursor: p.string("cursor"), limit: limit, countTotal: p.bool("include_total_count")
+        let (deviceIds, users, topics) = (
+            try f.strings("device_ids") ?? [], try f.strings("device_users") ?? [], try f.strings("topics") ?? []
+        )
+        let providers = try (f.strings("device_providers") ?? []).map(Self.herald(provider:))
+        let platforms = try f.strings("device_platforms") ?? []
+        let topicPrefix = try f.string("topic_prefix")
+        let cursor = try p.string("cursor")
+        let countTotal = try p.bool("include_total_count")
+        let (entries, next, total, devices) = try await store.read { session in
+            let (entries, next, total) = try await session.listDeviceTopics(
+                environmentId: environment.id, deviceIds: deviceIds, providers: providers, platforms: platforms, users: users,
+                topics: topics,
+                topicPrefix: topicPrefix, cursor: cursor, limit: limit, countTotal: countTotal)
+            return (
+                entries, next, total, try await session.devices(environmentId: environment.id, ids: Array(Set(entries.map(\.deviceId))))
             )
         }
-        // cent 5.2 requires `device` on every item, so it is always included.
-        let devices = try await store.read { try await $0.devices(environmentId: environment.id, ids: Array(Set(entries.map(\.deviceId)))) }
+        // cent 5.2 requires `device` on every item, so it is always included; an entry whose device was removed
+        // between the two reads is left out rather than sent with an empty device.
         var result: [String: JSONValue] = [
             "items": .array(
-                entries.map { entry in
-                    [
-                        "id": .string(entry.id), "topic": .string(entry.topic),
-                        "device": devices[entry.deviceId].map { Self.json($0) } ?? [:],
-                    ]
+                entries.compactMap { entry in
+                    devices[entry.deviceId].map { ["id": .string(entry.id), "topic": .string(entry.topic), "device": Self.json($0)] }
                 })
         ]
         if let next { result["next_cursor"] = .string(next) }
@@ -331,12 +336,13 @@ struct CentrifugoRoutes {
 
     func userTopicList(_ params: JSONValue, environment: HeraldCore.Environment) async throws -> JSONValue {
         let p = CentrifugoParams(params)
-        let f = CentrifugoParams(.object(p.object("filter") ?? [:]))
+        let f = CentrifugoParams(.object(try p.object("filter") ?? [:]))
         let limit = try p.limit()
         let (items, next, total) = try await store.read { session in
             try await session.listUserTopics(
                 environmentId: environment.id, users: try f.strings("users") ?? [], topics: try f.strings("topics") ?? [],
-                topicPrefix: f.string("topic_prefix"), cursor: p.string("cursor"), limit: limit, countTotal: p.bool("include_total_count")
+                topicPrefix: try f.string("topic_prefix"), cursor: try p.string("cursor"), limit: limit,
+                countTotal: try p.bool("include_total_count")
             )
         }
         var result: [String: JSONValue] = [
@@ -356,20 +362,42 @@ struct CentrifugoParams: Sendable {
         object = value.objectValue ?? [:]
     }
 
-    func string(_ name: String) -> String? { object[name]?.stringValue }
+    /// A string field: absent or `null` is nil; another type is a `bad request` naming it (Centrifugo decodes into
+    /// typed structs, so a wrong type is an error there too — never silently "no value").
+    func string(_ name: String) throws -> String? {
+        guard let value = object[name], value != .null else { return nil }
+        guard let text = value.stringValue else { throw APIError(.badRequest, "bad request: \(name) must be a string") }
+        return text
+    }
 
     func requiredString(_ name: String) throws -> String {
         guard let value = object[name]?.stringValue, !value.isEmpty else { throw APIError(.badRequest, "bad request: \(name) required") }
         return value
     }
 
-    func bool(_ name: String) -> Bool { object[name]?.boolValue ?? false }
+    /// A boolean switch: absent or `null` is false; another type is a `bad request`.
+    func bool(_ name: String) throws -> Bool {
+        guard let value = object[name], value != .null else { return false }
+        guard let flag = value.boolValue else { throw APIError(.badRequest, "bad request: \(name) must be true or false") }
+        return flag
+    }
 
-    func object(_ name: String) -> [String: JSONValue]? { object[name]?.objectValue }
+    /// An object field: absent or `null` is nil; another type is a `bad request`.
+    func object(_ name: String) throws -> [String: JSONValue]? {
+        guard let value = object[name], value != .null else { return nil }
+        guard let entries = value.objectValue else { throw APIError(.badRequest, "bad request: \(name) must be an object") }
+        return entries
+    }
+
+    /// Most entries of one list field: beyond, a `bad request` (each entry is a bound parameter of one statement).
+    static let maxListCount = 10_000
 
     func strings(_ name: String) throws -> [String]? {
         guard let value = object[name], value != .null else { return nil }
         guard case .array(let items) = value else { throw APIError(.badRequest, "bad request: \(name) must be a list of strings") }
+        guard items.count <= Self.maxListCount else {
+            throw APIError(.badRequest, "bad request: \(name) has more than \(Self.maxListCount) entries")
+        }
         return try items.map { item in
             guard let text = item.stringValue else { throw APIError(.badRequest, "bad request: \(name) must be a list of strings") }
             return text
@@ -387,7 +415,8 @@ struct CentrifugoParams: Sendable {
 
     /// `limit`: default 100, at most 1000.
     func limit() throws -> Int {
-        guard let value = object["limit"], case .number(let number) = value else { return 100 }
+        guard let value = object["limit"], value != .null else { return 100 }
+        guard case .number(let number) = value else { throw APIError(.badRequest, "bad request: limit must be 1–1000") }
         guard number >= 1, number <= 1000, number.rounded() == number else {
             throw APIError(.badRequest, "bad request: limit must be 1–1000")
         }
