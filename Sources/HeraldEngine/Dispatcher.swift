@@ -62,6 +62,8 @@ public struct Dispatcher: Service {
         // Jobs finished since the last claim, deleted in the next claim's transaction.
         let finished = PendingItems<Job>()
         let inFlight = InFlightJobs()
+        // Report-class jobs running (JobPriority.report: at most reportSlotsPerWorker at once).
+        let reports = Counter()
         let wake = store.jobSignal
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
@@ -96,7 +98,9 @@ public struct Dispatcher: Service {
                             if !done.isEmpty { _ = try await session.completeJobs(done) }
                             if recovering { _ = try await session.releaseClaims(worker: workerId, except: running) }
                             for retry in retries { try await session.rescheduleJob(retry.job, runAt: retry.at, error: retry.error) }
-                            return try await session.claimJobs(limit: free, lease: lease, worker: workerId)
+                            return try await session.claimJobs(
+                                limit: free, lease: lease, worker: workerId,
+                                reportLimit: max(0, JobPriority.reportSlotsPerWorker - reports.count))
                         }
                         if failures > 0 { logger.info("claiming jobs works again", metadata: ["failures": "\(failures)"]) }
                         failures = 0
@@ -116,9 +120,12 @@ public struct Dispatcher: Service {
                     for job in jobs {
                         slots.take()
                         inFlight.insert(job.id)
+                        let report = job.kind == JobKind.webhook.rawValue
+                        if report { reports.add(1) }
                         group.addTask {
                             let done = await self.execute(job)
                             if done { finished.add([job]) }
+                            if report { reports.add(-1) }
                             inFlight.remove(job.id)
                             slots.release()
                             // An idle claim loop waits for new work: wake it to delete the finished job.
@@ -310,4 +317,11 @@ final class SlotCounter: Sendable {
             if resumeNow { continuation.resume() }
         }
     }
+}
+
+/// A count shared by the claim loop and its jobs.
+final class Counter: Sendable {
+    private let value = Mutex(0)
+    var count: Int { value.withLock { $0 } }
+    func add(_ delta: Int) { value.withLock { $0 += delta } }
 }

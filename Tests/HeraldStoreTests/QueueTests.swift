@@ -114,6 +114,15 @@ struct QueueTests {
             #expect(try await claim(5).isEmpty)
             clock.advance(by: .seconds(60))
             #expect(try await claim(5) == ["deliver-later"])
+            // Reports come after every other class, and only as many as the caller's report slots allow.
+            try await store.transaction {
+                try await $0.enqueue([job("report-1", .report), job("report-2", .report), job("run-3", .plan), job("expand-3", .backlog)])
+            }
+            let first = try await store.transaction { try await $0.claimJobs(limit: 10, lease: .seconds(3600), reportLimit: 1) }
+            #expect(first.map(\.kind) == ["run-3", "expand-3", "report-1"])
+            let none = try await store.transaction { try await $0.claimJobs(limit: 10, lease: .seconds(3600), reportLimit: 0) }
+            #expect(none.isEmpty)
+            #expect(try await claim(5) == ["report-2"])
         }
     }
 

@@ -30,7 +30,7 @@ extension Engine {
             try await Self.record(sent, messages: messages, environmentId: environmentId, into: &batch, random: &random)
             try await batch.flush()
             try await journal.forget(in: session)
-            try await webhooks.stage(batch.events, environmentId: environmentId, session: session)
+            try await webhooks.stage(batch.events, environmentId: environmentId, session: session, known: batch.notifications)
             return batch.events
         }
         committed(events)

@@ -277,7 +277,7 @@ public struct Engine: Sendable {
                 var batch = RunBatch(session: session, engine: context, environmentId: environmentId)
                 try await batch.start(notificationIds: job.notifications)
                 try await batch.flush()
-                try await webhooks.stage(batch.events, environmentId: environmentId, session: session)
+                try await webhooks.stage(batch.events, environmentId: environmentId, session: session, known: batch.notifications)
                 return batch.events
             }
             committed(events)
@@ -325,7 +325,7 @@ public struct Engine: Sendable {
                 _ = try await session.cancelJobs(environmentId: environmentId, transactionId: transactionId)
                 _ = try await session.cancelDeliveries(environmentId: environmentId, transactionId: transactionId)
             }
-            try await webhooks.stage(batch.events, environmentId: environmentId, session: session)
+            try await webhooks.stage(batch.events, environmentId: environmentId, session: session, known: batch.notifications)
             return batch.events
         }
         committed(events)
@@ -339,7 +339,7 @@ public struct Engine: Sendable {
             try await batch.load(notificationIds: [job.notification])
             try await batch.resume(job.notification, stepId: job.step, digest: job.digest)
             try await batch.flush()
-            try await webhooks.stage(batch.events, environmentId: environmentId, session: session)
+            try await webhooks.stage(batch.events, environmentId: environmentId, session: session, known: batch.notifications)
             return batch.events
         }
         committed(events)

@@ -106,8 +106,10 @@ extension JobKind {
     var priority: JobPriority {
         switch self {
         case .deliver, .receipts: .send
-        case .run, .resume, .webhook: .plan
+        case .run, .resume: .plan
         case .expand, .push: .backlog
+        // Status events are less urgent than the sends they report (JobPriority.report).
+        case .webhook: .report
         }
     }
 }

@@ -47,14 +47,14 @@ extension StoreSession {
     /// `(priority, run_at, id)` index per class: leased and scheduled jobs of an urgent class are never walked over.
     /// `worker` names the claiming worker process (``registerWorker(id:host:pid:)``): if it dies, a live worker makes
     /// its jobs due again at once (``releaseDeadWorkers(heartbeatBefore:except:)``).
-    public func claimJobs(limit: Int, lease: Duration, worker: String? = nil) async throws -> [Job] {
+    public func claimJobs(limit: Int, lease: Duration, worker: String? = nil, reportLimit: Int = .max) async throws -> [Job] {
         let now = nowMilliseconds
         let leaseMilliseconds = Int64(lease.components.seconds * 1000 + lease.components.attoseconds / 1_000_000_000_000_000)
         let token = ids.next()
         var claimed: [Job] = []
         for priority in JobPriority.allCases {
-            let wanted = limit - claimed.count
-            guard wanted > 0 else { break }
+            let wanted = priority == .report ? min(limit - claimed.count, reportLimit) : limit - claimed.count
+            guard wanted > 0 else { continue }
             let query: SQLQueryString =
                 switch dialect {
                 case .postgres:

@@ -31,15 +31,19 @@ final class WebhookOutbox: Sendable {
     }
 
     /// Writes the webhook events of `events` (all of environment `environmentId`) and queues their delivery.
-    func stage(_ events: [DomainEvent], environmentId: String, session: StoreSession) async throws {
+    /// `known` are notifications the caller has loaded already (their transaction and subscriber ids are read from
+    /// them rather than queried again).
+    func stage(
+        _ events: [DomainEvent], environmentId: String, session: StoreSession, known: [String: NotificationRecord] = [:]
+    ) async throws {
         guard !events.isEmpty else { return }
         let endpoints = try await endpoints(environmentId, session: session)
         guard !endpoints.isEmpty else { return }
         let matches = events.map { event in endpoints.filter { $0.accepts(type: event.kind.rawValue, workflowId: event.workflowId) } }
         guard matches.contains(where: { !$0.isEmpty }) else { return }
-        let notificationIds = Array(Set(events.compactMap(\.notificationId)))
-        let notifications = Dictionary(
-            try await session.notifications(ids: notificationIds).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var notifications = known
+        let missing = Set(events.compactMap(\.notificationId)).filter { notifications[$0] == nil }
+        for notification in try await session.notifications(ids: Array(missing)) { notifications[notification.id] = notification }
         let now = session.now
         var messages: [WebhookMessage] = []
         var byEndpoint: [String: [String]] = [:]
