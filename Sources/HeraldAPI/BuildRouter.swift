@@ -31,6 +31,7 @@ public func buildRouter(
     IntegrationRoutes(store: store, policy: runtime.policy).register(on: api)
     TopicRoutes(store: store).register(on: api)
     WebhookRoutes(store: store, engine: runtime.engine, policy: runtime.policy).register(on: api)
+    SuppressionRoutes(store: store).register(on: api)
     CentrifugoRoutes(store: store, pushes: runtime.pushes, policy: runtime.policy).register(on: api)
     EventRoutes(runtime: runtime).register(on: api)
     ActivityRoutes(store: store, workflows: runtime.workflows).register(on: api)

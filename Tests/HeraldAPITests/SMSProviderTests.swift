@@ -70,6 +70,45 @@ struct SMSProviderTests {
         }
     }
 
+    @Test(
+        "a number the provider refused for good is suppressed: the next send is skipped before any provider, until lifted",
+        arguments: Backend.available)
+    func suppression(_ backend: Backend) async throws {
+        try await withEngine(backend, workflows: [Self.workflow]) { herald in
+            try await Self.integrations(herald)
+            let sms = herald.simulatorSMS
+            sms.addFault(SMSFault(provider: "twilio", to: "+15550000002", status: 400, code: 21610, times: 1))
+            let to: JSONValue = [["subscriberId": "a", "phone": "+15550000001"], ["subscriberId": "b", "phone": "+15550000002"]]
+            try await herald.trigger(["name": "otp", "payload": ["code": "1"], "to": to])
+            try await herald.eventually("both messages at Twilio") { sms.messages(provider: "twilio").count == 2 }
+            try await herald.settle()
+            var listed = try await herald.call(.get, "/v1/suppressions?channel=sms").json()
+            let entries = listed.objectValue?["data"]?.arrayItems ?? []
+            #expect(entries.count == 1)
+            #expect(entries.first?.objectValue?["address"] == "+15550000002" && entries.first?.objectValue?["providerId"] == "twilio")
+
+            // The next trigger reaches only the number that is not suppressed; the other step is skipped, with its reason.
+            try await herald.trigger(["name": "otp", "payload": ["code": "2"], "to": to, "transactionId": "after-suppression"])
+            try await herald.settle()
+            #expect(sms.messages(provider: "twilio").count == 3)
+            #expect(sms.messages(provider: "twilio").last?.to == "+15550000001")
+            #expect(sms.messages(provider: "nexmo").isEmpty)
+            let skipped = try await herald.call(.get, "/v1/notifications?transactionId=after-suppression").json()
+            let traces = String(describing: skipped)
+            #expect(traces.contains("suppressed"), "the skipped step's trail names the suppression")
+
+            // Lifted, the number is tried again.
+            #expect(try await herald.call(.delete, "/v1/suppressions/sms/%2B15550000002").status == .ok)
+            #expect(try await herald.call(.delete, "/v1/suppressions/sms/%2B15550000002").status == .notFound)
+            listed = try await herald.call(.get, "/v1/suppressions").json()
+            #expect(listed.objectValue?["data"]?.arrayItems.isEmpty == true)
+            try await herald.trigger(["name": "otp", "payload": ["code": "3"], "to": to])
+            try await herald.eventually("both numbers reached") {
+                sms.messages(provider: "twilio").filter { $0.body == "Your code is 3" }.count == 2
+            }
+        }
+    }
+
     @Test("phone numbers are E.164 at the API", arguments: Backend.available)
     func e164(_ backend: Backend) async throws {
         try await withEngine(backend, workflows: [Self.workflow]) { herald in

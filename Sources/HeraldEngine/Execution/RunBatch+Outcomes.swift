@@ -59,6 +59,7 @@ extension RunBatch {
             try await session.removeDevices(environmentId: environmentId, provider: provider, tokens: tokens)
         }
         try await session.markDevicesReached(ids: decision.reachedDevices)
+        try await session.insertSuppressions(decision.suppressions)
         for channel in decision.deactivateChannels {
             try await session.deactivateChannel(
                 environmentId: environmentId, subscriberId: channel.subscriberId, integrationId: channel.integrationId)

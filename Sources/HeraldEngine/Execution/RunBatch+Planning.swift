@@ -5,11 +5,13 @@ import HeraldWorkflow
 
 extension RunBatch {
     /// Plans a channel step: selects integrations and targets, renders, records messages and deliveries, queues
-    /// delivery jobs. Returns a skip reason when there is nothing to send to.
-    mutating func send(_ stepId: String, run: WorkflowRun, notificationId: String) async throws -> String? {
+    /// delivery jobs. Returns a skip reason (and what the trail should record with it) when there is nothing to send to.
+    mutating func send(
+        _ stepId: String, run: WorkflowRun, notificationId: String
+    ) async throws -> (reason: String, raw: [String: JSONValue]?)? {
         guard let notification = notifications[notificationId], let event = eventRecords[notification.eventId],
             let step = run.workflow.step(stepId), let channel = step.type.channel, let options = step.action.channelOptions
-        else { return "unknown_step" }
+        else { return ("unknown_step", nil) }
         var candidates = try await integrations(channel)
         if let allowed = options.integrations { candidates = candidates.filter { allowed.contains($0.identifier) } }
         let subscriberChannels = channels[notification.subscriberId] ?? RecipientChannels()
@@ -41,21 +43,31 @@ extension RunBatch {
                 let targets = StepTargets.push(integration: integration, overrides: merged, devices: subscriberChannels.devices)
                 if !targets.isEmpty { plans.append((integration, targets, merged)) }
             }
-            if plans.isEmpty { return candidates.isEmpty ? "no_active_integration" : "missing_push_token" }
+            if plans.isEmpty { return (candidates.isEmpty ? "no_active_integration" : "missing_push_token", nil) }
         case .chat:
             for integration in candidates {
                 if let target = StepTargets.chat(integration: integration, credentials: subscriberChannels.credentials[integration.id]) {
                     plans.append((integration, [target], overrides(integration)))
                 }
             }
-            if plans.isEmpty { return candidates.isEmpty ? "no_active_integration" : "missing_webhook_url" }
+            if plans.isEmpty { return (candidates.isEmpty ? "no_active_integration" : "missing_webhook_url", nil) }
         case .email, .sms:
             let address = channel == .email ? profile?.email : profile?.phone
-            guard let address, !address.isEmpty else { return channel == .email ? "missing_email" : "missing_phone" }
-            guard let primary = candidates.first else { return "no_active_integration" }
+            guard let address, !address.isEmpty else { return (channel == .email ? "missing_email" : "missing_phone", nil) }
+            guard let primary = candidates.first else { return ("no_active_integration", nil) }
+            if let entry = try await suppression(channel, address: address, subscriberId: notification.subscriberId) {
+                // A provider refused this address for good: skipped before any provider sees it (docs/webhooks.md).
+                return (
+                    StepState.suppressed,
+                    [
+                        "address": .string(entry.address), "reason": .string(entry.reason),
+                        "since": .string(entry.createdAt.iso8601Milliseconds),
+                    ]
+                )
+            }
             plans.append((primary, [(address, nil, nil)], overrides(primary)))
         default:
-            return "unsupported_channel"
+            return ("unsupported_channel", nil)
         }
 
         for (integration, targets, merged) in plans {
@@ -71,6 +83,24 @@ extension RunBatch {
         if !channelsUsed.contains(channel.rawValue) { channelsUsed.append(channel.rawValue) }
         notifications[notificationId]?.channels = channelsUsed
         return nil
+    }
+
+    /// The suppression entry of a recipient's address, if any. The first email or SMS step of a batch checks the
+    /// addresses of every recipient loaded so far in one query per channel; later recipients join the next check.
+    mutating func suppression(_ channel: Channel, address: String, subscriberId: String) async throws -> Suppression? {
+        if !suppressionChecked.contains(subscriberId) {
+            let unchecked = subscribers.filter { !suppressionChecked.contains($0.key) }
+            suppressionChecked.formUnion(unchecked.keys)
+            suppressionChecked.insert(subscriberId)
+            for checked in [Channel.email, .sms] {
+                var addresses = unchecked.values.compactMap { checked == .email ? $0.profile.email : $0.profile.phone }
+                if checked == channel { addresses.append(address) }
+                guard !addresses.isEmpty else { continue }
+                let found = try await session.suppressions(environmentId: environmentId, channel: checked, addresses: addresses)
+                suppressed[checked, default: [:]].merge(found) { first, _ in first }
+            }
+        }
+        return suppressed[channel]?[Suppression.normalised(address, channel: channel)]
     }
 
     /// The one-click unsubscribe URL of a workflow's email for a subscriber: only for workflows subscribers may change,

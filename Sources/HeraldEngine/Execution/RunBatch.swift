@@ -34,6 +34,11 @@ struct RunBatch: Sendable {
     var channels: [String: RecipientChannels] = [:]
     /// The stored preferences of the batch's recipients (absent: none stored).
     var preferences: [String: SubscriberPreferences] = [:]
+    /// Suppressed addresses among the batch's recipients, by channel and stored address (loaded at the first email or
+    /// SMS step, for every recipient loaded by then, in one query per channel).
+    var suppressed: [Channel: [String: Suppression]] = [:]
+    /// Recipients whose addresses were checked against the suppression list.
+    var suppressionChecked: Set<String> = []
     var integrationsByChannel: [Channel: [Integration]]?
 
     var messages: [MessageRecord] = []
@@ -234,7 +239,9 @@ struct RunBatch: Sendable {
                         raw = ["channel": .string(channel.rawValue), "source": .string(decision.source.rawValue)]
                     }
                 }
-                if skip == nil { skip = try await send(stepId, run: run, notificationId: notificationId) }
+                if skip == nil, let skipped = try await send(stepId, run: run, notificationId: notificationId) {
+                    (skip, raw) = (skipped.reason, skipped.raw)
+                }
                 if let skip {
                     details.append(detail(notificationId, stepId: stepId, status: .warning, skip, raw: raw))
                     events.append(

@@ -38,6 +38,8 @@ public struct StepState: Sendable, Codable, Equatable {
     public static let mergedIntoDigest = "merged"
     /// The reason of a channel step the subscriber's preferences turned off (README §Preferences).
     public static let preferenceDisabled = "preference_disabled"
+    /// The reason of an email or SMS step whose address is on the suppression list (docs/webhooks.md).
+    public static let suppressed = "suppressed"
     /// When a waiting step resumes.
     public var resumeAt: Date?
     /// Digest: how many events were collected, and their payloads.

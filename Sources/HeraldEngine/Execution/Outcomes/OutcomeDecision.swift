@@ -16,6 +16,8 @@ struct OutcomeDecision: Sendable {
     var reachedDevices: [String] = []
     /// Chat credentials (subscriber, integration) whose webhook the provider called gone.
     var deactivateChannels: [ChannelRef] = []
+    /// Email addresses and phone numbers a provider refused for good: they join the suppression list.
+    var suppressions: [Suppression] = []
     /// `deliver` jobs of the deliveries to try again.
     var retries: [NewJob] = []
     /// The activity trail of everything above.
