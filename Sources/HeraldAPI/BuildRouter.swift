@@ -26,7 +26,8 @@ public func buildRouter(
     let api = router.group()
     SubscriberRoutes(store: store, policy: runtime.policy).register(on: api)
     PreferenceRoutes(store: store, workflows: runtime.workflows).register(on: api)
-    UnsubscribeRoutes(store: store, workflows: runtime.workflows).register(on: router)
+    UnsubscribeRoutes(store: store, workflows: runtime.workflows, engine: runtime.engine, runtimeMetrics: runtime.metrics).register(
+        on: router)
     OpenAPIRoutes().register(on: router)
     IntegrationRoutes(store: store, policy: runtime.policy).register(on: api)
     TopicRoutes(store: store).register(on: api)

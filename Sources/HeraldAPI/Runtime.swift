@@ -28,10 +28,11 @@ public struct Runtime: Sendable {
         self.policy = policy
         self.validator = TriggerValidator(workflows: workflows, policy: policy)
         self.intake = TriggerIntake(store: store, validator: validator, metrics: metrics)
-        self.pushes = PushIntake(store: store, metrics: metrics, policy: policy)
-        self.engine = Engine(
+        let engine = Engine(
             store: store, workflows: workflows, providers: ProviderPool(factory: providers), metrics: metrics,
             configuration: engineConfiguration,
             logger: logger)
+        self.engine = engine
+        self.pushes = PushIntake(store: store, metrics: metrics, policy: policy, engine: engine)
     }
 }

@@ -130,7 +130,7 @@ public final class EngineMetrics: Sendable {
     public init() {}
 
     /// Counts committed domain events.
-    func record(_ events: [DomainEvent]) {
+    public func record(_ events: [DomainEvent]) {
         guard !events.isEmpty else { return }
         // Counted per kind first: one locked increment per kind and batch, not per event.
         var kinds: [DomainEvent.Kind: Int] = [:]
@@ -140,7 +140,7 @@ public final class EngineMetrics: Sendable {
             case .messageDead: deadDeliveries.increment(event.providerId ?? "unknown")
             case .deviceRemoved: tokensRemoved.increment(event.providerId ?? "unknown")
             case .deviceRemovalWithheld: tokenRemovalsWithheld.increment(event.providerId ?? "unknown")
-            case .messageSent, .messageFailed, .notificationCompleted, .stepSkipped: break
+            case .messageSent, .messageFailed, .notificationCompleted, .stepSkipped, .pushInteracted, .subscriberUnsubscribed: break
             }
         }
         for (kind, count) in kinds { domainEvents.increment(by: count, kind.rawValue) }

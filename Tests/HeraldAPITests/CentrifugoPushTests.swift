@@ -133,6 +133,10 @@ struct CentrifugoPushTests {
                     "fcm/android", "hms/android", "web-push/web",
                 ])
             let fcmId = try #require(fcm.objectValue?["id"]?.stringValue)
+            // An interaction is a status event (README §Status webhooks); a delivery report is not.
+            let endpoint = try await herald.call(
+                .post, "/v1/webhooks", #"{"url":"\#(herald.simulatorURL)/hooks/reports","eventTypes":["push.interacted"]}"#)
+            #expect(endpoint.status == .created)
             try await Self.api(
                 herald, "update_push_status", ["analytics_uid": "goal-1", "status": "delivered", "device_id": .string(fcmId)])
             try await Self.api(
@@ -141,6 +145,14 @@ struct CentrifugoPushTests {
                 herald, "update_push_status", ["analytics_uid": "goal-1", "status": "delivered", "device_id": .string(fcmId)])
             stats = try await Self.stats(herald, "goal-1")
             #expect(stats["totals"]?.objectValue?["delivered"] == 1 && stats["totals"]?.objectValue?["interacted"] == 1)
+            try await herald.eventually("the push.interacted event") { !herald.emulator.requests(hook: "reports").isEmpty }
+            try await herald.settle()
+            let reports = herald.emulator.requests(hook: "reports")
+            #expect(reports.count == 1)
+            #expect(reports.first?.body.objectValue?["type"] == "push.interacted")
+            #expect(
+                reports.first?.body.objectValue?["data"]
+                    == ["deviceId": .string(fcmId), "analyticsUid": "goal-1", "status": "interacted"])
             let apnsId = try #require(apns.objectValue?["id"]?.stringValue)
             #expect(
                 Self.errorCode(

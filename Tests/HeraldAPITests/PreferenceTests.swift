@@ -428,6 +428,10 @@ struct PreferenceTests {
             #expect(try await emailOn() == true)
 
             // The one-click POST (multipart, as RFC 8058 prefers) turns the workflow's email off; it is idempotent.
+            // Each accepted one is a subscriber.unsubscribed status event (README §Status webhooks).
+            let endpoint = try await herald.call(
+                .post, "/v1/webhooks", #"{"url":"\#(herald.simulatorURL)/hooks/status","eventTypes":["subscriber.*"]}"#)
+            #expect(endpoint.status == .created)
             let multipart: HTTPFields = [.contentType: "multipart/form-data; boundary=XyZ"]
             let body = "--XyZ\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--XyZ--\r\n"
             let done = try await post(tokenPath, body, headers: multipart)
@@ -438,6 +442,13 @@ struct PreferenceTests {
             let change = history.objectValue?["data"]?.arrayValue?.first?.objectValue
             #expect(change?["source"] == "unsubscribe-link" && change?["actor"] == "subscriber")
             #expect(change?["workflowId"] == "weekly-digest" && change?["channels"] == ["email": false])
+            try await herald.eventually("the unsubscribe events") { herald.emulator.requests(hook: "status").count == 2 }
+            for event in herald.emulator.requests(hook: "status") {
+                #expect(event.body.objectValue?["type"] == "subscriber.unsubscribed")
+                #expect(
+                    event.body.objectValue?["data"]
+                        == ["subscriberId": "ann", "workflowId": "weekly-digest", "channel": "email", "source": "unsubscribe-link"])
+            }
 
             // The next trigger's email step is skipped, and the SMS fallback runs.
             try await herald.trigger(["name": "weekly-digest", "to": "ann", "transactionId": "tx-after"])

@@ -29,7 +29,7 @@ struct WebhookRulesTests {
 
     @Test("subscription entries must name a known type or prefix")
     func validPatterns() {
-        for valid in ["*", "message.*", "device.*", "message.sent", "notification.completed"] {
+        for valid in ["*", "message.*", "device.*", "message.sent", "notification.completed", "push.*", "subscriber.unsubscribed"] {
             #expect(WebhookEndpoint.isValidPattern(valid))
         }
         for invalid in ["", "message", "message.bogus", "m.*", ".*", "*.*", "device.removal_withheld"] {

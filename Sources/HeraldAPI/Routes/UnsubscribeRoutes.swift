@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import HeraldCore
+import HeraldEngine
 import HeraldStore
 import HeraldWorkflow
 import Hummingbird
@@ -20,6 +21,8 @@ import NIOCore
 struct UnsubscribeRoutes {
     let store: SQLStore
     let workflows: WorkflowRegistry
+    let engine: Engine
+    let runtimeMetrics: EngineMetrics
 
     static let pathPrefix = "/v1/unsubscribe/"
 
@@ -58,7 +61,11 @@ struct UnsubscribeRoutes {
                     environmentId: token.environmentId, subscriberId: token.subscriberId,
                     patch: PreferencePatch(workflowId: token.workflowId, channels: [token.channel: false]), source: .unsubscribeLink,
                     actor: "subscriber")
+                // Reported to the application's status webhooks with the change (README §Status webhooks).
+                try await engine.stageEvents(
+                    [Self.event(token)], environmentId: token.environmentId, session: session)
             }
+            runtimeMetrics.record([Self.event(token)])
             context.logger.info(
                 "unsubscribed through a one-click link",
                 metadata: [
@@ -72,6 +79,13 @@ struct UnsubscribeRoutes {
             }
             return Response(status: .ok, headers: Self.plainHeaders, body: .init(byteBuffer: ByteBuffer()))
         }
+    }
+
+    /// The status event of a one-click unsubscribe.
+    static func event(_ token: UnsubscribeToken) -> DomainEvent {
+        DomainEvent(
+            .subscriberUnsubscribed, workflowId: token.workflowId, channel: token.channel, subscriberId: token.subscriberId,
+            attributes: ["source": "unsubscribe-link"])
     }
 
     /// The token of the request if it opens with its environment's key.

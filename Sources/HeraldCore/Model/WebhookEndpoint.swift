@@ -58,6 +58,7 @@ public struct WebhookEndpoint: Sendable, Equatable {
     /// The event types an endpoint may subscribe to (each documented in `docs/webhooks.md`).
     public static let eventTypes = [
         "message.sent", "message.failed", "message.dead", "device.removed", "notification.completed", "step.skipped",
+        "push.interacted", "subscriber.unsubscribed",
     ]
 
     /// Whether a subscription entry names a known type, a known `prefix.*` or `*`.

@@ -9,11 +9,14 @@ public struct PushIntake: Sendable {
     let metrics: EngineMetrics
     /// Vets Web Push endpoints of raw tokens.
     let policy: OutboundURLPolicy
+    /// Writes the status-webhook events of app reports (`push.interacted`).
+    let engine: Engine?
 
-    public init(store: SQLStore, metrics: EngineMetrics, policy: OutboundURLPolicy) {
+    public init(store: SQLStore, metrics: EngineMetrics, policy: OutboundURLPolicy, engine: Engine? = nil) {
         self.store = store
         self.metrics = metrics
         self.policy = policy
+        self.engine = engine
     }
 
     /// Commits a send and returns its uid. A uid used before in the environment sends nothing new: the same request
@@ -65,10 +68,18 @@ public struct PushIntake: Sendable {
         guard let report = PushReport(rawValue: status) else {
             throw HeraldError(.invalidInput, "status: must be delivered or interacted", context: ["field": "status"])
         }
+        // An interaction is a status event (README §Status webhooks), written with the report it comes from.
+        let events =
+            report == .interacted
+            ? [DomainEvent(.pushInteracted, deviceId: deviceId, attributes: ["analyticsUid": analyticsUid, "status": status])] : []
         let matched = try await store.transaction { session in
-            try await session.reportPushStatus(environmentId: environmentId, analyticsUid: analyticsUid, deviceId: deviceId, status: report)
+            let matched = try await session.reportPushStatus(
+                environmentId: environmentId, analyticsUid: analyticsUid, deviceId: deviceId, status: report)
+            if matched > 0, let engine { try await engine.stageEvents(events, environmentId: environmentId, session: session) }
+            return matched
         }
         guard matched > 0 else { throw HeraldError(.notFound, "no push \(analyticsUid) was sent to device \(deviceId)") }
+        metrics.record(events)
     }
 
     /// A send's counts per provider and platform: `sent` (accepted by the provider), `failed`, `pending`, `canceled`,

@@ -17,8 +17,13 @@ public struct DomainEvent: Sendable, Equatable {
         /// A run finished (every step terminal).
         case notificationCompleted = "notification.completed"
         /// A channel step could not send and was skipped (``DomainEvent/reason``: `no_active_integration`,
-        /// `missing_push_token`, `missing_webhook_url`, `missing_email`, `missing_phone`).
+        /// `missing_push_token`, `missing_webhook_url`, `missing_email`, `missing_phone`, `preference_disabled`,
+        /// `suppressed`).
         case stepSkipped = "step.skipped"
+        /// An app reported that its user interacted with a raw push (Centrifugo `update_push_status`).
+        case pushInteracted = "push.interacted"
+        /// A subscriber turned a workflow's channel off through a one-click unsubscribe link.
+        case subscriberUnsubscribed = "subscriber.unsubscribed"
     }
 
     public var kind: Kind
@@ -34,11 +39,16 @@ public struct DomainEvent: Sendable, Equatable {
     public var deviceId: String?
     /// The provider's reason or the error code, never a secret.
     public var reason: String?
+    /// The subscriber, when the event concerns one without a notification (``Kind/subscriberUnsubscribed``).
+    public var subscriberId: String?
+    /// Kind-specific fields of the webhook payload (`analyticsUid`, `status`, `source`), never secrets.
+    public var attributes: [String: String]
 
     public init(
         _ kind: Kind, notificationId: String? = nil, workflowId: String? = nil, messageId: String? = nil, deliveryId: String? = nil,
         stepId: String? = nil,
-        channel: Channel? = nil, integrationId: String? = nil, providerId: String? = nil, deviceId: String? = nil, reason: String? = nil
+        channel: Channel? = nil, integrationId: String? = nil, providerId: String? = nil, deviceId: String? = nil, reason: String? = nil,
+        subscriberId: String? = nil, attributes: [String: String] = [:]
     ) {
         self.kind = kind
         self.notificationId = notificationId
@@ -51,5 +61,7 @@ public struct DomainEvent: Sendable, Equatable {
         self.providerId = providerId
         self.deviceId = deviceId
         self.reason = reason
+        self.subscriberId = subscriberId
+        self.attributes = attributes
     }
 }

@@ -80,11 +80,13 @@ final class WebhookOutbox: Sendable {
         var data: [String: JSONValue] = [:]
         let fields: [(String, String?)] = [
             ("notificationId", event.notificationId), ("transactionId", notification?.transactionId),
-            ("subscriberId", notification?.subscriberId), ("workflowId", event.workflowId ?? notification?.workflowId),
+            ("subscriberId", event.subscriberId ?? notification?.subscriberId),
+            ("workflowId", event.workflowId ?? notification?.workflowId),
             ("stepId", event.stepId), ("messageId", event.messageId), ("deliveryId", event.deliveryId),
             ("channel", event.channel?.rawValue), ("integrationId", event.integrationId), ("providerId", event.providerId),
             ("deviceId", event.deviceId), ("reason", event.reason),
         ]
+        for (key, value) in event.attributes where data[key] == nil { data[key] = .string(value) }
         for (key, value) in fields { if let value { data[key] = .string(value) } }
         return ["type": .string(event.kind.rawValue), "timestamp": .string(time.iso8601Milliseconds), "data": .object(data)]
     }
@@ -97,6 +99,13 @@ struct WebhookJob: JobPayload {
 }
 
 extension Engine {
+    /// Writes the status-webhook events of `events` in the caller's transaction (`session`): for state changes made
+    /// outside the engine's jobs (the API's unsubscribe links, Centrifugo's push reports). Count them with
+    /// ``EngineMetrics/record(_:)`` once the transaction committed.
+    public func stageEvents(_ events: [DomainEvent], environmentId: String, session: StoreSession) async throws {
+        try await webhooks.stage(events, environmentId: environmentId, session: session)
+    }
+
     /// Tells the engine an environment's endpoints changed through this process (they take effect at once here, and
     /// within ``WebhookOutbox/cacheTime`` in other processes).
     public func webhookEndpointsChanged(environmentId: String) {
