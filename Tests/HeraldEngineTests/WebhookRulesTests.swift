@@ -17,6 +17,26 @@ struct WebhookRulesTests {
         #expect(WebhookSigner.isValidSecret(secret) && secret.hasPrefix("whsec_") && secret != WebhookSigner.newSecret())
     }
 
+    @Test("after a rotation both secrets sign until the overlap ends, the new one first")
+    func rotation() {
+        let now = Date(timeIntervalSince1970: 1_000_000)
+        var endpoint = WebhookEndpoint(
+            id: "e", environmentId: "env", url: "https://x.example", eventTypes: ["*"],
+            secret: Secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            createdAt: now, updatedAt: now)
+        #expect(endpoint.signingSecrets(at: now).map(\.revealed) == ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+        endpoint.previousSecret = endpoint.secret
+        endpoint.previousSecretExpiresAt = now.addingTimeInterval(86400)
+        endpoint.secret = Secret(WebhookSigner.newSecret())
+        let secrets = endpoint.signingSecrets(at: now).map(\.revealed)
+        #expect(secrets == [endpoint.secret.revealed, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+        let header = WebhookSigner.signature(
+            secrets: secrets, id: "msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp: 1_614_265_330, body: Array(#"{"test": 2432232314}"#.utf8))
+        #expect(header.split(separator: " ").last == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+        #expect(header.split(separator: " ").count == 2)
+        #expect(endpoint.signingSecrets(at: now.addingTimeInterval(86401)).count == 1)
+    }
+
     @Test(
         "event types match exact names, prefix.* and *",
         arguments: [

@@ -5,7 +5,7 @@ A local receiver stands in for the application: it accepts the push-webhook inte
 status events on /events, answering the first attempt of every event 503 and the second 200. The test checks that
 every event of a trigger arrives, verifies, carries the ids that locate it, comes twice under the same `webhook-id`
 (503, then 200) and is listed as delivered after 2 attempts; that events produced while the endpoint is disabled wait
-and arrive on replay, signed with a rotated secret; and that endpoint URLs to private and metadata addresses are
+and arrive on replay, signed with the rotated secret and, for a day, the old one; and that endpoint URLs to private and metadata addresses are
 refused at create and at update.
 
 Environment: HERALD_URL, HERALD_WEBHOOKS_KEY (a key of an environment of its own).
@@ -193,8 +193,10 @@ check("replay -> 202, 2 queued", status == 202 and body["data"]["queued"] == 2, 
 check("replayed events delivered", wait_for(lambda: len(delivered_ids()) >= 8, 30), f"{len(delivered_ids())}")
 with receiver.lock:
     replayed = receiver.events[before:]
-check("replayed events verify with the new secret, not the old",
-      replayed and all(verify(new_secret, e) and verify(secret, e) is None for e in replayed))
+check("replayed events verify with the new secret, and for a day with the old one too (two signatures)",
+      replayed and all(verify(new_secret, e) and verify(secret, e) and len(e[2].split(" ")) == 2 for e in replayed),
+      f"{[(e[2], bool(verify(new_secret, e)), bool(verify(secret, e))) for e in replayed]}")
+check("a third secret verifies nothing", all(verify("whsec_" + "A" * 32, e) is None for e in replayed))
 
 status, body = call("DELETE", f"/v1/webhooks/{endpoint}")
 check("delete -> 200", status == 200 and body["data"]["acknowledged"] is True)

@@ -14,6 +14,8 @@ struct WebhookRoutes {
 
     /// Most endpoints per environment.
     static let maxEndpoints = 50
+    /// How long a rotated-out secret keeps signing beside the new one.
+    static let rotationOverlap: TimeInterval = 86400
     /// Most events one replay queues.
     static let maxReplay = 100_000
 
@@ -83,6 +85,10 @@ struct WebhookRoutes {
         }
         group.post("/v1/webhooks/{endpointId}/rotate-secret") { _, context in
             var endpoint = try await requireEndpoint(context)
+            // The old secret keeps signing beside the new one for a day (docs/webhooks.md §Signature), so receivers
+            // switch without rejecting events; a second rotation within the day replaces the old one.
+            endpoint.previousSecret = endpoint.secret
+            endpoint.previousSecretExpiresAt = store.clock.now().addingTimeInterval(Self.rotationOverlap)
             endpoint.secret = Secret(WebhookSigner.newSecret())
             endpoint.updatedAt = store.clock.now()
             let updated = endpoint
@@ -197,6 +203,7 @@ struct WebhookRoutes {
             "workflowIds": endpoint.workflowIds.map { .array($0.map(JSONValue.string)) } ?? .null, "disabled": .bool(endpoint.disabled),
             "disabledReason": endpoint.disabledReason.map(JSONValue.string) ?? .null,
             "failingSince": endpoint.failingSince.map { .string($0.iso8601Milliseconds) } ?? .null,
+            "previousSecretExpiresAt": endpoint.previousSecretExpiresAt.map { .string($0.iso8601Milliseconds) } ?? .null,
             "createdAt": .string(endpoint.createdAt.iso8601Milliseconds), "updatedAt": .string(endpoint.updatedAt.iso8601Milliseconds),
         ]
         if secret { object["secret"] = .string(endpoint.secret.revealed) }

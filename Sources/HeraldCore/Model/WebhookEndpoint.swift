@@ -14,6 +14,10 @@ public struct WebhookEndpoint: Sendable, Equatable {
     public var workflowIds: [String]?
     /// `whsec_` + base64 of the signing key; shown once on create and rotate, sealed at rest.
     public var secret: Secret
+    /// The secret before the last rotation, which keeps signing beside ``secret`` until ``previousSecretExpiresAt``
+    /// (zero-downtime rotation: receivers accept either signature while they switch).
+    public var previousSecret: Secret?
+    public var previousSecretExpiresAt: Date?
     public var disabled: Bool
     /// Why the endpoint was disabled (`failing` when Herald disabled it, `api` when an operator did).
     public var disabledReason: String?
@@ -24,8 +28,8 @@ public struct WebhookEndpoint: Sendable, Equatable {
 
     public init(
         id: String, environmentId: String, url: String, description: String? = nil, eventTypes: [String], workflowIds: [String]? = nil,
-        secret: Secret, disabled: Bool = false, disabledReason: String? = nil, failingSince: Date? = nil, createdAt: Date,
-        updatedAt: Date
+        secret: Secret, previousSecret: Secret? = nil, previousSecretExpiresAt: Date? = nil, disabled: Bool = false,
+        disabledReason: String? = nil, failingSince: Date? = nil, createdAt: Date, updatedAt: Date
     ) {
         self.id = id
         self.environmentId = environmentId
@@ -34,11 +38,19 @@ public struct WebhookEndpoint: Sendable, Equatable {
         self.eventTypes = eventTypes
         self.workflowIds = workflowIds
         self.secret = secret
+        self.previousSecret = previousSecret
+        self.previousSecretExpiresAt = previousSecretExpiresAt
         self.disabled = disabled
         self.disabledReason = disabledReason
         self.failingSince = failingSince
         self.createdAt = createdAt
         self.updatedAt = updatedAt
+    }
+
+    /// The secrets that sign at `time`: the current one, and the previous one while its overlap lasts.
+    public func signingSecrets(at time: Date) -> [Secret] {
+        guard let previousSecret, let expires = previousSecretExpiresAt, expires > time else { return [secret] }
+        return [secret, previousSecret]
     }
 
     /// Whether an event of `type` about `workflowId` goes to this endpoint.

@@ -5,11 +5,12 @@ import SQLKit
 /// Status webhooks: endpoints and the events produced for them (`migrations/*/0009_webhooks.sql`, `docs/webhooks.md`).
 extension StoreSession {
     private static let endpointColumns =
-        "id, environment_id, url, description, event_types, workflow_ids, secret, disabled, disabled_reason, failing_since, created_at, updated_at"
+        "id, environment_id, url, description, event_types, workflow_ids, secret, previous_secret, previous_secret_expires_at, disabled, disabled_reason, failing_since, created_at, updated_at"
     private static let messageColumns =
         "id, environment_id, endpoint_id, event_type, payload, status, attempts, last_status, last_error, created_at, updated_at"
     /// The field name an endpoint's secret is sealed under (bound into the ciphertext with the endpoint id).
     private static let secretField = "webhookSecret"
+    private static let previousSecretField = "webhookPreviousSecret"
 
     // MARK: Endpoints
 
@@ -19,7 +20,8 @@ extension StoreSession {
             INSERT INTO webhook_endpoints (\(unsafeRaw: Self.endpointColumns))
             VALUES (\(bind: endpoint.id), \(bind: endpoint.environmentId), \(bind: endpoint.url), \(bind: endpoint.description),
                     \(bind: Self.jsonList(endpoint.eventTypes)), \(bind: endpoint.workflowIds.map(Self.jsonList)),
-                    \(bind: try sealSecret(endpoint)), \(bind: endpoint.disabled), \(bind: endpoint.disabledReason),
+                    \(bind: try sealSecret(endpoint)), \(bind: try sealPreviousSecret(endpoint)),
+                    \(bind: endpoint.previousSecretExpiresAt?.millisecondsSince1970), \(bind: endpoint.disabled), \(bind: endpoint.disabledReason),
                     \(bind: endpoint.failingSince?.millisecondsSince1970), \(bind: endpoint.createdAt.millisecondsSince1970),
                     \(bind: endpoint.updatedAt.millisecondsSince1970))
             """
@@ -33,7 +35,9 @@ extension StoreSession {
             """
             UPDATE webhook_endpoints SET url = \(bind: endpoint.url), description = \(bind: endpoint.description),
                 event_types = \(bind: Self.jsonList(endpoint.eventTypes)), workflow_ids = \(bind: endpoint.workflowIds.map(Self.jsonList)),
-                secret = \(bind: try sealSecret(endpoint)), disabled = \(bind: endpoint.disabled),
+                secret = \(bind: try sealSecret(endpoint)), previous_secret = \(bind: try sealPreviousSecret(endpoint)),
+                previous_secret_expires_at = \(bind: endpoint.previousSecretExpiresAt?.millisecondsSince1970),
+                disabled = \(bind: endpoint.disabled),
                 disabled_reason = \(bind: endpoint.disabledReason), failing_since = \(bind: endpoint.failingSince?.millisecondsSince1970),
                 updated_at = \(bind: endpoint.updatedAt.millisecondsSince1970)
             WHERE id = \(bind: endpoint.id) AND environment_id = \(bind: endpoint.environmentId) RETURNING id
@@ -81,6 +85,12 @@ extension StoreSession {
         ).all().isEmpty
     }
 
+    private func sealPreviousSecret(_ endpoint: WebhookEndpoint) throws -> String? {
+        try endpoint.previousSecret.map {
+            try cipher.seal($0.revealed, environmentId: endpoint.environmentId, integrationId: endpoint.id, field: Self.previousSecretField)
+        }
+    }
+
     private func sealSecret(_ endpoint: WebhookEndpoint) throws -> String {
         try cipher.seal(
             endpoint.secret.revealed, environmentId: endpoint.environmentId, integrationId: endpoint.id, field: Self.secretField)
@@ -91,10 +101,14 @@ extension StoreSession {
         let environmentId = try row.decode(column: "environment_id", as: String.self)
         let secret = try cipher.open(
             try row.decode(column: "secret", as: String.self), environmentId: environmentId, integrationId: id, field: Self.secretField)
+        let previous = try row.optional("previous_secret", as: String.self).map {
+            Secret(try cipher.open($0, environmentId: environmentId, integrationId: id, field: Self.previousSecretField))
+        }
         return WebhookEndpoint(
             id: id, environmentId: environmentId, url: try row.decode(column: "url", as: String.self),
             description: try row.optional("description"), eventTypes: Self.list(try row.decode(column: "event_types", as: String.self)),
             workflowIds: try row.optional("workflow_ids", as: String.self).map(Self.list), secret: Secret(secret),
+            previousSecret: previous, previousSecretExpiresAt: try row.optionalDate("previous_secret_expires_at"),
             disabled: try row.decode(column: "disabled", as: Bool.self), disabledReason: try row.optional("disabled_reason"),
             failingSince: try row.optionalDate("failing_since"), createdAt: try row.date("created_at"),
             updatedAt: try row.date("updated_at"))

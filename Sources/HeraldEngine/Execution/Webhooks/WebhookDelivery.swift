@@ -51,7 +51,12 @@ public enum WebhookSigner {
         return Data(base64Encoded: String(secret.dropFirst(6)))
     }
 
-    /// The `webhook-signature` value for a message.
+    /// The `webhook-signature` value for a message signed with each of `secrets` (space-separated, the first first).
+    public static func signature(secrets: [String], id: String, timestamp: Int64, body: [UInt8]) -> String {
+        secrets.map { signature(secret: $0, id: id, timestamp: timestamp, body: body) }.joined(separator: " ")
+    }
+
+    /// The `webhook-signature` entry for a message.
     public static func signature(secret: String, id: String, timestamp: Int64, body: [UInt8]) -> String {
         let key = SymmetricKey(data: key(secret) ?? Data(secret.utf8))
         var hmac = HMAC<SHA256>(key: key)
@@ -84,6 +89,7 @@ extension Engine {
         var messages = loaded.filter { $0.status == .pending && $0.endpointId == endpoint.id }
         guard !messages.isEmpty else { return .done }
         let timestamp = Int64(store.clock.now().timeIntervalSince1970)
+        let secrets = endpoint.signingSecrets(at: store.clock.now()).map(\.revealed)
         let answers = await Self.limited(messages.count, concurrency: Self.webhookConcurrency) { [messages] index in
             let message = messages[index]
             let body = Array(message.payload.utf8)
@@ -92,7 +98,7 @@ extension Engine {
                 ("webhook-timestamp", String(timestamp)),
                 (
                     "webhook-signature",
-                    WebhookSigner.signature(secret: endpoint.secret.revealed, id: message.id, timestamp: timestamp, body: body)
+                    WebhookSigner.signature(secrets: secrets, id: message.id, timestamp: timestamp, body: body)
                 ),
             ]
             do {
