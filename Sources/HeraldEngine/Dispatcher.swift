@@ -204,14 +204,23 @@ public struct Dispatcher: Service {
 
     /// Deletes the idempotency records past their 24 h, and sent-journal rows older than an hour — left by a job
     /// whose runs were canceled or recorded by another attempt (any worker may; both statements are idempotent).
+    /// How long delivered and dead status-webhook events stay listed (docs/webhooks.md); pending ones stay for replay.
+    static let webhookRetention: TimeInterval = 7 * 86400
+
     func purgeExpiredRecords() async {
         do {
-            let cutoff = store.clock.now().addingTimeInterval(-3600)
+            let now = store.clock.now()
+            let cutoff = now.addingTimeInterval(-3600)
             let purged = try await store.transaction(durability: .replayable) { session in
-                (try await session.purgeExpiredIdempotencyKeys(), try await session.purgeSentJournal(before: cutoff))
+                (
+                    try await session.purgeExpiredIdempotencyKeys(), try await session.purgeSentJournal(before: cutoff),
+                    try await session.purgeWebhookMessages(before: now.addingTimeInterval(-Self.webhookRetention), limit: 10_000)
+                )
             }
-            if purged.0 + purged.1 > 0 {
-                logger.debug("expired records deleted", metadata: ["idempotency": "\(purged.0)", "sentJournal": "\(purged.1)"])
+            if purged.0 + purged.1 + purged.2 > 0 {
+                logger.debug(
+                    "expired records deleted",
+                    metadata: ["idempotency": "\(purged.0)", "sentJournal": "\(purged.1)", "webhookEvents": "\(purged.2)"])
             }
         } catch {
             logger.warning("deleting expired records failed", metadata: ["error": "\(error)"])

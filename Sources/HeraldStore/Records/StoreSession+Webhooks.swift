@@ -142,6 +142,21 @@ extension StoreSession {
         }
     }
 
+    /// Deletes delivered and dead events produced before `time`, at most `limit` (housekeeping: a fan-out of N members
+    /// leaves N events per endpoint). Pending events stay, for a replay. Returns how many.
+    public func purgeWebhookMessages(before time: Date, limit: Int) async throws -> Int {
+        // Event ids are `msg_` + a time-ordered id (its first 8 hex digits are the Unix second): the primary key is the
+        // time index, so the purge is a range scan, not a pass over the table.
+        let cutoff = "msg_" + String(format: "%08x", UInt32(clamping: max(0, Int64(time.timeIntervalSince1970)))) + "0000000000000000"
+        return try await db.raw(
+            """
+            DELETE FROM webhook_messages WHERE id IN (
+                SELECT id FROM webhook_messages WHERE id < \(bind: cutoff) AND status <> 'pending' ORDER BY id LIMIT \(bind: limit))
+            RETURNING id
+            """
+        ).all().count
+    }
+
     /// Events by id.
     public func webhookMessages(ids: [String]) async throws -> [WebhookMessage] {
         var result: [WebhookMessage] = []
