@@ -140,7 +140,9 @@ public final class EngineMetrics: Sendable {
             case .messageDead: deadDeliveries.increment(event.providerId ?? "unknown")
             case .deviceRemoved: tokensRemoved.increment(event.providerId ?? "unknown")
             case .deviceRemovalWithheld: tokenRemovalsWithheld.increment(event.providerId ?? "unknown")
-            case .messageSent, .messageFailed, .notificationCompleted, .stepSkipped, .pushInteracted, .subscriberUnsubscribed: break
+            case .messageSent, .messageDelivered, .messageFailed, .notificationCompleted, .stepSkipped, .pushInteracted,
+                .subscriberUnsubscribed:
+                break
             }
         }
         for (kind, count) in kinds { domainEvents.increment(by: count, kind.rawValue) }

@@ -79,7 +79,8 @@ public final class HTTPTransport: Sendable {
     /// Sends a request and reads the whole answer. `tls` replaces the transport's TLS configuration for this request
     /// (APNs certificate authentication presents a client certificate); connections are pooled per configuration.
     public func send(
-        _ method: HTTPMethod, _ url: String, headers: [(String, String)], body: ByteBuffer?, tls: TLSConfiguration? = nil
+        _ method: HTTPMethod, _ url: String, headers: [(String, String)], body: ByteBuffer?, tls: TLSConfiguration? = nil,
+        timeout: TimeAmount? = nil
     ) async throws -> Response {
         let client = try await guardedClient(for: url)
         var request = HTTPClientRequest(url: url)
@@ -87,7 +88,7 @@ public final class HTTPTransport: Sendable {
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body { request.body = .bytes(body) }
         if let tls { request.tlsConfiguration = tls }
-        let response = try await client.execute(request, timeout: timeout)
+        let response = try await client.execute(request, timeout: timeout ?? self.timeout)
         let collected = try await response.body.collect(upTo: maxResponseBytes)
         return Response(status: Int(response.status.code), headers: response.headers, body: collected)
     }
@@ -265,8 +266,10 @@ public enum HTTPOutcome {
 }
 
 extension HTTPTransport: WebhookPoster {
+    /// Status webhooks wait at most 10 s for an answer (Standard Webhooks asks receivers to answer at once and work
+    /// later): a slow endpoint must not hold its job — and the other endpoints behind it — for the transport's 30 s.
     public func postWebhook(_ url: String, headers: [(String, String)], body: [UInt8]) async throws -> WebhookAnswer {
-        let response = try await post(url, headers: headers, body: ByteBuffer(bytes: body))
+        let response = try await send(.POST, url, headers: headers, body: ByteBuffer(bytes: body), timeout: .seconds(10))
         return WebhookAnswer(status: response.status, retryAfter: response.headers.first(name: "retry-after"))
     }
 }

@@ -6,10 +6,14 @@ import HeraldCore
 public struct StandardProviderFactory: ProviderFactory {
     let transport: HTTPTransport
     let clock: any WallClock
+    /// Herald's public base URL (`--public-url`): providers that report delivery to a callback (Twilio) are given
+    /// Herald's receipt route under it.
+    let publicURL: String?
 
-    public init(transport: HTTPTransport, clock: any WallClock = SystemWallClock()) {
+    public init(transport: HTTPTransport, clock: any WallClock = SystemWallClock(), publicURL: String? = nil) {
         self.transport = transport
         self.clock = clock
+        self.publicURL = publicURL
     }
 
     /// Provider ids with a client in this build (a test holds it equal to ``ProviderCatalog``).
@@ -27,7 +31,7 @@ public struct StandardProviderFactory: ProviderFactory {
             return try WebhookProvider(integration: integration, transport: transport, clock: clock)
         case let id where ChatWebhookProvider.providerIds.contains(id):
             return ChatWebhookProvider(integration: integration, transport: transport, clock: clock)
-        case "twilio": return try TwilioProvider(integration: integration, transport: transport, clock: clock)
+        case "twilio": return try TwilioProvider(integration: integration, transport: transport, clock: clock, publicURL: publicURL)
         case "nexmo": return try NexmoProvider(integration: integration, transport: transport, clock: clock)
         case let id where EmailAPIProvider.providerIds.contains(id):
             return try EmailAPIProvider(integration: integration, transport: transport, clock: clock)

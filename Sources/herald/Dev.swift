@@ -71,7 +71,8 @@ struct Dev: AsyncParsableCommand {
             let policy = try OutboundURLPolicy(allowing: configuration.allowPrivateNetwork)
             let transport = HTTPTransport(caFile: caFile, policy: policy)
             let application = buildApplication(
-                configuration: configuration, store: store, providers: StandardProviderFactory(transport: transport, clock: store.clock),
+                configuration: configuration, store: store,
+                providers: StandardProviderFactory(transport: transport, clock: store.clock, publicURL: configuration.engine.publicURL),
                 policy: policy,
                 logger: logger,
                 onServerRunning: { port in

@@ -122,7 +122,8 @@ struct Serve: AsyncParsableCommand {
             let policy = try OutboundURLPolicy(allowing: configuration.allowPrivateNetwork)
             let transport = HTTPTransport(caFile: ProcessInfo.processInfo.environment["HERALD_CA_FILE"], policy: policy)
             let application = buildApplication(
-                configuration: configuration, store: store, providers: StandardProviderFactory(transport: transport, clock: store.clock),
+                configuration: configuration, store: store,
+                providers: StandardProviderFactory(transport: transport, clock: store.clock, publicURL: configuration.engine.publicURL),
                 policy: policy, logger: logger,
                 onBootstrap: { result in
                     // Written straight to stdout (unbuffered), so it shows at once even when stdout is a pipe.

@@ -148,7 +148,9 @@ func withEngine(
                     return (environment, key.revealed)
                 }
                 let runtime = Runtime(
-                    store: store, providers: StandardProviderFactory(transport: transport, clock: clock), policy: testPolicy,
+                    store: store,
+                    providers: StandardProviderFactory(transport: transport, clock: clock, publicURL: engineConfiguration.publicURL),
+                    policy: testPolicy,
                     workflows: registry, engineConfiguration: engineConfiguration, logger: testLogger)
                 let dispatcher = Dispatcher(
                     store: store, engine: runtime.engine, metrics: runtime.metrics, workers: 4, lease: .seconds(30),

@@ -17,6 +17,23 @@ struct WebhookRulesTests {
         #expect(WebhookSigner.isValidSecret(secret) && secret.hasPrefix("whsec_") && secret != WebhookSigner.newSecret())
     }
 
+    @Test(
+        "only permanent refusals of the recipient alone suppress an address",
+        arguments: [
+            ("twilio", "Twilio 400 21610: Attempt to send to unsubscribed recipient", true),
+            ("twilio", "Twilio 400 21211: The 'To' number is not a valid phone number", true),
+            ("twilio", "Twilio 400 21612: The 'To' phone number is not currently reachable via SMS from this sender", false),
+            ("twilio", "not an E.164 phone number", false),
+            ("nexmo", "Vonage status 6: Unroutable message", true),
+            ("nodemailer", "SMTP RCPT TO: 550 5.1.1 <ann@example.com>: Recipient address rejected: User unknown", true),
+            ("nodemailer", "SMTP RCPT TO: 550 Relaying denied", false),
+            ("email-webhook", "HTTP 404", false),
+            ("generic-sms", "HTTP 410", false),
+        ])
+    func suppressionRules(provider: String, reason: String, suppressed: Bool) {
+        #expect(SuppressionRules.isPermanentRecipientRefusal(providerId: provider, reason: reason) == suppressed)
+    }
+
     @Test("after a rotation both secrets sign until the overlap ends, the new one first")
     func rotation() {
         let now = Date(timeIntervalSince1970: 1_000_000)

@@ -114,14 +114,19 @@ struct QueueTests {
             #expect(try await claim(5).isEmpty)
             clock.advance(by: .seconds(60))
             #expect(try await claim(5) == ["deliver-later"])
-            // Reports come after every other class, and only as many as the caller's report slots allow.
+            // Reports come last, as many as the caller's report slots allow; one due for longer than
+            // JobPriority.reportAging goes first.
             try await store.transaction {
                 try await $0.enqueue([job("report-1", .report), job("report-2", .report), job("run-3", .plan), job("expand-3", .backlog)])
             }
-            let first = try await store.transaction { try await $0.claimJobs(limit: 10, lease: .seconds(3600), reportLimit: 1) }
-            #expect(first.map(\.kind) == ["run-3", "expand-3", "report-1"])
+            let first = try await store.transaction { try await $0.claimJobs(limit: 2, lease: .seconds(3600), reportLimit: 1) }
+            #expect(first.map(\.kind) == ["run-3", "expand-3"])
+            clock.advance(by: .seconds(6))
+            try await store.transaction { try await $0.enqueue([job("run-4", .plan)]) }
+            let aged = try await store.transaction { try await $0.claimJobs(limit: 1, lease: .seconds(3600), reportLimit: 1) }
+            #expect(aged.map(\.kind) == ["report-1"], "a report due for longer than the aging goes first")
             let none = try await store.transaction { try await $0.claimJobs(limit: 10, lease: .seconds(3600), reportLimit: 0) }
-            #expect(none.isEmpty)
+            #expect(none.map(\.kind) == ["run-4"])
             #expect(try await claim(5) == ["report-2"])
         }
     }

@@ -63,16 +63,22 @@ struct WebhookRoutes {
             JSONResponse.data(Self.json(try await requireEndpoint(context)))
         }
         group.patch("/v1/webhooks/{endpointId}") { request, context in
-            var endpoint = try await requireEndpoint(context)
+            let environment = try context.requireEnvironment()
+            let id = try context.parameters.require("endpointId")
             let body = try await request.decodeJSON(Body.self, context: context)
-            try apply(body, to: &endpoint)
-            endpoint.updatedAt = store.clock.now()
-            let updated = endpoint
-            guard try await store.transaction({ try await $0.updateWebhookEndpoint(updated) }) else {
-                throw APIError(.notFound, "Webhook endpoint \(endpoint.id) was not found")
+            // Read, change and write in one transaction, the row locked: a concurrent change (the engine disabling
+            // the endpoint, a rotation) is never overwritten with what was read before it.
+            let updated = try await store.transaction { session in
+                guard var endpoint = try await session.webhookEndpoint(environmentId: environment.id, id: id, lock: true) else {
+                    throw APIError(.notFound, "Webhook endpoint \(id) was not found")
+                }
+                try apply(body, to: &endpoint)
+                endpoint.updatedAt = session.now
+                try await session.updateWebhookEndpoint(endpoint)
+                return endpoint
             }
-            engine.webhookEndpointsChanged(environmentId: endpoint.environmentId)
-            return JSONResponse.data(Self.json(endpoint))
+            engine.webhookEndpointsChanged(environmentId: environment.id)
+            return JSONResponse.data(Self.json(updated))
         }
         group.delete("/v1/webhooks/{endpointId}") { _, context in
             let environment = try context.requireEnvironment()
@@ -84,18 +90,22 @@ struct WebhookRoutes {
             return JSONResponse.data(["acknowledged": true])
         }
         group.post("/v1/webhooks/{endpointId}/rotate-secret") { _, context in
-            var endpoint = try await requireEndpoint(context)
-            // The old secret keeps signing beside the new one for a day (docs/webhooks.md §Signature), so receivers
-            // switch without rejecting events; a second rotation within the day replaces the old one.
-            endpoint.previousSecret = endpoint.secret
-            endpoint.previousSecretExpiresAt = store.clock.now().addingTimeInterval(Self.rotationOverlap)
-            endpoint.secret = Secret(WebhookSigner.newSecret())
-            endpoint.updatedAt = store.clock.now()
-            let updated = endpoint
-            guard try await store.transaction({ try await $0.updateWebhookEndpoint(updated) }) else {
-                throw APIError(.notFound, "Webhook endpoint \(endpoint.id) was not found")
+            let environment = try context.requireEnvironment()
+            let id = try context.parameters.require("endpointId")
+            let rotated = try await store.transaction { session in
+                guard var endpoint = try await session.webhookEndpoint(environmentId: environment.id, id: id, lock: true) else {
+                    throw APIError(.notFound, "Webhook endpoint \(id) was not found")
+                }
+                // The old secret keeps signing beside the new one for a day (docs/webhooks.md §Signature), so receivers
+                // switch without rejecting events; a second rotation within the day replaces the old one.
+                endpoint.previousSecret = endpoint.secret
+                endpoint.previousSecretExpiresAt = session.now.addingTimeInterval(Self.rotationOverlap)
+                endpoint.secret = Secret(WebhookSigner.newSecret())
+                endpoint.updatedAt = session.now
+                try await session.updateWebhookEndpoint(endpoint)
+                return endpoint
             }
-            return JSONResponse.data(Self.json(endpoint, secret: true))
+            return JSONResponse.data(Self.json(rotated, secret: true))
         }
         group.get("/v1/webhooks/{endpointId}/deliveries") { request, context in
             let endpoint = try await requireEndpoint(context)

@@ -51,13 +51,15 @@ public enum JobPriority: Int, Sendable, CaseIterable, Comparable {
     /// Work that may wait, served oldest first: expanding an event's recipients, paging a raw send's devices,
     /// retried and re-driven deliveries.
     case backlog = 2
-    /// Status reports (status-webhook events): claimed after every other class and by at most
-    /// ``reportSlotsPerWorker`` of a process's workers at once, so that reporting what was sent never takes the
-    /// workers of the sending itself, and is never starved by it either.
+    /// Status reports (status-webhook events): claimed after every other class, by at most ``reportSlotsPerWorker``
+    /// of a process's workers at once — but one due for longer than ``reportAging`` is claimed first, so that
+    /// reporting what was sent takes a bounded share of the workers and keeps flowing however busy sending is.
     case report = 3
 
     /// Worker slots a process gives ``report`` jobs at most.
     public static let reportSlotsPerWorker = 1
+    /// How long a due ``report`` job may wait behind the other classes before it goes first.
+    public static let reportAging: Duration = .seconds(5)
 
     public static func < (lhs: JobPriority, rhs: JobPriority) -> Bool { lhs.rawValue < rhs.rawValue }
 }

@@ -104,12 +104,17 @@ public struct WebhookMessage: Sendable, Equatable {
     public var lastStatus: Int?
     /// The last failure, without secrets (`http 503`, `transport: connection refused`).
     public var lastError: String?
+    /// When it may be tried next (nil: now).
+    public var nextAttemptAt: Date?
+    /// When its current window of attempts started: its last replay (nil: its creation).
+    public var windowStartedAt: Date?
     public var createdAt: Date
     public var updatedAt: Date
 
     public init(
         id: String, environmentId: String, endpointId: String, eventType: String, payload: String, status: WebhookMessageStatus = .pending,
-        attempts: Int = 0, lastStatus: Int? = nil, lastError: String? = nil, createdAt: Date, updatedAt: Date
+        attempts: Int = 0, lastStatus: Int? = nil, lastError: String? = nil, nextAttemptAt: Date? = nil, windowStartedAt: Date? = nil,
+        createdAt: Date, updatedAt: Date
     ) {
         self.id = id
         self.environmentId = environmentId
@@ -120,6 +125,8 @@ public struct WebhookMessage: Sendable, Equatable {
         self.attempts = attempts
         self.lastStatus = lastStatus
         self.lastError = lastError
+        self.nextAttemptAt = nextAttemptAt
+        self.windowStartedAt = windowStartedAt
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }

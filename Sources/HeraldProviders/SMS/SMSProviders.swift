@@ -16,8 +16,16 @@ public struct TwilioProvider: PerMessageProvider {
     let from: String
     let transport: HTTPTransport
     let clock: any WallClock
+    /// Herald's receipt route for this integration (docs/webhooks.md §Provider receipts), when Herald knows its public
+    /// URL: each message's `StatusCallback`, with the delivery id, so Twilio's status callbacks find their delivery.
+    let receiptURL: String?
 
-    public init(integration: Integration, transport: HTTPTransport, clock: any WallClock = SystemWallClock()) throws {
+    public init(
+        integration: Integration, transport: HTTPTransport, clock: any WallClock = SystemWallClock(), publicURL: String? = nil
+    ) throws {
+        receiptURL = publicURL.map {
+            $0 + "/v2/inbound-webhooks/delivery-providers/\(integration.environmentId)/\(integration.id)"
+        }
         let sid = try PushSupport.required(integration, "accountSid")
         let token = try PushSupport.required(integration, "token")
         from = try PushSupport.required(integration, "from")
@@ -33,8 +41,12 @@ public struct TwilioProvider: PerMessageProvider {
         guard message.content.body.count <= 1600 else { return .badRequest(reason: "SMS body over 1600 characters") }
         let sender = message.content.from ?? from
         var fields = [("To", to), (sender.hasPrefix("MG") ? "MessagingServiceSid" : "From", sender), ("Body", message.content.body)]
-        for (key, value) in message.content.overrides.objectValue ?? [:] {
+        let overrides = message.content.overrides.objectValue ?? [:]
+        for (key, value) in overrides {
             if let text = value.stringValue, !["To", "Body"].contains(key) { fields.append((key, text)) }
+        }
+        if let receiptURL, overrides["StatusCallback"] == nil {
+            fields.append(("StatusCallback", receiptURL + "?delivery=" + message.deliveryId))
         }
         do {
             let response = try await transport.post(

@@ -52,15 +52,23 @@ extension StoreSession {
         let leaseMilliseconds = Int64(lease.components.seconds * 1000 + lease.components.attoseconds / 1_000_000_000_000_000)
         let token = ids.next()
         var claimed: [Job] = []
-        for priority in JobPriority.allCases {
-            let wanted = priority == .report ? min(limit - claimed.count, reportLimit) : limit - claimed.count
+        // The report class comes last, up to its slots — except a report job due for longer than
+        // `JobPriority.reportAging`, which is claimed first: however busy the sending classes, status events keep
+        // flowing (at a bounded share), and while they are not busy reporting waits for nothing.
+        var passes = JobPriority.allCases.map { (priority: $0, dueBy: now) }
+        if reportLimit > 0 {
+            passes.insert((.report, now - Int64(JobPriority.reportAging.components.seconds * 1000)), at: 0)
+        }
+        var reportsClaimed = 0
+        for (priority, dueBy) in passes {
+            let wanted = priority == .report ? min(limit - claimed.count, reportLimit - reportsClaimed) : limit - claimed.count
             guard wanted > 0 else { continue }
             let query: SQLQueryString =
                 switch dialect {
                 case .postgres:
                     """
                     WITH due AS (
-                        SELECT id FROM jobs WHERE priority = \(bind: priority.rawValue) AND run_at <= \(bind: now)
+                        SELECT id FROM jobs WHERE priority = \(bind: priority.rawValue) AND run_at <= \(bind: dueBy)
                         ORDER BY run_at, id LIMIT \(bind: wanted) FOR UPDATE SKIP LOCKED
                     )
                     UPDATE jobs SET run_at = \(bind: now + leaseMilliseconds), lease_token = \(bind: token), leased_at = \(bind: now),
@@ -74,13 +82,15 @@ extension StoreSession {
                     UPDATE jobs SET run_at = \(bind: now + leaseMilliseconds), lease_token = \(bind: token), leased_at = \(bind: now),
                         attempts = attempts + 1, updated_at = \(bind: now), worker_id = \(bind: worker)
                     WHERE id IN (
-                        SELECT id FROM jobs WHERE priority = \(bind: priority.rawValue) AND run_at <= \(bind: now)
+                        SELECT id FROM jobs WHERE priority = \(bind: priority.rawValue) AND run_at <= \(bind: dueBy)
                         ORDER BY run_at, id LIMIT \(bind: wanted)
                     )
                     RETURNING \(unsafeRaw: Self.jobColumns)
                     """
                 }
-            claimed += try await db.raw(query).all().map(Self.job(from:)).sorted { $0.id < $1.id }
+            let jobs = try await db.raw(query).all().map(Self.job(from:)).sorted { $0.id < $1.id }
+            if priority == .report { reportsClaimed += jobs.count }
+            claimed += jobs
         }
         return claimed
     }

@@ -7,7 +7,7 @@ extension StoreSession {
     private static let endpointColumns =
         "id, environment_id, url, description, event_types, workflow_ids, secret, previous_secret, previous_secret_expires_at, disabled, disabled_reason, failing_since, created_at, updated_at"
     private static let messageColumns =
-        "id, environment_id, endpoint_id, event_type, payload, status, attempts, last_status, last_error, created_at, updated_at"
+        "id, environment_id, endpoint_id, event_type, payload, status, attempts, last_status, last_error, next_attempt_at, window_started_at, created_at, updated_at"
     /// The field name an endpoint's secret is sealed under (bound into the ciphertext with the endpoint id).
     private static let secretField = "webhookSecret"
     private static let previousSecretField = "webhookPreviousSecret"
@@ -64,9 +64,14 @@ extension StoreSession {
         ).all().isEmpty
     }
 
-    public func webhookEndpoint(environmentId: String, id: String) async throws -> WebhookEndpoint? {
-        try await db.raw(
-            "SELECT \(unsafeRaw: Self.endpointColumns) FROM webhook_endpoints WHERE environment_id = \(bind: environmentId) AND id = \(bind: id)"
+    /// One endpoint; with `lock` (PostgreSQL) its row stays locked until the transaction ends, so that a
+    /// read-modify-write of it cannot lose a concurrent change (the health record disabling it, a rotation).
+    public func webhookEndpoint(environmentId: String, id: String, lock: Bool = false) async throws -> WebhookEndpoint? {
+        let suffix = lock && dialect == .postgres ? " FOR UPDATE" : ""
+        return try await db.raw(
+            """
+            SELECT \(unsafeRaw: Self.endpointColumns) FROM webhook_endpoints WHERE environment_id = \(bind: environmentId) AND id = \(bind: id)\(unsafeRaw: suffix)
+            """
         ).first().map(webhookEndpoint(from:))
     }
 
@@ -75,6 +80,18 @@ extension StoreSession {
         try await db.raw(
             "SELECT \(unsafeRaw: Self.endpointColumns) FROM webhook_endpoints WHERE environment_id = \(bind: environmentId) ORDER BY id"
         ).all().map(webhookEndpoint(from:))
+    }
+
+    /// Which of `ids` are endpoints that still exist. On PostgreSQL the rows are locked against deletion until the
+    /// transaction ends (`FOR KEY SHARE`), so events inserted for them cannot fail their foreign key because of a
+    /// delete committed meanwhile.
+    public func existingWebhookEndpointIds(_ ids: [String]) async throws -> Set<String> {
+        guard !ids.isEmpty else { return [] }
+        let lock = dialect == .postgres ? " FOR KEY SHARE" : ""
+        return Set(
+            try await db.raw("SELECT id FROM webhook_endpoints WHERE id IN (\(binds: ids))\(unsafeRaw: lock)").all().map {
+                try $0.decode(column: "id", as: String.self)
+            })
     }
 
     /// Deletes an endpoint and its events; false when it does not exist.
@@ -169,19 +186,22 @@ extension StoreSession {
         return result
     }
 
-    /// Records attempts: each event's status, attempt count and last answer, one statement per 200.
+    /// Records attempts: each event's status, attempt count, last answer and next attempt, one statement per 200.
+    /// Only an event still pending with the attempt count before this attempt changes: one another job recorded
+    /// meanwhile (a replay, a job whose lease ran out) keeps that record.
     public func updateWebhookMessages(_ messages: [WebhookMessage]) async throws {
         let now = nowMilliseconds
         for start in stride(from: 0, to: messages.count, by: 200) {
             let rows = messages[start..<min(start + 200, messages.count)].map { message -> SQLQueryString in
-                "(\(bind: message.id), \(bind: message.status.rawValue), \(bind: Int64(message.attempts)), \(bind: Int64(message.lastStatus ?? -1)), \(bind: message.lastError ?? ""))"
+                "(\(bind: message.id), \(bind: message.status.rawValue), \(bind: Int64(message.attempts)), \(bind: Int64(message.lastStatus ?? -1)), \(bind: message.lastError ?? ""), \(bind: message.nextAttemptAt?.millisecondsSince1970 ?? -1))"
             }
             try await db.raw(
                 """
-                WITH v(id, status, attempts, last_status, last_error) AS (VALUES \(rows.joined(separator: ", ")))
+                WITH v(id, status, attempts, last_status, last_error, next_attempt_at) AS (VALUES \(rows.joined(separator: ", ")))
                 UPDATE webhook_messages SET status = v.status, attempts = v.attempts, last_status = NULLIF(v.last_status, -1),
-                    last_error = NULLIF(v.last_error, ''), updated_at = \(bind: now)
-                FROM v WHERE webhook_messages.id = v.id
+                    last_error = NULLIF(v.last_error, ''), next_attempt_at = NULLIF(v.next_attempt_at, -1), updated_at = \(bind: now)
+                FROM v WHERE webhook_messages.id = v.id AND webhook_messages.status = 'pending'
+                    AND webhook_messages.attempts = v.attempts - 1
                 """
             ).run()
         }
@@ -213,7 +233,10 @@ extension StoreSession {
         for start in stride(from: 0, to: ids.count, by: 500) {
             let chunk = Array(ids[start..<min(start + 500, ids.count)])
             try await db.raw(
-                "UPDATE webhook_messages SET status = 'pending', attempts = 0, updated_at = \(bind: nowMilliseconds) WHERE id IN (\(binds: chunk))"
+                """
+                UPDATE webhook_messages SET status = 'pending', attempts = 0, next_attempt_at = NULL,
+                    window_started_at = \(bind: nowMilliseconds), updated_at = \(bind: nowMilliseconds) WHERE id IN (\(binds: chunk))
+                """
             ).run()
         }
         return ids
@@ -227,6 +250,8 @@ extension StoreSession {
             payload: try row.decode(column: "payload", as: String.self), status: try row.status(as: WebhookMessageStatus.self),
             attempts: Int(try row.decode(column: "attempts", as: Int64.self)),
             lastStatus: try row.optional("last_status", as: Int64.self).map(Int.init),
-            lastError: try row.optional("last_error"), createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
+            lastError: try row.optional("last_error"), nextAttemptAt: try row.optionalDate("next_attempt_at"),
+            windowStartedAt: try row.optionalDate("window_started_at"), createdAt: try row.date("created_at"),
+            updatedAt: try row.date("updated_at"))
     }
 }

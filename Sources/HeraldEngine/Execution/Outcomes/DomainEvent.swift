@@ -6,6 +6,8 @@ public struct DomainEvent: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
         /// Every delivery of a message is final and at least one was delivered (the provider accepted it).
         case messageSent = "message.sent"
+        /// The provider confirmed that a message reached its recipient (a receipt: Twilio `delivered`).
+        case messageDelivered = "message.delivered"
         /// Every delivery of a message is final and none was delivered.
         case messageFailed = "message.failed"
         /// A delivery exhausted its retries.

@@ -101,10 +101,14 @@ struct OutcomeReducer {
                 // A number or address the provider refuses (invalid, unsubscribed): final, never retried.
                 delivery.errorCode = "invalid_address"
                 detail(.failed, "recipient_address_invalid", source: .credentials, ["reason": .string(reason)])
-                decision.suppressions.append(
-                    Suppression(
-                        environmentId: environmentId, channel: message.channel, address: delivery.target.revealed, reason: reason,
-                        providerId: delivery.providerId, createdAt: now))
+                // Suppressed only for a refusal about the recipient alone, and not when the whole batch was refused
+                // (the invalid-token guard: more likely the integration than every recipient).
+                if removalAllowed, SuppressionRules.isPermanentRecipientRefusal(providerId: delivery.providerId, reason: reason) {
+                    decision.suppressions.append(
+                        Suppression(
+                            environmentId: environmentId, channel: message.channel, address: delivery.target.revealed, reason: reason,
+                            providerId: delivery.providerId, createdAt: now))
+                }
             } else if removalAllowed {
                 if let deviceId = delivery.deviceId {
                     decision.removeDevices.append(deviceId)

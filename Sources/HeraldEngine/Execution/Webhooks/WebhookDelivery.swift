@@ -70,9 +70,13 @@ extension Engine {
     /// Events posted to one endpoint at once.
     static let webhookConcurrency = 16
 
-    /// Posts a claim of events to their endpoint (`webhook` job): each pending one concurrently, signed; records every
-    /// answer and the endpoint's health in one transaction, then comes back for those that failed at the earliest
-    /// next attempt. A deleted or disabled endpoint ends the job (a disabled one's events stay pending for a replay).
+    /// Longest a `webhook` job starts new posts for (well inside the job lease): what is left comes back at once.
+    static let webhookJobBudget: Duration = .seconds(30)
+
+    /// Posts a claim of events to their endpoint (`webhook` job): each pending one that is due, concurrently, signed at
+    /// the moment it is sent; records every answer, each event's next attempt and the endpoint's health in one
+    /// transaction, then comes back at the earliest next attempt of those still pending. A deleted or disabled
+    /// endpoint ends the job (a disabled one's events stay pending for a replay).
     func postWebhooks(_ job: WebhookJob, environmentId: String) async throws -> JobResult {
         guard let poster = context.providers.factory.webhookPoster else {
             logger.error("no HTTP client for status webhooks; the events stay pending", metadata: ["endpoint": "\(job.endpoint)"])
@@ -86,36 +90,48 @@ extension Engine {
         }
         guard let endpoint, !endpoint.disabled else { return .done }
         let policy = configuration.webhookRetry
-        var messages = loaded.filter { $0.status == .pending && $0.endpointId == endpoint.id }
-        guard !messages.isEmpty else { return .done }
-        let timestamp = Int64(store.clock.now().timeIntervalSince1970)
-        let secrets = endpoint.signingSecrets(at: store.clock.now()).map(\.revealed)
+        let clock = store.clock
+        let started = clock.now()
+        let pending = loaded.filter { $0.status == .pending && $0.endpointId == endpoint.id }
+        var messages = pending.filter { ($0.nextAttemptAt ?? started) <= started }
+        let waiting = pending.compactMap { $0.nextAttemptAt.flatMap { $0 > started ? $0 : nil } }
+        guard !messages.isEmpty else { return waiting.min().map { .again(at: $0) } ?? .done }
+        let secrets = endpoint.signingSecrets(at: started).map(\.revealed)
+        let deadline = ContinuousClock.now + Self.webhookJobBudget
         let answers = await Self.limited(messages.count, concurrency: Self.webhookConcurrency) { [messages] index in
+            // Past the budget nothing new starts (a slow endpoint would otherwise hold the job past its lease).
+            guard ContinuousClock.now < deadline else { return Result<WebhookAnswer, any Error>?.none }
             let message = messages[index]
             let body = Array(message.payload.utf8)
+            // Each request is signed when it leaves: receivers refuse timestamps more than 5 minutes off.
+            let timestamp = Int64(clock.now().timeIntervalSince1970)
             let headers = [
                 ("content-type", "application/json"), ("user-agent", "Herald"), ("webhook-id", message.id),
                 ("webhook-timestamp", String(timestamp)),
-                (
-                    "webhook-signature",
-                    WebhookSigner.signature(secrets: secrets, id: message.id, timestamp: timestamp, body: body)
-                ),
+                ("webhook-signature", WebhookSigner.signature(secrets: secrets, id: message.id, timestamp: timestamp, body: body)),
             ]
             do {
-                return Result<WebhookAnswer, any Error>.success(try await poster.postWebhook(endpoint.url, headers: headers, body: body))
+                return .success(try await poster.postWebhook(endpoint.url, headers: headers, body: body))
             } catch {
                 return .failure(error)
             }
         }
-        let now = store.clock.now()
+        let now = clock.now()
         var random = context.random
-        var next: Date?
+        var next: Date? = waiting.min()
+        var attempted: [WebhookMessage] = []
         var delivered = 0
         var failed = 0
         var dead = 0
         var errors: [String: Int] = [:]
         for (index, answer) in answers.enumerated() {
+            guard let answer else {
+                next = now
+                continue
+            }
             messages[index].attempts += 1
+            messages[index].nextAttemptAt = nil
+            defer { attempted.append(messages[index]) }
             var retryAfter: Duration?
             switch answer {
             case .success(let answer) where (200..<300).contains(answer.status):
@@ -134,20 +150,23 @@ extension Engine {
             }
             failed += 1
             errors[messages[index].lastError ?? "", default: 0] += 1
-            if now.timeIntervalSince(messages[index].createdAt) >= policy.maxAge {
+            // The window starts at the event's creation, or at its last replay.
+            if now.timeIntervalSince(messages[index].windowStartedAt ?? messages[index].createdAt) >= policy.maxAge {
                 messages[index].status = .dead
                 dead += 1
             } else {
                 let at = policy.nextAttempt(after: messages[index].attempts, retryAfter: retryAfter, now: now, random: &random)
+                messages[index].nextAttemptAt = at
                 next = min(next ?? at, at)
             }
         }
-        let recorded = messages
+        let recorded = attempted
         let succeeded = delivered > 0
-        let disabled = try await store.transaction { session in
+        let anyFailed = failed > 0
+        let disabled = try await store.transaction { session -> Bool in
             try await session.updateWebhookMessages(recorded)
-            return try await session.recordWebhookEndpointHealth(
-                id: endpoint.id, succeeded: succeeded, disableAfter: policy.disableAfter)
+            guard succeeded || anyFailed else { return false }
+            return try await session.recordWebhookEndpointHealth(id: endpoint.id, succeeded: succeeded, disableAfter: policy.disableAfter)
         }
         if failed > 0 {
             let metadata: Logger.Metadata = [

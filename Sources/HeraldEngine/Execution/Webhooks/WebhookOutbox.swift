@@ -58,8 +58,11 @@ final class WebhookOutbox: Sendable {
                 if !endpoint.disabled { byEndpoint[endpoint.id, default: []].append(id) }
             }
         }
-        try await session.insertWebhookMessages(messages)
-        try await session.enqueue(Self.jobs(byEndpoint, environmentId: environmentId))
+        // The cached list may name an endpoint deleted since: its events are dropped rather than failing the foreign
+        // key — and with it the transaction of the change they report.
+        let existing = try await session.existingWebhookEndpointIds(Array(Set(messages.map(\.endpointId))))
+        try await session.insertWebhookMessages(messages.filter { existing.contains($0.endpointId) })
+        try await session.enqueue(Self.jobs(byEndpoint.filter { existing.contains($0.key) }, environmentId: environmentId))
     }
 
     /// `webhook` jobs for event ids by endpoint, ``jobSize`` each.
