@@ -28,6 +28,7 @@ public func buildRouter(
     PreferenceRoutes(store: store, workflows: runtime.workflows).register(on: api)
     UnsubscribeRoutes(store: store, workflows: runtime.workflows, engine: runtime.engine, runtimeMetrics: runtime.metrics).register(
         on: router)
+    ReceiptRoutes(store: store, engine: runtime.engine, metrics: runtime.metrics).register(on: router)
     OpenAPIRoutes().register(on: router)
     IntegrationRoutes(store: store, policy: runtime.policy).register(on: api)
     TopicRoutes(store: store).register(on: api)

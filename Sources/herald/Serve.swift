@@ -83,7 +83,7 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Herald's public base URL as recipients reach it, e.g. https://herald.example.com: one-click unsubscribe links (List-Unsubscribe, {{unsubscribeUrl}}) start with it. [env: HERALD_PUBLIC_URL] [default: none, so emails carry no unsubscribe link]",
+            "Herald's public base URL as recipients and providers reach it, e.g. https://herald.example.com: one-click unsubscribe links (List-Unsubscribe, {{unsubscribeUrl}}) and Twilio's status callbacks start with it. [env: HERALD_PUBLIC_URL] [default: none, so emails carry no unsubscribe link and Twilio receipts are not requested]",
             valueName: "url"))
     var publicUrl: String?
 

@@ -1,9 +1,13 @@
 import Foundation
+import HTTPTypes
 import HeraldCore
 import HeraldEngine
+import HeraldProviders
 import HeraldSimulator
 import HeraldStore
 import HeraldTestSupport
+import HummingbirdTesting
+import NIOCore
 import Testing
 
 /// Twilio and Vonage end to end: the engine's SMS step → the real clients → the simulator's emulators.
@@ -106,6 +110,76 @@ struct SMSProviderTests {
             try await herald.eventually("both numbers reached") {
                 sms.messages(provider: "twilio").filter { $0.body == "Your code is 3" }.count == 2
             }
+        }
+    }
+
+    @Test(
+        "Twilio receipts: a signed 'delivered' emits message.delivered; 'undelivered' with a permanent code fails the message and suppresses the number; a forged one changes nothing",
+        arguments: Backend.available)
+    func twilioReceipts(_ backend: Backend) async throws {
+        try await withEngine(backend, workflows: [Self.workflow], configure: { $0.publicURL = "https://herald.example.com" }) { herald in
+            try await Self.integrations(herald)
+            let endpoint = try await herald.call(
+                .post, "/v1/webhooks",
+                #"{"url":"\#(herald.simulatorURL)/hooks/status","eventTypes":["message.delivered","message.failed"]}"#)
+            #expect(endpoint.status == .created)
+            let to: JSONValue = [["subscriberId": "a", "phone": "+15550000001"], ["subscriberId": "b", "phone": "+15550000002"]]
+            try await herald.trigger(["name": "otp", "payload": ["code": "9"], "to": to])
+            try await herald.eventually("both messages at Twilio") { herald.simulatorSMS.messages(provider: "twilio").count == 2 }
+            try await herald.settle()
+            let deliveries = try await herald.store.read {
+                try await $0.listDeliveries(
+                    environmentId: herald.environment.id, statuses: [.delivered], providerId: "twilio", after: nil, limit: 10)
+            }.items
+            let a = try #require(deliveries.first { $0.target.revealed == "+15550000001" })
+            let b = try #require(deliveries.first { $0.target.revealed == "+15550000002" })
+            let integrationId = try #require(a.integrationId)
+
+            /// A status callback as Twilio posts it, signed with the account's token over the URL Herald gave it.
+            func receipt(
+                _ delivery: DeliveryRecord, _ status: String, error: String? = nil, signature: String? = nil
+            ) async throws -> TestResponse {
+                let path = "/v2/inbound-webhooks/delivery-providers/\(herald.environment.id)/\(integrationId)?delivery=\(delivery.id)"
+                var fields = [
+                    ("MessageSid", delivery.providerMessageId ?? ""), ("MessageStatus", status),
+                    ("AccountSid", DevAccounts.twilioAccountSid), ("To", delivery.target.revealed),
+                ]
+                if let error { fields.append(("ErrorCode", error)) }
+                let body = fields.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0.1)" }
+                    .joined(separator: "&")
+                let signed =
+                    signature
+                    ?? TwilioSignature.compute(token: DevAccounts.twilioToken, url: "https://herald.example.com" + path, parameters: fields)
+                return try await herald.client.execute(
+                    uri: path, method: .post,
+                    headers: [.contentType: "application/x-www-form-urlencoded", HTTPField.Name("X-Twilio-Signature")!: signed],
+                    body: ByteBuffer(string: body))
+            }
+            #expect(a.providerMessageId?.hasPrefix("SM") == true, "Twilio's sid is the provider message id")
+            #expect(try await receipt(b, "undelivered", error: "30005", signature: "Zm9yZ2Vk").status == .unauthorized)
+            #expect(
+                try await herald.store.read { try await $0.deliveries(ids: [b.id]) }.first?.status == .delivered,
+                "a forged receipt changes nothing")
+            #expect(try await receipt(a, "delivered").status == .ok)
+            #expect(try await receipt(b, "undelivered", error: "30005").status == .ok)
+            #expect(try await receipt(a, "sent").status == .ok)
+            try await herald.eventually("two status events") { herald.emulator.requests(hook: "status").count == 2 }
+            try await herald.settle()
+            let events = herald.emulator.requests(hook: "status").compactMap { $0.body.objectValue }
+            #expect(Set(events.compactMap { $0["type"]?.stringValue }) == ["message.delivered", "message.failed"])
+            #expect(events.allSatisfy { $0["data"]?.objectValue?["providerId"] == "twilio" })
+            let failed = try await herald.store.read { try await $0.deliveries(ids: [b.id]) }.first
+            #expect(failed?.status == .failed && failed?.errorCode == "undelivered")
+            let suppressed = try await herald.call(.get, "/v1/suppressions?channel=sms").json()
+            #expect(suppressed.objectValue?["data"]?.arrayItems.compactMap { $0.objectValue?["address"]?.stringValue } == ["+15550000002"])
+            // A receipt for an unknown delivery is accepted and ignored; an unknown integration is a 404.
+            var unknown = b
+            unknown.id = "000000000000000000000000"
+            #expect(try await receipt(unknown, "delivered").status == .ok)
+            let missing = try await herald.client.execute(
+                uri: "/v2/inbound-webhooks/delivery-providers/\(herald.environment.id)/000000000000000000000000", method: .post,
+                headers: [:], body: nil)
+            #expect(missing.status == .notFound)
         }
     }
 

@@ -9,8 +9,9 @@ import Hummingbird
 /// * `X-API-Key: <key>` — Centrifugo's `cent` SDK (checked first when present, as Centrifugo does);
 /// * `Authorization: apikey <key>` — Centrifugo's documented curl form (the scheme is case-insensitive).
 ///
-/// Every path needs a key except the public ones (health and metrics, the OpenAPI document, and one-click unsubscribe links, which RFC 8058
-/// requires to work with no credentials: the URL's sealed token is the authorisation), so an unauthenticated caller learns nothing,
+/// Every path needs a key except the public ones (health and metrics, the OpenAPI document, one-click unsubscribe links, which RFC 8058
+/// requires to work with no credentials: the URL's sealed token is the authorisation, and provider receipts, which
+/// the provider's own signature authorises), so an unauthenticated caller learns nothing,
 /// not even which routes exist. A missing, unknown or revoked key is a 401 in the called API's error format. The key
 /// never reaches a log.
 public struct AuthMiddleware: RouterMiddleware {
@@ -26,7 +27,9 @@ public struct AuthMiddleware: RouterMiddleware {
     public func handle(
         _ request: Request, context: HeraldRequestContext, next: (Request, HeraldRequestContext) async throws -> Response
     ) async throws -> Response {
-        if publicPaths.contains(request.uri.path) || request.uri.path.hasPrefix(UnsubscribeRoutes.pathPrefix) {
+        if publicPaths.contains(request.uri.path) || request.uri.path.hasPrefix(UnsubscribeRoutes.pathPrefix)
+            || request.uri.path.hasPrefix(ReceiptRoutes.pathPrefix)
+        {
             return try await next(request, context)
         }
         guard let key = Self.presentedKey(request.headers) else {

@@ -81,6 +81,9 @@ public struct Engine: Sendable {
 
     var configuration: EngineConfiguration { context.configuration }
 
+    /// Herald's public base URL (`--public-url`), if configured.
+    public var publicURL: String? { context.configuration.publicURL }
+
     /// Reports domain events after the transaction that produced them committed: counts them, and logs steps that
     /// could not send for want of an active integration — a configuration gap an operator must see — once per
     /// workflow step and batch at `warning`, steps the subscribers' preferences turned off at `info` (with how many

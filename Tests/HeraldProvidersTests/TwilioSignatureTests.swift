@@ -1,0 +1,31 @@
+import Foundation
+import HeraldProviders
+import Testing
+
+/// Twilio's request signature against the vectors of its documentation and SDKs (docs/webhooks.md §Provider receipts).
+@Suite("Twilio request signatures")
+struct TwilioSignatureTests {
+    static let url = "https://mycompany.com/myapp.php?foo=1&bar=2"
+
+    @Test("the documented vector; several values of one name are sorted and appended once each")
+    func vectors() {
+        let fields = [
+            ("CallSid", "CA1234567890ABCDE"), ("Caller", "+14158675309"), ("Digits", "1234"), ("From", "+14158675309"),
+            ("To", "+18005551212"),
+        ]
+        #expect(TwilioSignature.compute(token: "12345", url: Self.url, parameters: fields) == "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+        #expect(TwilioSignature.isValid("RSOYDt4T1cUTdK1PDd93/VVr8B8=", token: "12345", url: Self.url, parameters: fields))
+        #expect(!TwilioSignature.isValid("RSOYDt4T1cUTdK1PDd93/VVr8B8=", token: "12346", url: Self.url, parameters: fields))
+        #expect(!TwilioSignature.isValid("RSOYDt4T1cUTdK1PDd93/VVr8B8=", token: "12345", url: Self.url + "&x=1", parameters: fields))
+        let repeated = [("Sid", "CA123"), ("SidAccount", "AC123"), ("Digits", "5678"), ("Digits", "1234"), ("Digits", "1234")]
+        #expect(TwilioSignature.compute(token: "12345", url: Self.url, parameters: repeated) == "IK+Dwps556ElfBT0I3Rgjkr1wJU=")
+    }
+
+    @Test("form bodies decode + as space and percent escapes")
+    func form() {
+        #expect(
+            TwilioSignature.formFields("To=%2B15550000001&Body=Hello+there&Empty=&Flag").map { [$0.0, $0.1] } == [
+                ["To", "+15550000001"], ["Body", "Hello there"], ["Empty", ""], ["Flag", ""],
+            ])
+    }
+}
