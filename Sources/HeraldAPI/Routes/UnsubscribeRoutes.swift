@@ -52,25 +52,32 @@ struct UnsubscribeRoutes {
                     status: .badRequest, headers: Self.plainHeaders,
                     body: .init(byteBuffer: ByteBuffer(string: "the body must be List-Unsubscribe=One-Click (RFC 8058)\n")))
             }
-            try await store.transaction { session in
+            let changed = try await store.transaction { session -> Bool in
                 // A subscriber deleted since the email was sent has nothing left to turn off.
                 guard try await session.subscriber(environmentId: token.environmentId, subscriberId: token.subscriberId) != nil else {
-                    return
+                    return false
                 }
+                let before = try await session.preferences(environmentId: token.environmentId, subscriberIds: [token.subscriberId])
+                let alreadyOff = before[token.subscriberId]?.workflows[token.workflowId]?.channels[token.channel] == false
                 try await session.applyPreference(
                     environmentId: token.environmentId, subscriberId: token.subscriberId,
                     patch: PreferencePatch(workflowId: token.workflowId, channels: [token.channel: false]), source: .unsubscribeLink,
                     actor: "subscriber")
-                // Reported to the application's status webhooks with the change (README §Status webhooks).
-                try await engine.stageEvents(
-                    [Self.event(token)], environmentId: token.environmentId, session: session)
+                // Reported to the application's status webhooks with the change (README §Status webhooks) — once: a
+                // repeated click (mail clients and scanners do repeat) changes nothing and reports nothing.
+                if !alreadyOff {
+                    try await engine.stageEvents([Self.event(token)], environmentId: token.environmentId, session: session)
+                }
+                return !alreadyOff
             }
-            runtimeMetrics.record([Self.event(token)])
-            context.logger.info(
-                "unsubscribed through a one-click link",
-                metadata: [
-                    "environment": "\(token.environmentId)", "workflow": "\(token.workflowId)", "channel": "\(token.channel.rawValue)",
-                ])
+            if changed {
+                runtimeMetrics.record([Self.event(token)])
+                context.logger.info(
+                    "unsubscribed through a one-click link",
+                    metadata: [
+                        "environment": "\(token.environmentId)", "workflow": "\(token.workflowId)", "channel": "\(token.channel.rawValue)",
+                    ])
+            }
             if request.headers[.accept]?.contains("text/html") == true {
                 let name = workflows.workflow(token.workflowId)?.name ?? token.workflowId
                 return Self.page(
