@@ -140,7 +140,8 @@ public final class EngineMetrics: Sendable {
             case .messageDead: deadDeliveries.increment(event.providerId ?? "unknown")
             case .deviceRemoved: tokensRemoved.increment(event.providerId ?? "unknown")
             case .deviceRemovalWithheld: tokenRemovalsWithheld.increment(event.providerId ?? "unknown")
-            case .messageSent, .messageDelivered, .messageFailed, .notificationCompleted, .stepSkipped, .pushInteracted,
+            case .messageSent, .messageDelivered, .messageBounced, .messageComplained, .messageOpened, .messageClicked, .messageFailed,
+                .notificationCompleted, .stepSkipped, .pushInteracted,
                 .subscriberUnsubscribed:
                 break
             }

@@ -1,9 +1,13 @@
+import Crypto
 import Foundation
+import HTTPTypes
 import HeraldCore
 import HeraldEngine
 import HeraldSimulator
 import HeraldStore
 import HeraldTestSupport
+import HummingbirdTesting
+import NIOCore
 import Testing
 
 /// SendGrid, Mailgun, Postmark and Resend end to end: the engine's email step → the real clients → the emulators.
@@ -101,6 +105,83 @@ struct EmailProviderTests {
                 #expect(fields["List-Unsubscribe"]?.hasPrefix("<https://herald.example.com/v1/unsubscribe/") == true, "\(provider)")
                 #expect(fields["List-Unsubscribe"]?.hasSuffix(">") == true, "\(provider)")
             }
+        }
+    }
+
+    @Test(
+        "SendGrid receipts: signed events find their delivery through herald_delivery; a bounce fails it and suppresses the address, opens and clicks are reported; forged or stale ones change nothing",
+        arguments: Backend.available)
+    func sendGridReceipts(_ backend: Backend) async throws {
+        try await withEngine(backend, workflows: [Self.workflow]) { herald in
+            let signing = P256.Signing.PrivateKey()
+            let integrationId = try await herald.integration(
+                "sendgrid", channel: "email", identifier: "mail-sendgrid",
+                credentials: [
+                    "apiKey": .string(DevAccounts.emailKeys["sendgrid"]!), "from": "hello@herald.local",
+                    "baseUrl": .string("\(herald.simulatorURL)/sendgrid"),
+                    "inboundWebhookSigningKey": .string(signing.publicKey.derRepresentation.base64EncodedString()),
+                ], primary: true)
+            let endpoint = try await herald.call(
+                .post, "/v1/webhooks", #"{"url":"\#(herald.simulatorURL)/hooks/status","eventTypes":["message.*"]}"#)
+            #expect(endpoint.status == .created)
+            try await herald.trigger([
+                "name": "welcome",
+                "to": [
+                    ["subscriberId": "ann", "email": "Ann@Example.com", "firstName": "Ann"],
+                    ["subscriberId": "bob", "email": "bob@example.com"],
+                ],
+            ])
+            try await herald.eventually("both at SendGrid") { herald.simulatorEmail.messages(provider: "sendgrid").count == 2 }
+            try await herald.settle()
+            let requests = herald.simulatorEmail.messages(provider: "sendgrid").map(\.request)
+            let ids = requests.compactMap { $0.objectValue?["custom_args"]?.objectValue?["herald_delivery"]?.stringValue }
+            #expect(ids.count == 2, "each message names its delivery in custom_args")
+            let deliveries = try await herald.store.read { try await $0.deliveries(ids: ids) }
+            let ann = try #require(deliveries.first { $0.target.revealed == "Ann@Example.com" })
+            let bob = try #require(deliveries.first { $0.target.revealed == "bob@example.com" })
+            let path = "/v2/inbound-webhooks/delivery-providers/\(herald.environment.id)/\(integrationId)"
+            func post(_ events: JSONValue, timestamp: Date = Date(), key: P256.Signing.PrivateKey? = nil) async throws -> TestResponse {
+                let body = Array(events.jsonString().utf8)
+                let stamp = String(Int(timestamp.timeIntervalSince1970))
+                let signature = try (key ?? signing).signature(for: Array(stamp.utf8) + body).derRepresentation.base64EncodedString()
+                return try await herald.client.execute(
+                    uri: path, method: .post,
+                    headers: [
+                        .contentType: "application/json", HTTPField.Name("X-Twilio-Email-Event-Webhook-Signature")!: signature,
+                        HTTPField.Name("X-Twilio-Email-Event-Webhook-Timestamp")!: stamp,
+                    ], body: ByteBuffer(bytes: body))
+            }
+            let events: JSONValue = [
+                ["event": "processed", "herald_delivery": .string(ann.id), "email": "ann@example.com"],
+                ["event": "delivered", "herald_delivery": .string(ann.id), "email": "ann@example.com", "response": "250 OK"],
+                ["event": "open", "herald_delivery": .string(ann.id)],
+                ["event": "click", "herald_delivery": .string(ann.id), "url": "https://example.com/track"],
+                [
+                    "event": "bounce", "type": "bounce", "herald_delivery": .string(bob.id), "reason": "550 5.1.1 unknown user",
+                    "status": "5.1.1",
+                ],
+                ["event": "delivered", "herald_delivery": "000000000000000000000000"],
+            ]
+            #expect(try await post(events, key: P256.Signing.PrivateKey()).status == .unauthorized, "another key's signature")
+            #expect(try await post(events, timestamp: Date().addingTimeInterval(-3 * 86400)).status == .unauthorized, "stale")
+            #expect(try await herald.store.read { try await $0.deliveries(ids: [bob.id]) }.first?.status == .delivered)
+            let accepted = try await post(events)
+            #expect(accepted.status == .ok)
+            #expect(try accepted.json().arrayItems.count == 4, "delivered, open, click and bounce applied; processed and unknown ignored")
+            try await herald.eventually("the receipts' status events") {
+                Set(herald.emulator.requests(hook: "status").compactMap { $0.body.objectValue?["type"]?.stringValue }).isSuperset(
+                    of: ["message.delivered", "message.opened", "message.clicked", "message.bounced"])
+            }
+            let clicked = herald.emulator.requests(hook: "status").first { $0.body.objectValue?["type"] == "message.clicked" }
+            #expect(clicked?.body.objectValue?["data"]?.objectValue?["url"] == "https://example.com/track")
+            #expect(try await herald.store.read { try await $0.deliveries(ids: [bob.id]) }.first?.status == .failed)
+            let suppressed = try await herald.call(.get, "/v1/suppressions?channel=email").json()
+            #expect(
+                suppressed.objectValue?["data"]?.arrayItems.compactMap { $0.objectValue?["address"]?.stringValue } == ["bob@example.com"])
+            // The suppressed address is skipped next time; Ann (delivered, opened) is not suppressed.
+            try await herald.trigger(["name": "welcome", "to": ["ann", "bob"], "transactionId": "after-bounce"])
+            try await herald.settle()
+            #expect(herald.simulatorEmail.messages(provider: "sendgrid").count == 3)
         }
     }
 

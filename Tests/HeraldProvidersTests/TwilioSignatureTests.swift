@@ -29,3 +29,25 @@ struct TwilioSignatureTests {
             ])
     }
 }
+
+/// SendGrid's signed Event Webhook against the test vector of its Go library (docs/webhooks.md §Provider receipts).
+@Suite("SendGrid event webhook signatures")
+struct SendGridSignatureTests {
+    static let key =
+        "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA=="
+    static let signature = "MEUCIQCtIHJeH93Y+qpYeWrySphQgpNGNr/U+UyUlBkU6n7RAwIgJTz2C+8a8xonZGi6BpSzoQsbVRamr2nlxFDWYNH2j/0="
+    static let body = Array(#"{"category":"example_payload","event":"test_event","message_id":"message_id"}"#.utf8)
+
+    @Test("the vector verifies; an altered body, another timestamp or an empty one do not")
+    func vector() {
+        #expect(SendGridSignature.isValid(signature: Self.signature, timestamp: "1588788367", body: Self.body, verificationKey: Self.key))
+        #expect(
+            !SendGridSignature.isValid(
+                signature: Self.signature, timestamp: "1588788367", body: Self.body + [32], verificationKey: Self.key))
+        #expect(
+            !SendGridSignature.isValid(
+                signature: Self.signature, timestamp: "invalid timestamp", body: Self.body, verificationKey: Self.key))
+        #expect(!SendGridSignature.isValid(signature: Self.signature, timestamp: "", body: Self.body, verificationKey: Self.key))
+        #expect(!SendGridSignature.isValid(signature: "bm90", timestamp: "1588788367", body: Self.body, verificationKey: Self.key))
+    }
+}

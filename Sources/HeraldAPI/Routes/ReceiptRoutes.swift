@@ -32,6 +32,8 @@ struct ReceiptRoutes {
             switch integration.providerId {
             case "twilio":
                 return try await twilio(request, body: String(buffer: buffer), integration: integration, context: context)
+            case "sendgrid":
+                return try await sendGrid(request, body: Array(buffer.readableBytesView), integration: integration, context: context)
             default:
                 throw APIError(
                     .unprocessableContent, "receipts from \(integration.providerId) are not supported yet (docs/webhooks.md)")
@@ -58,56 +60,152 @@ struct ReceiptRoutes {
             let status = values["MessageStatus"]
         else { return Self.accepted([]) }
         let errorCode = values["ErrorCode"].flatMap { $0.isEmpty ? nil : $0 }
-        let events = try await store.transaction { session -> [DomainEvent] in
-            guard let delivery = try await session.deliveries(ids: [deliveryId]).first,
-                delivery.environmentId == integration.environmentId, delivery.integrationId == integration.id,
-                delivery.providerMessageId == sid, let messageId = delivery.messageId,
-                let message = try await session.messages(ids: [messageId], content: false)[messageId]
-            else { return [] }
-            let now = session.now
-            func detail(_ outcome: ExecutionDetail.Status, _ code: String) -> ExecutionDetail {
-                var raw: [String: JSONValue] = ["MessageStatus": .string(status), "MessageSid": .string(sid)]
-                if let errorCode { raw["ErrorCode"] = .string(errorCode) }
-                return ExecutionDetail(
-                    id: session.newId(), environmentId: message.environmentId, notificationId: message.notificationId,
-                    messageId: message.id, deliveryId: delivery.id, stepId: message.stepId, providerId: delivery.providerId,
-                    status: outcome, detail: code, source: .webhook, isRetry: false, raw: JSONValue.object(raw).jsonString(),
-                    createdAt: now)
+        var raw: [String: JSONValue] = ["MessageStatus": .string(status), "MessageSid": .string(sid)]
+        if let errorCode { raw["ErrorCode"] = .string(errorCode) }
+        let effect: Receipt.Effect
+        switch status {
+        case "delivered": effect = .delivered
+        case "undelivered", "failed":
+            effect = .failed(
+                reason: "Twilio \(status)" + (errorCode.map { " \($0)" } ?? ""),
+                suppress: errorCode.map(Self.permanentTwilioErrors.contains) ?? false, kind: .messageFailed)
+        default:
+            // queued, sending, sent, accepted…: steps on the way, nothing to record.
+            return Self.accepted([])
+        }
+        let receipt = Receipt(deliveryId: deliveryId, providerMessageId: sid, effect: effect, providerStatus: status, raw: raw)
+        return Self.accepted(try await apply([receipt], integration: integration))
+    }
+
+    /// SendGrid's signed Event Webhook: a JSON array of events, each naming its delivery through the `herald_delivery`
+    /// custom argument Herald sends; verified with the integration's `inboundWebhookSigningKey` (the account's
+    /// verification key) over the timestamp header and the raw body. A timestamp older than SendGrid's 24 hours of
+    /// retries (plus an hour) is refused as stale.
+    func sendGrid(_ request: Request, body: [UInt8], integration: Integration, context: HeraldRequestContext) async throws -> Response {
+        let signature = request.headers[.sendGridSignature] ?? ""
+        let timestamp = request.headers[.sendGridTimestamp] ?? ""
+        guard let key = integration.credentials.string("inboundWebhookSigningKey"),
+            SendGridSignature.isValid(signature: signature, timestamp: timestamp, body: body, verificationKey: key)
+        else {
+            context.logger.warning(
+                "a SendGrid receipt with a missing or wrong signature was refused", metadata: ["integration": "\(integration.id)"])
+            throw APIError(.unauthorized, "the X-Twilio-Email-Event-Webhook-Signature does not match")
+        }
+        guard let seconds = Double(timestamp), abs(store.clock.now().timeIntervalSince1970 - seconds) <= 25 * 3600 else {
+            throw APIError(.unauthorized, "the X-Twilio-Email-Event-Webhook-Timestamp is stale")
+        }
+        guard case .array(let items)? = try? JSONValue.parse(String(decoding: body, as: UTF8.self)) else {
+            throw APIError(.badRequest, "SendGrid events are a JSON array")
+        }
+        var receipts: [Receipt] = []
+        for item in items.prefix(1000) {
+            guard let event = item.objectValue, let deliveryId = event["herald_delivery"]?.stringValue,
+                let kind = event["event"]?.stringValue
+            else { continue }
+            let reason = [event["reason"]?.stringValue, event["status"]?.stringValue].compactMap { $0 }.joined(separator: " ")
+            var raw: [String: JSONValue] = ["event": .string(kind)]
+            for field in ["type", "reason", "status", "sg_event_id", "url"] { if let value = event[field] { raw[field] = value } }
+            let effect: Receipt.Effect
+            switch (kind, event["type"]?.stringValue) {
+            case ("delivered", _): effect = .delivered
+            case ("bounce", "blocked"): effect = .failed(reason: "SendGrid blocked: \(reason)", suppress: false, kind: .messageBounced)
+            case ("bounce", _): effect = .failed(reason: "SendGrid bounce: \(reason)", suppress: true, kind: .messageBounced)
+            case ("dropped", _): effect = .failed(reason: "SendGrid dropped: \(reason)", suppress: false, kind: .messageFailed)
+            case ("spamreport", _): effect = .note(kind: .messageComplained, suppress: true, attributes: [:])
+            case ("open", _): effect = .note(kind: .messageOpened, suppress: false, attributes: [:])
+            case ("click", _):
+                effect = .note(kind: .messageClicked, suppress: false, attributes: event["url"]?.stringValue.map { ["url": $0] } ?? [:])
+            default: continue  // processed, deferred, unsubscribe…: nothing to record
             }
-            var event = DomainEvent(
-                .messageDelivered, notificationId: message.notificationId, workflowId: message.workflowId, messageId: message.id,
-                deliveryId: delivery.id, stepId: message.stepId, channel: message.channel, integrationId: delivery.integrationId,
-                providerId: delivery.providerId, attributes: ["providerStatus": status])
-            switch status {
-            case "delivered":
-                try await session.appendDetails([detail(.success, "provider_delivered")])
-            case "undelivered", "failed":
-                var failed = delivery
-                failed.status = .failed
-                failed.outcome = "undelivered"
-                failed.errorCode = "undelivered"
-                failed.errorText = "Twilio \(status)" + (errorCode.map { " \($0)" } ?? "")
-                try await session.updateDeliveries([failed])
-                try await session.updateMessages([(message.id, .error, "undelivered", failed.errorText)])
-                try await session.appendDetails([detail(.failed, "provider_undelivered")])
-                if let errorCode, Self.permanentTwilioErrors.contains(errorCode) {
-                    try await session.insertSuppressions([
+            receipts.append(Receipt(deliveryId: deliveryId, providerMessageId: nil, effect: effect, providerStatus: kind, raw: raw))
+        }
+        return Self.accepted(try await apply(receipts, integration: integration))
+    }
+
+    /// What a receipt does to its delivery.
+    struct Receipt {
+        enum Effect {
+            /// The provider delivered it: a trail entry and `message.delivered`.
+            case delivered
+            /// It did not arrive: the delivery and message fail; the address is suppressed when `suppress`.
+            case failed(reason: String, suppress: Bool, kind: DomainEvent.Kind)
+            /// Something happened to a delivered message (complaint, open, click): a trail entry and the event.
+            case note(kind: DomainEvent.Kind, suppress: Bool, attributes: [String: String])
+        }
+        var deliveryId: String
+        /// When set, the delivery must carry this provider message id (a receipt cannot be moved to another delivery).
+        var providerMessageId: String?
+        var effect: Effect
+        var providerStatus: String
+        var raw: [String: JSONValue]
+    }
+
+    /// Applies receipts of `integration` in one transaction, with their status events; receipts for deliveries Herald
+    /// does not know (or of another integration) are ignored. Returns the events.
+    func apply(_ receipts: [Receipt], integration: Integration) async throws -> [DomainEvent] {
+        guard !receipts.isEmpty else { return [] }
+        let events = try await store.transaction { session -> [DomainEvent] in
+            let deliveries = Dictionary(
+                try await session.deliveries(ids: Array(Set(receipts.map(\.deliveryId)))).map { ($0.id, $0) },
+                uniquingKeysWith: { first, _ in first })
+            let messages = try await session.messages(ids: Array(Set(deliveries.values.compactMap(\.messageId))), content: false)
+            let now = session.now
+            var events: [DomainEvent] = []
+            var details: [ExecutionDetail] = []
+            var suppressions: [Suppression] = []
+            for receipt in receipts {
+                guard var delivery = deliveries[receipt.deliveryId], delivery.environmentId == integration.environmentId,
+                    delivery.integrationId == integration.id,
+                    receipt.providerMessageId == nil || delivery.providerMessageId == receipt.providerMessageId,
+                    let messageId = delivery.messageId, let message = messages[messageId]
+                else { continue }
+                func detail(_ outcome: ExecutionDetail.Status, _ code: String) -> ExecutionDetail {
+                    ExecutionDetail(
+                        id: session.newId(), environmentId: message.environmentId, notificationId: message.notificationId,
+                        messageId: message.id, deliveryId: delivery.id, stepId: message.stepId, providerId: delivery.providerId,
+                        status: outcome, detail: code, source: .webhook, isRetry: false, raw: JSONValue.object(receipt.raw).jsonString(),
+                        createdAt: now)
+                }
+                var event = DomainEvent(
+                    .messageDelivered, notificationId: message.notificationId, workflowId: message.workflowId, messageId: message.id,
+                    deliveryId: delivery.id, stepId: message.stepId, channel: message.channel, integrationId: delivery.integrationId,
+                    providerId: delivery.providerId, attributes: ["providerStatus": receipt.providerStatus])
+                var suppress = false
+                switch receipt.effect {
+                case .delivered:
+                    details.append(detail(.success, "provider_delivered"))
+                case .failed(let reason, let permanent, let kind):
+                    delivery.status = .failed
+                    delivery.outcome = "undelivered"
+                    delivery.errorCode = "undelivered"
+                    delivery.errorText = String(reason.prefix(500))
+                    try await session.updateDeliveries([delivery])
+                    try await session.updateMessages([(message.id, .error, "undelivered", delivery.errorText)])
+                    details.append(detail(.failed, "provider_undelivered"))
+                    event.kind = kind
+                    event.reason = delivery.errorText
+                    suppress = permanent
+                case .note(let kind, let permanent, let attributes):
+                    details.append(detail(.success, "provider_" + kind.rawValue.replacingOccurrences(of: "message.", with: "")))
+                    event.kind = kind
+                    event.attributes.merge(attributes) { first, _ in first }
+                    suppress = permanent
+                }
+                if suppress {
+                    suppressions.append(
                         Suppression(
                             environmentId: message.environmentId, channel: message.channel, address: delivery.target.revealed,
-                            reason: failed.errorText ?? "undelivered", providerId: delivery.providerId, createdAt: now)
-                    ])
+                            reason: event.reason ?? receipt.providerStatus, providerId: delivery.providerId, createdAt: now))
                 }
-                event.kind = .messageFailed
-                event.reason = failed.errorText
-            default:
-                // queued, sending, sent, accepted…: steps on the way, nothing to record.
-                return []
+                events.append(event)
             }
-            try await engine.stageEvents([event], environmentId: message.environmentId, session: session)
-            return [event]
+            try await session.appendDetails(details)
+            try await session.insertSuppressions(suppressions)
+            try await engine.stageEvents(events, environmentId: integration.environmentId, session: session)
+            return events
         }
         metrics.record(events)
-        return Self.accepted(events)
+        return events
     }
 
     /// Novu's answer: one `WebhookResultDto` per event applied.
@@ -118,7 +216,7 @@ struct ReceiptRoutes {
                     [
                         "id": .string(event.messageId ?? ""),
                         "event": [
-                            "status": .string(event.kind == .messageDelivered ? "delivered" : "undelivered"),
+                            "status": .string(event.kind.rawValue.replacingOccurrences(of: "message.", with: "")),
                             "date": .string(Date().iso8601Milliseconds),
                         ],
                     ]
@@ -128,4 +226,6 @@ struct ReceiptRoutes {
 
 extension HTTPField.Name {
     static let twilioSignature = HTTPField.Name("X-Twilio-Signature")!
+    static let sendGridSignature = HTTPField.Name("X-Twilio-Email-Event-Webhook-Signature")!
+    static let sendGridTimestamp = HTTPField.Name("X-Twilio-Email-Event-Webhook-Timestamp")!
 }

@@ -69,7 +69,8 @@ public struct WebhookEndpoint: Sendable, Equatable {
 
     /// The event types an endpoint may subscribe to (each documented in `docs/webhooks.md`).
     public static let eventTypes = [
-        "message.sent", "message.delivered", "message.failed", "message.dead", "device.removed", "notification.completed", "step.skipped",
+        "message.sent", "message.delivered", "message.bounced", "message.complained", "message.opened", "message.clicked",
+        "message.failed", "message.dead", "device.removed", "notification.completed", "step.skipped",
         "push.interacted", "subscriber.unsubscribed",
     ]
 

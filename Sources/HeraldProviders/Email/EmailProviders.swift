@@ -77,6 +77,9 @@ public struct EmailAPIProvider: PerMessageProvider {
             var request: [String: JSONValue] = [
                 "personalizations": [["to": [["email": .string(to)]]]], "from": .object(fromObject), "subject": .string(subject),
                 "content": .array(contents),
+                // Echoed at the top level of every Event Webhook event: how a receipt finds its delivery
+                // (docs/webhooks.md §Provider receipts).
+                "custom_args": ["herald_delivery": .string(message.deliveryId)],
             ]
             if !extra.isEmpty { request["headers"] = extraObject }
             body = PushSupport.body(JSONValue.object(request).deepMerged(with: .object(overrides)))

@@ -8,6 +8,14 @@ public struct DomainEvent: Sendable, Equatable {
         case messageSent = "message.sent"
         /// The provider confirmed that a message reached its recipient (a receipt: Twilio `delivered`).
         case messageDelivered = "message.delivered"
+        /// The provider reported a bounce (SendGrid `bounce`, hard or blocked): the delivery failed.
+        case messageBounced = "message.bounced"
+        /// The recipient marked the message as spam (SendGrid `spamreport`).
+        case messageComplained = "message.complained"
+        /// The recipient opened the message (SendGrid `open`).
+        case messageOpened = "message.opened"
+        /// The recipient clicked a link of the message (SendGrid `click`).
+        case messageClicked = "message.clicked"
         /// Every delivery of a message is final and none was delivered.
         case messageFailed = "message.failed"
         /// A delivery exhausted its retries.
