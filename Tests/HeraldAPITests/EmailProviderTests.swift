@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import HeraldCore
 import HeraldEngine
+import HeraldProviders
 import HeraldSimulator
 import HeraldStore
 import HeraldTestSupport
@@ -182,6 +183,64 @@ struct EmailProviderTests {
             try await herald.trigger(["name": "welcome", "to": ["ann", "bob"], "transactionId": "after-bounce"])
             try await herald.settle()
             #expect(herald.simulatorEmail.messages(provider: "sendgrid").count == 3)
+        }
+    }
+
+    @Test(
+        "Mailgun receipts: a signed permanent failure bounces and suppresses, a complaint suppresses, a forged or stale one changes nothing",
+        arguments: Backend.available)
+    func mailgunReceipts(_ backend: Backend) async throws {
+        try await withEngine(backend, workflows: [Self.workflow]) { herald in
+            let integrationId = try await herald.integration(
+                "mailgun", channel: "email", identifier: "mail-mailgun",
+                credentials: [
+                    "apiKey": .string(DevAccounts.emailKeys["mailgun"]!), "from": "hello@herald.local",
+                    "domain": .string(DevAccounts.mailgunDomain), "baseUrl": .string("\(herald.simulatorURL)/mailgun"),
+                    "inboundWebhookSigningKey": "mailgun-signing-key",
+                ], primary: true)
+            try await herald.trigger([
+                "name": "welcome",
+                "to": [["subscriberId": "ann", "email": "ann@example.com"], ["subscriberId": "bob", "email": "bob@example.com"]],
+            ])
+            try await herald.eventually("both at Mailgun") { herald.simulatorEmail.messages(provider: "mailgun").count == 2 }
+            try await herald.settle()
+            let records = herald.simulatorEmail.messages(provider: "mailgun")
+            let ann = try #require(records.first { $0.to == "ann@example.com" }?.request.objectValue?["v:herald_delivery"]?.stringValue)
+            let bob = try #require(records.first { $0.to == "bob@example.com" }?.request.objectValue?["v:herald_delivery"]?.stringValue)
+            func post(
+                _ event: JSONValue, key: String = "mailgun-signing-key", timestamp: Date = Date()
+            ) async throws -> TestResponse {
+                let stamp = String(Int(timestamp.timeIntervalSince1970))
+                let token = UUID().uuidString.replacingOccurrences(of: "-", with: "")
+                let body: JSONValue = [
+                    "signature": [
+                        "timestamp": .string(stamp), "token": .string(token),
+                        "signature": .string(MailgunSignature.compute(signingKey: key, timestamp: stamp, token: token)),
+                    ],
+                    "event-data": event,
+                ]
+                return try await herald.client.execute(
+                    uri: "/v2/inbound-webhooks/delivery-providers/\(herald.environment.id)/\(integrationId)", method: .post,
+                    headers: [.contentType: "application/json"], body: ByteBuffer(string: body.jsonString()))
+            }
+            let bounce: JSONValue = [
+                "event": "failed", "severity": "permanent", "reason": "bounce", "user-variables": ["herald_delivery": .string(bob)],
+                "delivery-status": ["code": 550, "message": "5.1.1 mailbox unavailable"],
+            ]
+            #expect(try await post(bounce, key: "wrong-key").status == .unauthorized)
+            #expect(try await post(bounce, timestamp: Date().addingTimeInterval(-86400)).status == .unauthorized)
+            #expect(try await herald.store.read { try await $0.deliveries(ids: [bob]) }.first?.status == .delivered)
+            #expect(try await post(bounce).status == .ok)
+            #expect(try await post(["event": "complained", "user-variables": ["herald_delivery": .string(ann)]]).status == .ok)
+            #expect(
+                try await post(["event": "failed", "severity": "temporary", "user-variables": ["herald_delivery": .string(ann)]]).status
+                    == .ok)
+            #expect(try await herald.store.read { try await $0.deliveries(ids: [bob]) }.first?.status == .failed)
+            #expect(try await herald.store.read { try await $0.deliveries(ids: [ann]) }.first?.status == .delivered)
+            let suppressed = try await herald.call(.get, "/v1/suppressions?channel=email").json()
+            #expect(
+                Set(suppressed.objectValue?["data"]?.arrayItems.compactMap { $0.objectValue?["address"]?.stringValue } ?? [])
+                    == ["ann@example.com", "bob@example.com"])
         }
     }
 

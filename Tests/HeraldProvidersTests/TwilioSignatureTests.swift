@@ -51,3 +51,18 @@ struct SendGridSignatureTests {
         #expect(!SendGridSignature.isValid(signature: "bm90", timestamp: "1588788367", body: Self.body, verificationKey: Self.key))
     }
 }
+
+/// Mailgun's webhook signature against the reference's worked example (docs/webhooks.md §Provider receipts).
+@Suite("Mailgun webhook signatures")
+struct MailgunSignatureTests {
+    @Test("the worked example; another key, timestamp or token does not verify")
+    func vector() {
+        let token = "e0b5477167110d68991efc6b9f89f0a11066af27834600e123"
+        let expected = "3246c9269a07fd5b8bc7acba38c28e1fd4152af05ece3f56374aafe3ac892ac2"
+        #expect(MailgunSignature.compute(signingKey: "my-signing-key", timestamp: "1770920772", token: token) == expected)
+        #expect(MailgunSignature.isValid(expected, signingKey: "my-signing-key", timestamp: "1770920772", token: token))
+        #expect(!MailgunSignature.isValid(expected, signingKey: "other-key", timestamp: "1770920772", token: token))
+        #expect(!MailgunSignature.isValid(expected, signingKey: "my-signing-key", timestamp: "1770920773", token: token))
+        #expect(!MailgunSignature.isValid(expected, signingKey: "my-signing-key", timestamp: "1770920772", token: ""))
+    }
+}

@@ -34,6 +34,8 @@ struct ReceiptRoutes {
                 return try await twilio(request, body: String(buffer: buffer), integration: integration, context: context)
             case "sendgrid":
                 return try await sendGrid(request, body: Array(buffer.readableBytesView), integration: integration, context: context)
+            case "mailgun":
+                return try await mailgun(body: String(buffer: buffer), integration: integration, context: context)
             default:
                 throw APIError(
                     .unprocessableContent, "receipts from \(integration.providerId) are not supported yet (docs/webhooks.md)")
@@ -120,6 +122,49 @@ struct ReceiptRoutes {
             receipts.append(Receipt(deliveryId: deliveryId, providerMessageId: nil, effect: effect, providerStatus: kind, raw: raw))
         }
         return Self.accepted(try await apply(receipts, integration: integration))
+    }
+
+    /// A Mailgun webhook: one JSON event, `{"signature": {timestamp, token, signature}, "event-data": {…}}`, signed
+    /// with the domain's HTTP webhook signing key (the integration's `inboundWebhookSigningKey`); a timestamp more than
+    /// 9 hours away (Mailgun retries for 8) is stale. The event names its delivery through the `herald_delivery`
+    /// variable Herald sends (`user-variables`).
+    func mailgun(body: String, integration: Integration, context: HeraldRequestContext) async throws -> Response {
+        let json = (try? JSONValue.parse(body))?.objectValue ?? [:]
+        let signature = json["signature"]?.objectValue ?? [:]
+        let timestamp = signature["timestamp"]?.stringValue ?? ""
+        guard let key = integration.credentials.string("inboundWebhookSigningKey"),
+            MailgunSignature.isValid(
+                signature["signature"]?.stringValue ?? "", signingKey: key, timestamp: timestamp,
+                token: signature["token"]?.stringValue ?? "")
+        else {
+            context.logger.warning(
+                "a Mailgun receipt with a missing or wrong signature was refused", metadata: ["integration": "\(integration.id)"])
+            throw APIError(.unauthorized, "the Mailgun webhook signature does not match")
+        }
+        guard let seconds = Double(timestamp), abs(store.clock.now().timeIntervalSince1970 - seconds) <= 9 * 3600 else {
+            throw APIError(.unauthorized, "the Mailgun webhook timestamp is stale")
+        }
+        guard let event = json["event-data"]?.objectValue, let kind = event["event"]?.stringValue,
+            let deliveryId = event["user-variables"]?.objectValue?["herald_delivery"]?.stringValue
+        else { return Self.accepted([]) }
+        let status = event["delivery-status"]?.objectValue
+        let reason = [event["reason"]?.stringValue, status?["message"]?.stringValue, status?["description"]?.stringValue]
+            .compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: " ")
+        var raw: [String: JSONValue] = ["event": .string(kind)]
+        for field in ["severity", "reason", "id", "url"] { if let value = event[field] { raw[field] = value } }
+        let effect: Receipt.Effect
+        switch (kind, event["severity"]?.stringValue) {
+        case ("delivered", _): effect = .delivered
+        case ("failed", "permanent"): effect = .failed(reason: "Mailgun failed: \(reason)", suppress: true, kind: .messageBounced)
+        case ("rejected", _): effect = .failed(reason: "Mailgun rejected: \(reason)", suppress: false, kind: .messageFailed)
+        case ("complained", _): effect = .note(kind: .messageComplained, suppress: true, attributes: [:])
+        case ("opened", _): effect = .note(kind: .messageOpened, suppress: false, attributes: [:])
+        case ("clicked", _):
+            effect = .note(kind: .messageClicked, suppress: false, attributes: event["url"]?.stringValue.map { ["url": $0] } ?? [:])
+        default: return Self.accepted([])  // accepted, temporary failures (Mailgun retries them), unsubscribed…
+        }
+        let receipt = Receipt(deliveryId: deliveryId, providerMessageId: nil, effect: effect, providerStatus: kind, raw: raw)
+        return Self.accepted(try await apply([receipt], integration: integration))
     }
 
     /// What a receipt does to its delivery.

@@ -87,6 +87,8 @@ public struct EmailAPIProvider: PerMessageProvider {
         case "mailgun":
             var fields = [("from", Self.mailbox(sender, name: name)), ("to", to), ("subject", subject), ("html", content.body)]
             if let text = content.text { fields.append(("text", text)) }
+            // A custom variable, echoed in every webhook event's `user-variables`: how a receipt finds its delivery.
+            fields.append(("v:herald_delivery", message.deliveryId))
             for (name, value) in extra { fields.append(("h:\(name)", value)) }
             for (key, value) in overrides { if let text = value.stringValue { fields.append((key, text)) } }
             body = PushSupport.form(fields)
