@@ -244,6 +244,46 @@ struct EmailProviderTests {
         }
     }
 
+    @Test(
+        "Postmark receipts: records with the webhook's basic-auth secret find their delivery through Metadata; a hard bounce suppresses; without the secret nothing changes",
+        arguments: Backend.available)
+    func postmarkReceipts(_ backend: Backend) async throws {
+        try await withEngine(backend, workflows: [Self.workflow]) { herald in
+            let integrationId = try await herald.integration(
+                "postmark", channel: "email", identifier: "mail-postmark",
+                credentials: [
+                    "apiKey": .string(DevAccounts.emailKeys["postmark"]!), "from": "hello@herald.local",
+                    "baseUrl": .string("\(herald.simulatorURL)/postmark"), "inboundWebhookSigningKey": "herald:s3cret-pass",
+                ], primary: true)
+            try await herald.trigger(["name": "welcome", "to": [["subscriberId": "bob", "email": "bob@example.com"]]])
+            try await herald.eventually("at Postmark") { herald.simulatorEmail.messages(provider: "postmark").count == 1 }
+            try await herald.settle()
+            let request = try #require(herald.simulatorEmail.messages(provider: "postmark").first?.request)
+            let bob = try #require(request.objectValue?["Metadata"]?.objectValue?["herald_delivery"]?.stringValue)
+            func post(_ record: JSONValue, authorization: String?) async throws -> TestResponse {
+                var headers: HTTPFields = [.contentType: "application/json"]
+                if let authorization { headers[.authorization] = authorization }
+                return try await herald.client.execute(
+                    uri: "/v2/inbound-webhooks/delivery-providers/\(herald.environment.id)/\(integrationId)", method: .post,
+                    headers: headers, body: ByteBuffer(string: record.jsonString()))
+            }
+            let basic = "Basic " + Data("herald:s3cret-pass".utf8).base64EncodedString()
+            let bounce: JSONValue = [
+                "RecordType": "Bounce", "Type": "HardBounce", "TypeCode": 1, "Email": "bob@example.com",
+                "Description": "The server was unable to deliver your message", "Metadata": ["herald_delivery": .string(bob)],
+            ]
+            #expect(try await post(bounce, authorization: nil).status == .unauthorized)
+            #expect(
+                try await post(bounce, authorization: "Basic " + Data("herald:guess".utf8).base64EncodedString()).status == .unauthorized)
+            #expect(try await herald.store.read { try await $0.deliveries(ids: [bob]) }.first?.status == .delivered)
+            #expect(try await post(bounce, authorization: basic).status == .ok)
+            #expect(try await herald.store.read { try await $0.deliveries(ids: [bob]) }.first?.status == .failed)
+            let suppressed = try await herald.call(.get, "/v1/suppressions?channel=email").json()
+            #expect(
+                suppressed.objectValue?["data"]?.arrayItems.compactMap { $0.objectValue?["address"]?.stringValue } == ["bob@example.com"])
+        }
+    }
+
     @Test("a rejected API key fails over to the next email integration", arguments: Backend.available)
     func failover(_ backend: Backend) async throws {
         try await withEngine(backend, workflows: [Self.workflow]) { herald in

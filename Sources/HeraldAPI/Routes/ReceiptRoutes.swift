@@ -36,6 +36,8 @@ struct ReceiptRoutes {
                 return try await sendGrid(request, body: Array(buffer.readableBytesView), integration: integration, context: context)
             case "mailgun":
                 return try await mailgun(body: String(buffer: buffer), integration: integration, context: context)
+            case "postmark":
+                return try await postmark(request, body: String(buffer: buffer), integration: integration, context: context)
             default:
                 throw APIError(
                     .unprocessableContent, "receipts from \(integration.providerId) are not supported yet (docs/webhooks.md)")
@@ -167,6 +169,57 @@ struct ReceiptRoutes {
         return Self.accepted(try await apply([receipt], integration: integration))
     }
 
+    /// A Postmark webhook: one JSON record. Postmark signs nothing, so the webhook is configured with HTTP basic auth
+    /// (`https://user:password@…`, or its `HttpAuth`) or a custom header `X-Herald-Webhook-Secret`, holding the
+    /// integration's `inboundWebhookSigningKey` (`user:password` for basic auth); compared in constant time. The record
+    /// names its delivery in `Metadata.herald_delivery` (Herald sends it).
+    func postmark(_ request: Request, body: String, integration: Integration, context: HeraldRequestContext) async throws -> Response {
+        let secret = integration.credentials.string("inboundWebhookSigningKey") ?? ""
+        var presented = request.headers[.heraldWebhookSecret] ?? ""
+        if presented.isEmpty, let authorization = request.headers[.authorization], authorization.lowercased().hasPrefix("basic "),
+            let decoded = Data(base64Encoded: String(authorization.dropFirst(6)).trimmingCharacters(in: .whitespaces))
+        {
+            presented = String(decoding: decoded, as: UTF8.self)
+        }
+        guard !secret.isEmpty, Self.constantTimeEqual(presented, secret) else {
+            context.logger.warning(
+                "a Postmark receipt without the integration's webhook secret was refused", metadata: ["integration": "\(integration.id)"])
+            throw APIError(.unauthorized, "the Postmark webhook credentials do not match")
+        }
+        guard let record = (try? JSONValue.parse(body))?.objectValue, let type = record["RecordType"]?.stringValue,
+            let deliveryId = record["Metadata"]?.objectValue?["herald_delivery"]?.stringValue
+        else { return Self.accepted([]) }
+        let bounceType = record["Type"]?.stringValue ?? ""
+        let reason = [bounceType, record["Description"]?.stringValue, record["Details"]?.stringValue].compactMap { $0 }
+            .filter { !$0.isEmpty }.joined(separator: ": ")
+        var raw: [String: JSONValue] = ["RecordType": .string(type)]
+        for field in ["Type", "TypeCode", "MessageID", "Description", "OriginalLink"] {
+            if let value = record[field] { raw[field] = value }
+        }
+        let effect: Receipt.Effect
+        switch (type, bounceType) {
+        case ("Delivery", _): effect = .delivered
+        case ("Bounce", "HardBounce"), ("Bounce", "BadEmailAddress"):
+            effect = .failed(reason: "Postmark bounce: \(reason)", suppress: true, kind: .messageBounced)
+        case ("Bounce", "Blocked"), ("Bounce", "DMARCPolicy"), ("Bounce", "ManuallyDeactivated"):
+            effect = .failed(reason: "Postmark bounce: \(reason)", suppress: false, kind: .messageBounced)
+        case ("SpamComplaint", _): effect = .note(kind: .messageComplained, suppress: true, attributes: [:])
+        case ("Open", _): effect = .note(kind: .messageOpened, suppress: false, attributes: [:])
+        case ("Click", _):
+            effect = .note(
+                kind: .messageClicked, suppress: false, attributes: record["OriginalLink"]?.stringValue.map { ["url": $0] } ?? [:])
+        default: return Self.accepted([])  // soft and transient bounces, subscription changes…
+        }
+        let receipt = Receipt(deliveryId: deliveryId, providerMessageId: nil, effect: effect, providerStatus: type, raw: raw)
+        return Self.accepted(try await apply([receipt], integration: integration))
+    }
+
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let (x, y) = (Array(a.utf8), Array(b.utf8))
+        guard x.count == y.count else { return false }
+        return zip(x, y).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+
     /// What a receipt does to its delivery.
     struct Receipt {
         enum Effect {
@@ -273,4 +326,5 @@ extension HTTPField.Name {
     static let twilioSignature = HTTPField.Name("X-Twilio-Signature")!
     static let sendGridSignature = HTTPField.Name("X-Twilio-Email-Event-Webhook-Signature")!
     static let sendGridTimestamp = HTTPField.Name("X-Twilio-Email-Event-Webhook-Timestamp")!
+    static let heraldWebhookSecret = HTTPField.Name("X-Herald-Webhook-Secret")!
 }

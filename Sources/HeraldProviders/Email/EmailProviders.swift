@@ -100,6 +100,8 @@ public struct EmailAPIProvider: PerMessageProvider {
             var request: [String: JSONValue] = [
                 "From": .string(Self.mailbox(sender, name: name)), "To": .string(to), "Subject": .string(subject),
                 "HtmlBody": .string(content.body), "MessageStream": "outbound",
+                // Echoed in every webhook of the message: how a receipt finds its delivery.
+                "Metadata": ["herald_delivery": .string(message.deliveryId)],
             ]
             if let text = content.text { request["TextBody"] = .string(text) }
             if !extra.isEmpty { request["Headers"] = .array(extra.map { ["Name": .string($0.0), "Value": .string($0.1)] }) }
