@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import HeraldCore
@@ -181,7 +182,8 @@ struct ReceiptRoutes {
         {
             presented = String(decoding: decoded, as: UTF8.self)
         }
-        guard !secret.isEmpty, Self.constantTimeEqual(presented, secret) else {
+        // Digests compare in constant time (swift-crypto), whatever the lengths of the two strings.
+        guard !secret.isEmpty, SHA256.hash(data: Array(presented.utf8)) == SHA256.hash(data: Array(secret.utf8)) else {
             context.logger.warning(
                 "a Postmark receipt without the integration's webhook secret was refused", metadata: ["integration": "\(integration.id)"])
             throw APIError(.unauthorized, "the Postmark webhook credentials do not match")
@@ -212,12 +214,6 @@ struct ReceiptRoutes {
         }
         let receipt = Receipt(deliveryId: deliveryId, providerMessageId: nil, effect: effect, providerStatus: type, raw: raw)
         return Self.accepted(try await apply([receipt], integration: integration))
-    }
-
-    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let (x, y) = (Array(a.utf8), Array(b.utf8))
-        guard x.count == y.count else { return false }
-        return zip(x, y).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
     }
 
     /// What a receipt does to its delivery.
@@ -251,8 +247,13 @@ struct ReceiptRoutes {
             var events: [DomainEvent] = []
             var details: [ExecutionDetail] = []
             var suppressions: [Suppression] = []
+            // Written once for the whole batch (SendGrid posts up to 1,000 events at a time): the last receipt of a
+            // delivery wins.
+            var failedDeliveries: [String: DeliveryRecord] = [:]
+            var failedMessages: [String: (id: String, status: MessageStatus, errorId: String?, errorText: String?)] = [:]
             for receipt in receipts {
-                guard var delivery = deliveries[receipt.deliveryId], delivery.environmentId == integration.environmentId,
+                guard var delivery = failedDeliveries[receipt.deliveryId] ?? deliveries[receipt.deliveryId],
+                    delivery.environmentId == integration.environmentId,
                     delivery.integrationId == integration.id,
                     receipt.providerMessageId == nil || delivery.providerMessageId == receipt.providerMessageId,
                     let messageId = delivery.messageId, let message = messages[messageId]
@@ -277,8 +278,8 @@ struct ReceiptRoutes {
                     delivery.outcome = "undelivered"
                     delivery.errorCode = "undelivered"
                     delivery.errorText = String(reason.prefix(500))
-                    try await session.updateDeliveries([delivery])
-                    try await session.updateMessages([(message.id, .error, "undelivered", delivery.errorText)])
+                    failedDeliveries[delivery.id] = delivery
+                    failedMessages[message.id] = (message.id, .error, "undelivered", delivery.errorText)
                     details.append(detail(.failed, "provider_undelivered"))
                     event.kind = kind
                     event.reason = delivery.errorText
@@ -297,6 +298,8 @@ struct ReceiptRoutes {
                 }
                 events.append(event)
             }
+            try await session.updateDeliveries(Array(failedDeliveries.values))
+            try await session.updateMessages(Array(failedMessages.values))
             try await session.appendDetails(details)
             try await session.insertSuppressions(suppressions)
             try await engine.stageEvents(events, environmentId: integration.environmentId, session: session)

@@ -1,21 +1,20 @@
 import Crypto
 import Foundation
+import HeraldCore
 
 /// Mailgun's webhook signature (docs/webhooks.md §Provider receipts): `signature.signature` is the lowercase hex
 /// HMAC-SHA256, keyed with the domain's HTTP webhook signing key, of `signature.timestamp` followed by
 /// `signature.token`.
 public enum MailgunSignature {
     public static func compute(signingKey: String, timestamp: String, token: String) -> String {
-        let mac = HMAC<SHA256>.authenticationCode(for: Array((timestamp + token).utf8), using: SymmetricKey(data: Array(signingKey.utf8)))
-        return mac.map { String(format: "%02x", $0) }.joined()
+        Hex.encode(Array(HMAC<SHA256>.authenticationCode(for: Array((timestamp + token).utf8), using: key(signingKey))))
     }
 
-    /// Whether `signature` is Mailgun's (compared in constant time).
+    /// Whether `signature` is Mailgun's (swift-crypto's constant-time comparison).
     public static func isValid(_ signature: String, signingKey: String, timestamp: String, token: String) -> Bool {
-        guard !timestamp.isEmpty, !token.isEmpty else { return false }
-        let expected = Array(compute(signingKey: signingKey, timestamp: timestamp, token: token).utf8)
-        let given = Array(signature.lowercased().utf8)
-        guard expected.count == given.count else { return false }
-        return zip(expected, given).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
+        guard !timestamp.isEmpty, !token.isEmpty, let given = Hex.decode(signature.lowercased()) else { return false }
+        return HMAC<SHA256>.isValidAuthenticationCode(given, authenticating: Array((timestamp + token).utf8), using: key(signingKey))
     }
+
+    private static func key(_ signingKey: String) -> SymmetricKey { SymmetricKey(data: Array(signingKey.utf8)) }
 }

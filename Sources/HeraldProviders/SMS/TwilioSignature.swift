@@ -6,6 +6,21 @@ import Foundation
 /// sorted by name (several values of one name sorted and appended each).
 public enum TwilioSignature {
     public static func compute(token: String, url: String, parameters: [(String, String)]) -> String {
+        let mac = HMAC<Insecure.SHA1>.authenticationCode(for: signedBytes(url: url, parameters: parameters), using: key(token))
+        return Data(mac).base64EncodedString()
+    }
+
+    /// Whether `signature` is the one Twilio computes (swift-crypto's constant-time comparison).
+    public static func isValid(_ signature: String, token: String, url: String, parameters: [(String, String)]) -> Bool {
+        guard let given = Data(base64Encoded: signature) else { return false }
+        return HMAC<Insecure.SHA1>.isValidAuthenticationCode(
+            given, authenticating: signedBytes(url: url, parameters: parameters), using: key(token))
+    }
+
+    private static func key(_ token: String) -> SymmetricKey { SymmetricKey(data: Array(token.utf8)) }
+
+    /// The URL followed by each name and value, sorted by name (several values of one name sorted, each once).
+    private static func signedBytes(url: String, parameters: [(String, String)]) -> [UInt8] {
         var text = url
         let byName = Dictionary(grouping: parameters, by: \.0)
         for name in byName.keys.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }) {
@@ -13,16 +28,7 @@ public enum TwilioSignature {
                 text += name + value
             }
         }
-        let mac = HMAC<Insecure.SHA1>.authenticationCode(for: Array(text.utf8), using: SymmetricKey(data: Array(token.utf8)))
-        return Data(mac).base64EncodedString()
-    }
-
-    /// Whether `signature` is the one Twilio computes (compared in constant time).
-    public static func isValid(_ signature: String, token: String, url: String, parameters: [(String, String)]) -> Bool {
-        let expected = Array(compute(token: token, url: url, parameters: parameters).utf8)
-        let given = Array(signature.utf8)
-        guard expected.count == given.count else { return false }
-        return zip(expected, given).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
+        return Array(text.utf8)
     }
 
     /// The fields of an `application/x-www-form-urlencoded` body, in order (`+` is a space, `%XX` a byte).
