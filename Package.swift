@@ -73,6 +73,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "HeraldConsoleAssets",
+            path: "console",
+            resources: [.copy("templates"), .copy("static")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "HeraldStore",
             dependencies: [
                 "HeraldCore",
@@ -152,6 +158,8 @@ let package = Package(
                 "HeraldProviders",
                 "HeraldEngine",
                 "HeraldOpenAPI",
+                "HeraldConsoleAssets",
+                .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),

@@ -14,7 +14,7 @@ public func buildRouter(
     router.add(middleware: APIErrorMiddleware(clock: store.clock))
     router.add(middleware: URIGuardMiddleware())
     if !servesAPI { router.add(middleware: WorkerOnlyMiddleware()) }
-    router.add(middleware: AuthMiddleware(store: store))
+    router.add(middleware: AuthMiddleware(store: store, console: servesAPI && configuration.console))
     let routes = RouteTable()
     router.add(middleware: MethodNotAllowedMiddleware(routes: routes))
     router.add(middleware: BodyLimitMiddleware(maxBytes: configuration.maxBodyBytes))
@@ -38,6 +38,14 @@ public func buildRouter(
     EventRoutes(runtime: runtime).register(on: api)
     ActivityRoutes(store: store, workflows: runtime.workflows).register(on: api)
     DeliveryRoutes(store: store, engine: runtime.engine, pushes: runtime.pushes).register(on: api)
+    if configuration.console {
+        // The templates ship inside the binary's resources; failing to read them is a broken install, not a request error.
+        do {
+            try ConsoleRoutes(store: store, runtime: runtime, configuration: configuration).register(on: router)
+        } catch {
+            runtime.logger.error("the console's templates could not be loaded; /console is off", metadata: ["error": "\(error)"])
+        }
+    }
     return router
 }
 

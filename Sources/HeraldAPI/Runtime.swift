@@ -17,6 +17,7 @@ public struct Runtime: Sendable {
     public let metrics: EngineMetrics
     public let validator: TriggerValidator
     public let policy: OutboundURLPolicy
+    public let logger: Logger
 
     public init(
         store: SQLStore, providers: any ProviderFactory, policy: OutboundURLPolicy, workflows: WorkflowRegistry = WorkflowRegistry(),
@@ -24,6 +25,7 @@ public struct Runtime: Sendable {
         logger: Logger = Logger(label: "herald")
     ) {
         self.workflows = workflows
+        self.logger = logger
         self.metrics = metrics
         self.policy = policy
         self.validator = TriggerValidator(workflows: workflows, policy: policy)

@@ -206,6 +206,8 @@ public struct Dispatcher: Service {
     /// whose runs were canceled or recorded by another attempt (any worker may; both statements are idempotent).
     /// How long delivered and dead status-webhook events stay listed (docs/webhooks.md); pending ones stay for replay.
     static let webhookRetention: TimeInterval = 7 * 86400
+    /// How long the console's per-minute counters are kept (its overview shows the last day; docs/console.md).
+    static let consoleStatsRetention: TimeInterval = 8 * 86400
 
     func purgeExpiredRecords() async {
         do {
@@ -214,13 +216,18 @@ public struct Dispatcher: Service {
             let purged = try await store.transaction(durability: .replayable) { session in
                 (
                     try await session.purgeExpiredIdempotencyKeys(), try await session.purgeSentJournal(before: cutoff),
-                    try await session.purgeWebhookMessages(before: now.addingTimeInterval(-Self.webhookRetention), limit: 10_000)
+                    try await session.purgeWebhookMessages(before: now.addingTimeInterval(-Self.webhookRetention), limit: 10_000),
+                    try await session.purgeConsoleStats(before: now.addingTimeInterval(-Self.consoleStatsRetention))
+                        + session.purgeConsoleSessions(before: now)
                 )
             }
-            if purged.0 + purged.1 + purged.2 > 0 {
+            if purged.0 + purged.1 + purged.2 + purged.3 > 0 {
                 logger.debug(
                     "expired records deleted",
-                    metadata: ["idempotency": "\(purged.0)", "sentJournal": "\(purged.1)", "webhookEvents": "\(purged.2)"])
+                    metadata: [
+                        "idempotency": "\(purged.0)", "sentJournal": "\(purged.1)", "webhookEvents": "\(purged.2)",
+                        "console": "\(purged.3)",
+                    ])
             }
         } catch {
             logger.warning("deleting expired records failed", metadata: ["error": "\(error)"])

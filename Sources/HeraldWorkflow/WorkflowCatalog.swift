@@ -24,6 +24,12 @@ public struct WorkflowCatalog: Sendable {
     /// The active workflow for a trigger identifier.
     public func workflow(_ id: String) -> Workflow? { workflows[id] }
 
+    /// The text of a loaded file (the console shows it with its findings), or nil for an unknown path.
+    public func source(of path: String) -> String? { files[path]?.contents }
+
+    /// Every loaded file, valid or not, sorted.
+    public var paths: [String] { files.keys.sorted() }
+
     /// Every current finding, sorted by file and position.
     public var diagnostics: [Diagnostic] {
         (files.values.flatMap(\.diagnostics) + duplicateFindings).sorted()

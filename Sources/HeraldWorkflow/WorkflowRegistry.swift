@@ -16,6 +16,12 @@ public final class WorkflowRegistry: Sendable {
     /// Every current finding.
     public var diagnostics: [Diagnostic] { catalog.withLock { $0.diagnostics } }
 
+    /// The text of a loaded file, or nil.
+    public func source(of path: String) -> String? { catalog.withLock { $0.source(of: path) } }
+
+    /// Every loaded file, sorted.
+    public var paths: [String] { catalog.withLock { $0.paths } }
+
     /// Applies a new set of files; returns the findings of the files that changed.
     @discardableResult
     public func update(_ sources: [(path: String, contents: String)]) -> [Diagnostic] {

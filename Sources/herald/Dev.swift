@@ -25,6 +25,7 @@ struct Dev: AsyncParsableCommand {
 
     @Option(help: "HTTP port of Herald.") var port = 3000
     @Option(help: "Directory of workflow files.") var workflows = "./workflows"
+    @Option(help: "The operator console at /console: on or off.") var console: ConsoleSwitch = .on
     @OptionGroup var options: DatabaseOptions
 
     static let defaultKey = "herald-dev-secret-key"
@@ -61,6 +62,7 @@ struct Dev: AsyncParsableCommand {
             var configuration = ServerConfiguration()
             configuration.port = port
             configuration.workflowsDirectory = workflows
+            configuration.api.console = console == .on
             configuration.initialAPIKey = ProcessInfo.processInfo.environment["HERALD_API_KEY"] ?? Self.defaultKey
             configuration.pollInterval = .milliseconds(50)
             // Unsubscribe links point at this server, so the dev loop shows them working end to end.
@@ -232,6 +234,7 @@ struct Dev: AsyncParsableCommand {
             Herald dev is running.
               API         \(herald)   (Novu API under /v1, Centrifugo API under /api)
               API key     \(key)
+              Console     \(herald)/console (sign in with the API key; off with --console off)
               Simulator   \(endpoints.plain) and \(endpoints.tls) (push emulators over HTTP/2 + TLS)
               SMTP        127.0.0.1:\(endpoints.smtpPort) (STARTTLS) and :\(endpoints.smtpsPort) (TLS), user \(DevAccounts.smtpUser)
               Workflows   \(ProcessInfo.processInfo.environment["HERALD_WORKFLOWS"] ?? "./workflows") (edit and save: reloaded)

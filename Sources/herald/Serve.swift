@@ -87,6 +87,12 @@ struct Serve: AsyncParsableCommand {
             valueName: "url"))
     var publicUrl: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "The operator console at /console, signed in with an environment's secret key: on or off. [env: HERALD_CONSOLE] [default: on]",
+            valueName: "on|off"))
+    var console: ConsoleSwitch?
+
     @Option(help: ArgumentHelp("Largest request body in bytes. [env: HERALD_MAX_BODY_BYTES] [default: 524288]", valueName: "bytes"))
     var maxBodyBytes: Int?
 
@@ -176,6 +182,15 @@ struct Serve: AsyncParsableCommand {
         if let url = publicUrl ?? environment["HERALD_PUBLIC_URL"], !url.isEmpty {
             configuration.engine.publicURL = try Self.publicURL(url)
         }
+        let consoleSetting =
+            try console ?? environment["HERALD_CONSOLE"].map { value in
+                guard let setting = ConsoleSwitch(rawValue: value) else {
+                    throw HeraldError(.configuration, "HERALD_CONSOLE must be on or off")
+                }
+                return setting
+            } ?? .on
+        configuration.api.console = consoleSetting == .on
+        configuration.api.secureCookies = configuration.engine.publicURL?.hasPrefix("https://") == true
         configuration.api.maxBodyBytes =
             try maxBodyBytes ?? environment["HERALD_MAX_BODY_BYTES"].map { try Self.integer($0, name: "HERALD_MAX_BODY_BYTES") }
             ?? configuration.api.maxBodyBytes
@@ -239,4 +254,10 @@ struct Serve: AsyncParsableCommand {
         guard let value = Int(text) else { throw HeraldError(.configuration, "\(name) must be a whole number, not '\(text)'") }
         return value
     }
+}
+
+/// `--console on|off`.
+enum ConsoleSwitch: String, ExpressibleByArgument, Sendable {
+    case on
+    case off
 }

@@ -19,9 +19,13 @@ public struct AuthMiddleware: RouterMiddleware {
     let store: SQLStore
     let publicPaths: Set<String>
 
-    public init(store: SQLStore, publicPaths: Set<String> = ["/healthz", "/readyz", "/metrics", "/openapi.json"]) {
+    /// Whether `/console` is served: its pages authenticate with their own session cookie (``ConsoleMiddleware``).
+    let console: Bool
+
+    public init(store: SQLStore, publicPaths: Set<String> = ["/healthz", "/readyz", "/metrics", "/openapi.json"], console: Bool = false) {
         self.store = store
         self.publicPaths = publicPaths
+        self.console = console
     }
 
     public func handle(
@@ -29,6 +33,7 @@ public struct AuthMiddleware: RouterMiddleware {
     ) async throws -> Response {
         if publicPaths.contains(request.uri.path) || request.uri.path.hasPrefix(UnsubscribeRoutes.pathPrefix)
             || request.uri.path.hasPrefix(ReceiptRoutes.pathPrefix)
+            || (console && (request.uri.path == "/console" || request.uri.path.hasPrefix("/console/")))
         {
             return try await next(request, context)
         }

@@ -68,7 +68,7 @@ struct EventRoutes {
     }
 
     /// A rejection in Novu's error bodies, counted by reason.
-    private func reject(_ rejection: TriggerRejection) -> APIError {
+    func reject(_ rejection: TriggerRejection) -> APIError {
         switch rejection {
         case .workflowNotFound(let name):
             runtime.metrics.triggersRejected.increment("workflow_not_found")

@@ -124,26 +124,45 @@ struct IntegrationRoutes {
         group.post("/v1/integrations/{integrationId}/set-primary") { _, context in
             let environment = try context.requireEnvironment()
             let id = try context.parameters.require("integrationId")
-            let primary = try await store.transaction { session in
-                guard var integration = try await session.integration(environmentId: environment.id, id: id) else {
-                    throw APIError(.notFound, "Integration \(id) was not found")
-                }
-                guard integration.channel.hasPrimary else {
-                    throw APIError(
-                        .badRequest,
-                        "Only email and sms integrations can be primary; \(integration.providerId) is a \(integration.channel.rawValue) provider"
-                    )
-                }
-                for var other in try await session.integrations(environmentId: environment.id, channel: integration.channel)
-                where other.primary && other.id != id {
-                    other.primary = false
-                    _ = try await session.updateIntegration(other)
-                }
-                integration.primary = true
-                integration.active = true
-                return try await session.updateIntegration(integration)
-            }
+            let primary = try await store.transaction { try await Self.setPrimary($0, environmentId: environment.id, id: id) }
             return JSONResponse.data(Self.json(primary))
+        }
+    }
+
+    /// Makes an email or SMS integration its channel's primary (and active); the previous primary stops being one.
+    static func setPrimary(_ session: StoreSession, environmentId: String, id: String) async throws -> Integration {
+        guard var integration = try await session.integration(environmentId: environmentId, id: id) else {
+            throw APIError(.notFound, "Integration \(id) was not found")
+        }
+        guard integration.channel.hasPrimary else {
+            throw APIError(
+                .badRequest,
+                "Only email and sms integrations can be primary; \(integration.providerId) is a \(integration.channel.rawValue) provider"
+            )
+        }
+        for var other in try await session.integrations(environmentId: environmentId, channel: integration.channel)
+        where other.primary && other.id != id {
+            other.primary = false
+            _ = try await session.updateIntegration(other)
+        }
+        integration.primary = true
+        integration.active = true
+        return try await session.updateIntegration(integration)
+    }
+
+    /// Activates or deactivates an integration (the console's switch; `PUT` with `active` does the same): activating
+    /// checks its credentials as the API does, deactivating drops its primary flag.
+    static func setActive(store: SQLStore, policy: OutboundURLPolicy, environmentId: String, id: String, active: Bool) async throws {
+        _ = try await store.transaction { session in
+            guard var integration = try await session.integration(environmentId: environmentId, id: id) else {
+                throw APIError(.notFound, "Integration \(id) was not found")
+            }
+            integration.active = active
+            if !active { integration.primary = false }
+            let problems = IntegrationRules.problems(
+                providerId: integration.providerId, credentials: integration.credentials, active: active, policy: policy)
+            if !problems.isEmpty { throw APIError(.unprocessableContent, problems.values.sorted().joined(separator: "; ")) }
+            return try await session.updateIntegration(integration)
         }
     }
 

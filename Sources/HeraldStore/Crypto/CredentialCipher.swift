@@ -57,6 +57,13 @@ public struct CredentialCipher: Sendable {
         self.keys = keys
     }
 
+    /// A key for another purpose derived from the current key (HKDF-SHA256, `purpose` as info): the console signs
+    /// its session cookies with one, so no second secret needs configuring. Rotating the encryption key ends sessions.
+    public func derivedKey(purpose: String) -> SymmetricKey {
+        HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: current.key, salt: Data("herald".utf8), info: Data(purpose.utf8), outputByteCount: 32)
+    }
+
     /// Whether a value sealed under the key with this id can be opened.
     public func knowsKey(id: String) -> Bool { keys[id] != nil }
 

@@ -23,11 +23,11 @@ public struct MessageFilter: Sendable {
 }
 
 extension StoreSession {
-    private static let notificationColumns =
+    static let notificationColumns =
         "id, environment_id, event_id, transaction_id, workflow_id, subscriber_id, topic_key, status, state, channels, created_at, updated_at"
     private static let messageColumns =
         "id, environment_id, notification_id, transaction_id, workflow_id, subscriber_id, step_id, channel, integration_id, provider_id, status, payload, device_tokens, error_id, error_text, created_at, updated_at"
-    private static let deliveryColumns =
+    static let deliveryColumns =
         "id, environment_id, message_id, push_id, device_id, platform, integration_id, provider_id, target, status, outcome, attempts, provider_message_id, error_code, error_text, next_attempt_at, window_started_at, created_at, updated_at"
 
     // MARK: Notifications
@@ -128,7 +128,7 @@ extension StoreSession {
         return try await db.raw(query).all().map(Self.notification(from:))
     }
 
-    private static func notification(from row: any SQLRow) throws -> NotificationRecord {
+    static func notification(from row: any SQLRow) throws -> NotificationRecord {
         let channels = try JSONValue.parse(try row.decode(column: "channels", as: String.self))
         let list: [String] = if case .array(let items) = channels { items.compactMap(\.stringValue) } else { [] }
         return NotificationRecord(
@@ -333,6 +333,13 @@ extension StoreSession {
                 """
             ).run()
         }
+        // The console's overview counts every transition with the statement batch that makes it (docs/console.md).
+        var counts: [String: [String: [String: Int]]] = [:]
+        for delivery in deliveries {
+            counts[delivery.environmentId, default: [:]]["delivery", default: [:]][
+                "\(delivery.providerId):\(delivery.status.rawValue)", default: 0] += 1
+        }
+        try await countConsoleStats(counts)
     }
 
     /// The messages of (notification, step) pairs and their deliveries' summaries, in one query per 500
@@ -425,7 +432,7 @@ extension StoreSession {
         ).all().map { try $0.decode(column: "id", as: String.self) }
     }
 
-    private static func delivery(from row: any SQLRow) throws -> DeliveryRecord {
+    static func delivery(from row: any SQLRow) throws -> DeliveryRecord {
         DeliveryRecord(
             id: try row.decode(column: "id", as: String.self), environmentId: try row.decode(column: "environment_id", as: String.self),
             messageId: try row.optional("message_id"), deviceId: try row.optional("device_id"),

@@ -23,6 +23,11 @@ extension StoreSession {
             let rows = try await insert.ignoringConflicts(with: ["environment_id", "transaction_id"]).returning("id").all()
             for row in rows { inserted.insert(try row.decode(column: "id", as: String.self)) }
         }
+        var counts: [String: [String: [String: Int]]] = [:]
+        for event in events where inserted.contains(event.id) {
+            counts[event.environmentId, default: [:]]["trigger", default: [:]][event.workflowId, default: 0] += 1
+        }
+        try await countConsoleStats(counts)
         return Set(events.filter { !inserted.contains($0.id) }.map(\.transactionId))
     }
 
