@@ -21,7 +21,7 @@ struct TestTenants: Sendable {
 
 /// Runs `body` against the full router (in-process transport) on a fresh database of `backend`.
 func withAPI(
-    _ backend: Backend, configuration: APIConfiguration = .init(),
+    _ backend: Backend, configuration: APIConfiguration = .init(), workflows: WorkflowRegistry = WorkflowRegistry(),
     _ body: @escaping @Sendable (any TestClientProtocol, SQLStore, TestTenants) async throws -> Void
 ) async throws {
     try await withStore(backend) { store, _ in
@@ -34,7 +34,8 @@ func withAPI(
                 development: development, developmentKey: developmentKey.revealed, production: production,
                 productionKey: productionKey.revealed)
         }
-        let application = Application(router: buildRouter(store: store, runtime: testRuntime(store), configuration: configuration))
+        let application = Application(
+            router: buildRouter(store: store, runtime: testRuntime(store, workflows: workflows), configuration: configuration))
         try await application.test(.router) { client in
             try await body(client.recordingResponses, store, tenants)
         }

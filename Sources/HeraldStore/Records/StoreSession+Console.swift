@@ -124,7 +124,7 @@ extension StoreSession {
     public func consoleStats(environmentId: String, since: Date) async throws -> [ConsoleStat] {
         try await db.raw(
             """
-            SELECT minute, metric, label, SUM(count) AS total FROM console_stats
+            SELECT minute, metric, label, CAST(SUM(count) AS BIGINT) AS total FROM console_stats
             WHERE environment_id = \(bind: environmentId) AND minute >= \(bind: since.millisecondsSince1970 / 60_000)
             GROUP BY minute, metric, label ORDER BY minute
             """
