@@ -11,7 +11,7 @@ import Logging
 ///   `frame-ancestors 'none'`), `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer`, `nosniff`, and pages
 ///   `Cache-Control: no-store`;
 /// * a page without a live session is a 303 to the sign-in page (its path kept in `next`);
-/// * every POST must come from the console's own origin (`Origin`, when the browser sends one) and carry the
+/// * every POST must come from the console's own pages (`Sec-Fetch-Site`, `Origin`, when sent) and carry the
 ///   session's CSRF token in `_csrf`; otherwise 403;
 /// * errors render as an HTML page in the console (never a stack, never a secret).
 struct ConsoleMiddleware: RouterMiddleware {
@@ -47,9 +47,13 @@ struct ConsoleMiddleware: RouterMiddleware {
         var request = request
         var context = context
         if request.method == .post {
-            if let origin = request.headers[.origin], !Self.sameOrigin(origin, host: request.head.authority) {
-                throw APIError(
-                    .forbidden, "This form was sent from another site (Origin \(origin)); the console accepts forms from itself only.")
+            // With `Referrer-Policy: no-referrer` browsers send `Origin: null` on same-origin forms; `Sec-Fetch-Site`
+            // (every current browser) still tells a cross-site form apart.
+            let fetchSite = request.headers[HTTPField.Name("Sec-Fetch-Site")!]
+            let origin = request.headers[.origin].flatMap { $0 == "null" ? nil : $0 }
+            let foreignOrigin = origin.map { !Self.sameOrigin($0, host: request.head.authority) } ?? false
+            if fetchSite == "cross-site" || fetchSite == "same-site" || foreignOrigin {
+                throw APIError(.forbidden, "This form was sent from another site; the console accepts forms from its own pages only.")
             }
             let body = try await request.collectBody(upTo: Self.formLimit)
             context.consoleForm = FormBody(String(buffer: body))

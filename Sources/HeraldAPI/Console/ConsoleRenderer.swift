@@ -30,9 +30,31 @@ struct ConsoleRenderer: Sendable {
     /// A page: the template rendered with `values`, as HTML.
     func page(_ template: String, _ values: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
         let html =
-            library.render(values, withTemplate: template) ?? "<!doctype html><title>Herald</title><p>Template \(template) is missing."
+            library.render(Self.withoutNils(values), withTemplate: template)
+            ?? "<!doctype html><title>Herald</title><p>Template \(template) is missing."
         return Response(
             status: status, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: html)))
+    }
+
+    /// The values with every nil optional removed, recursively: swift-mustache renders `nil` as the text "nil" and
+    /// counts it as present in a section, while a missing key is absent.
+    static func withoutNils(_ value: Any) -> Any {
+        let mirror = Mirror(reflecting: value)
+        if mirror.displayStyle == .optional {
+            guard let wrapped = mirror.children.first?.value else { return Optional<Any>.none as Any }
+            return withoutNils(wrapped)
+        }
+        if let dictionary = value as? [String: Any] {
+            var result: [String: Any] = [:]
+            for (key, entry) in dictionary {
+                let cleaned = withoutNils(entry)
+                if Mirror(reflecting: cleaned).displayStyle == .optional { continue }
+                result[key] = cleaned
+            }
+            return result
+        }
+        if let array = value as? [[String: Any]] { return array.map { withoutNils($0) } }
+        return value
     }
 
     /// A 303 to `location` (a path of the console).

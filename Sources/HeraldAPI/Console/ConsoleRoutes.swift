@@ -527,7 +527,8 @@ struct ConsoleRoutes {
             return (integrations, errors)
         }
         var values = Self.layout(session, current: "/console/integrations")
-        values["integrations"] = integrations.map { integration -> [String: Any] in
+        let sorted = integrations.sorted { ($0.channel.rawValue, $0.name, $0.id) < ($1.channel.rawValue, $1.name, $1.id) }
+        values["integrations"] = sorted.map { integration -> [String: Any] in
             let masked = IntegrationRules.masked(integration.credentials)
             let credentials: [[String: Any]] =
                 if case .object(let fields) = masked {

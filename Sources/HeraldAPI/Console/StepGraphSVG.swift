@@ -36,7 +36,7 @@ enum StepGraphSVG {
         var byRow: [Int: [Step]] = [:]
         for step in workflow.steps { byRow[rows[step.id] ?? 1, default: []].append(step) }
         let widest = max(1, byRow.values.map(\.count).max() ?? 1)
-        let width = widest * nodeWidth + (widest - 1) * columnGap + 40
+        let width = max(480, widest * nodeWidth + (widest - 1) * columnGap + 40)
         let height = 40 + depth * (nodeHeight + rowGap) + 20
         var centers: [String: (x: Int, y: Int)] = [:]
         for (row, steps) in byRow {
