@@ -63,6 +63,10 @@ struct Dev: AsyncParsableCommand {
             configuration.port = port
             configuration.workflowsDirectory = workflows
             configuration.api.console = console == .on
+            // The retry budget as `serve` reads it, so a dead letter can be made in seconds (the browser test does).
+            if let attempts = ProcessInfo.processInfo.environment["HERALD_RETRY_MAX_ATTEMPTS"].flatMap(Int.init), attempts >= 1 {
+                configuration.engine.retryPolicy.maximumAttempts = attempts
+            }
             configuration.initialAPIKey = ProcessInfo.processInfo.environment["HERALD_API_KEY"] ?? Self.defaultKey
             configuration.pollInterval = .milliseconds(50)
             // Unsubscribe links point at this server, so the dev loop shows them working end to end.

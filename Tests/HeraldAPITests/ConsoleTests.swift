@@ -237,7 +237,7 @@ struct ConsoleTests {
         let registry = WorkflowRegistry()
         #expect(registry.update([("welcome.yaml", Self.workflow)]).filter { $0.severity == .error } == [])
         try await withAPI(backend, workflows: registry) { client, store, tenants in
-            let (cookie, _) = try await Self.signIn(client, key: tenants.developmentKey)
+            let (cookie, csrf) = try await Self.signIn(client, key: tenants.developmentKey)
             for index in 0..<3 {
                 try await client.execute(
                     uri: "/v1/events/trigger", method: .post, headers: novuHeaders(tenants.developmentKey),
@@ -263,6 +263,30 @@ struct ConsoleTests {
             {
                 response async throws in
                 #expect(String(buffer: response.body).contains(delivery.id))
+            }
+            // Re-drive every dead FCM delivery from the dead-letter page: back on the queue, fresh retry window.
+            try await client.execute(
+                uri: "/console/dead-letters/redrive", method: .post, headers: Self.form(cookie),
+                body: ByteBuffer(string: "_csrf=\(csrf)&status=dead&provider=fcm&reason=")
+            ) { response async throws in
+                #expect(response.status == .seeOther)
+                #expect(response.headers[.location] == "/console/dead-letters?status=dead&provider=fcm")
+            }
+            #expect(try await store.read { try await $0.deliveries(ids: [delivery.id]) }.first?.status == .pending)
+            // A test trigger from the workflow page lands on its transaction; a payload that is not JSON is a 400 page.
+            try await client.execute(
+                uri: "/console/workflows/welcome/test", method: .post, headers: Self.form(cookie),
+                body: ByteBuffer(string: "_csrf=\(csrf)&subscriberId=tester&payload=%7B%22a%22%3A1%7D")
+            ) { response async throws in
+                #expect(response.status == .seeOther)
+                #expect(response.headers[.location]?.hasPrefix("/console/activity?transaction=") == true)
+            }
+            try await client.execute(
+                uri: "/console/workflows/welcome/test", method: .post, headers: Self.form(cookie),
+                body: ByteBuffer(string: "_csrf=\(csrf)&subscriberId=tester&payload=%7Bnot+json")
+            ) { response async throws in
+                #expect(response.status == .badRequest)
+                #expect(String(buffer: response.body).contains("not valid JSON"))
             }
             try await client.execute(uri: "/console/workflows/welcome", method: .get, headers: [.cookie: cookie]) { response async throws in
                 let html = String(buffer: response.body)
