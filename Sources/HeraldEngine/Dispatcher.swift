@@ -219,6 +219,7 @@ public struct Dispatcher: Service {
                     try await session.purgeWebhookMessages(before: now.addingTimeInterval(-Self.webhookRetention), limit: 10_000),
                     try await session.purgeConsoleStats(before: now.addingTimeInterval(-Self.consoleStatsRetention))
                         + session.purgeConsoleSessions(before: now)
+                        + session.purgePushRateCounts(before: now.addingTimeInterval(-86_400))
                 )
             }
             if purged.0 + purged.1 + purged.2 + purged.3 > 0 {
@@ -226,7 +227,7 @@ public struct Dispatcher: Service {
                     "expired records deleted",
                     metadata: [
                         "idempotency": "\(purged.0)", "sentJournal": "\(purged.1)", "webhookEvents": "\(purged.2)",
-                        "console": "\(purged.3)",
+                        "consoleAndRateCounters": "\(purged.3)",
                     ])
             }
         } catch {

@@ -261,12 +261,40 @@ struct CentrifugoPushTests {
                 (["recipient": ["hms_tokens": ["h"]], "notification": ["fcm": ["message": [:]]]], 107, "notification.hms"),
                 (["recipient": ["fcm_tokens": ["a"]], "notification": ["apns": ["headers": [:]]]], 107, "notification.apns.payload"),
                 (["recipient": ["fcm_tokens": ["a"]], "notification": Self.notification, "send_at": "soon"], 107, "send_at"),
+                // Personalisation: every mistake is a 107 naming its field, before anything is stored (no 108 any more).
                 (
                     [
-                        "recipient": ["fcm_tokens": ["a"]], "notification": Self.notification,
+                        "recipient": ["filter": ["users": ["u"]]], "notification": Self.notification,
                         "limit_strategy": ["rate_limit": ["key": "k"]],
-                    ], 108,
-                    "limit_strategy"
+                    ], 107, "limit_strategy.rate_limit.policies"
+                ),
+                (
+                    [
+                        "recipient": ["filter": ["users": ["u"]]], "notification": Self.notification,
+                        "limit_strategy": ["time_limit": ["send_after_time": "25:00:00", "send_before_time": "10:00:00"]],
+                    ], 107, "limit_strategy.time_limit.send_after_time"
+                ),
+                (
+                    [
+                        "recipient": ["filter": ["users": ["u"]]], "use_templating": true,
+                        "notification": ["fcm": ["message": ["notification": ["title": "Hi {{.device.nope}}"]]]],
+                    ], 107, "notification.fcm.message.notification.title: unknown variable"
+                ),
+                (
+                    [
+                        "recipient": ["filter": ["users": ["u"]]], "use_templating": true,
+                        "notification": ["apns": ["payload": ["aps": ["alert": "Hi {{.device.meta.name}}"]]]],
+                    ], 107, "notification.apns.payload.aps.alert: '.device.meta.name' needs use_meta"
+                ),
+                (
+                    [
+                        "recipient": ["filter": ["users": ["u"]]], "localizations": ["fr": ["translations": ["greeting": "Bonjour"]]],
+                        "notification": ["fcm": ["message": ["notification": ["title": "{{default [[Hello] .l10n.greeting}}"]]]],
+                    ], 107, "notification.fcm.message.notification.title: a [[string]] is not closed"
+                ),
+                (
+                    ["recipient": ["fcm_tokens": ["a"]], "notification": Self.notification, "use_templating": true], 107,
+                    "need a filter recipient"
                 ),
             ]
             for (body, code, mention) in cases {

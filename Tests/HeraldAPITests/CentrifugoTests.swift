@@ -95,4 +95,59 @@ struct CentrifugoTests {
             #expect(guarded.objectValue?["error"]?.objectValue?["code"] == 113)
         }
     }
+
+    @Test(
+        "a user's topics are its devices' topics: listed by device_list and device_topic_list, kept by register, moved on a user switch, gone on detach",
+        arguments: Backend.available)
+    func userTopicsOnDevices(backend: Backend) async throws {
+        try await withAPI(backend) { client, _, tenants in
+            let key = tenants.developmentKey
+            func topics(_ id: String) async throws -> [String] {
+                let (_, listed) = try await Self.call(client, key, "device_list", #"{"filter":{"ids":["\#(id)"]},"include_topics":true}"#)
+                let device = listed.objectValue?["result"]?.objectValue?["items"]?.arrayItems.first?.objectValue
+                return device?["topics"]?.arrayItems.compactMap(\.stringValue) ?? []
+            }
+            func entries(
+                _ filter: String, limit: Int = 100, cursor: String? = nil
+            ) async throws -> (topics: [String], next: String?, total: Int?) {
+                let cursorField = cursor.map { #","cursor":"\#($0)""# } ?? ""
+                let (_, listed) = try await Self.call(
+                    client, key, "device_topic_list", #"{"filter":\#(filter),"limit":\#(limit),"include_total_count":true\#(cursorField)}"#)
+                let result = listed.objectValue?["result"]?.objectValue
+                let items = result?["items"]?.arrayItems ?? []
+                #expect(items.allSatisfy { $0.objectValue?["device"]?.objectValue?["id"] != nil }, "every entry carries its device")
+                let total: Int? = if case .number(let n)? = result?["total_count"] { Int(n) } else { nil }
+                return (items.compactMap { $0.objectValue?["topic"]?.stringValue }, result?["next_cursor"]?.stringValue, total)
+            }
+            _ = try await Self.call(client, key, "user_topic_update", #"{"user":"carol","op":"add","topics":["news","sports"]}"#)
+            let (_, registered) = try await Self.call(
+                client, key, "device_register", #"{"provider":"fcm","token":"tok-ut","platform":"android","user":"carol","topics":["own"]}"#
+            )
+            let id = try #require(registered.objectValue?["result"]?.objectValue?["id"]?.stringValue)
+            #expect(try await topics(id) == ["news", "own", "sports"])
+            #expect(try await entries(#"{"device_ids":["\#(id)"]}"#).topics == ["news", "own", "sports"])
+            #expect(try await entries(#"{"topics":["news"]}"#).topics == ["news"])
+            #expect(try await entries(#"{"device_users":["carol"]}"#).total == 3)
+            // Paging walks the union in (device, topic) order.
+            let first = try await entries(#"{"device_ids":["\#(id)"]}"#, limit: 2)
+            #expect(first.topics == ["news", "own"])
+            let second = try await entries(#"{"device_ids":["\#(id)"]}"#, limit: 2, cursor: first.next)
+            #expect(second.topics == ["sports"] && second.next == nil)
+            // A register with topics replaces the device's own topics and keeps the user's.
+            _ = try await Self.call(
+                client, key, "device_register",
+                #"{"provider":"fcm","token":"tok-ut","platform":"android","user":"carol","topics":["own2"]}"#)
+            #expect(try await topics(id) == ["news", "own2", "sports"])
+            // A user switch takes the old user's topics away and brings the new user's.
+            _ = try await Self.call(client, key, "device_update", #"{"ids":["\#(id)"],"user_update":{"user":"dave"}}"#)
+            #expect(try await topics(id) == ["own2"])
+            _ = try await Self.call(client, key, "user_topic_update", #"{"user":"dave","op":"add","topics":["dave-only"]}"#)
+            #expect(try await topics(id) == ["dave-only", "own2"])
+            #expect(try await entries(#"{"topics":["news"]}"#).topics == [])
+            // Detached: only its own topics.
+            _ = try await Self.call(client, key, "device_update", #"{"ids":["\#(id)"],"user_update":{"user":""}}"#)
+            #expect(try await topics(id) == ["own2"])
+            #expect(try await entries(#"{"device_ids":["\#(id)"]}"#).topics == ["own2"])
+        }
+    }
 }

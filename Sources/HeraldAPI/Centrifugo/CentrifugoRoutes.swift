@@ -196,7 +196,9 @@ struct CentrifugoRoutes {
         if let timezone = device.timezone, !timezone.isEmpty { object["timezone"] = .string(timezone) }
         if let locale = device.locale, !locale.isEmpty { object["locale"] = .string(locale) }
         if includeMeta, !device.meta.isEmpty { object["meta"] = .object(device.meta.mapValues(JSONValue.string)) }
-        if includeTopics, !device.topics.isEmpty { object["topics"] = .array(device.topics.map(JSONValue.string)) }
+        // The user's topics are the device's too (Centrifugo: "User topics … will be automatically attached").
+        let topics = Array(Set(device.topics + device.userTopics)).sorted()
+        if includeTopics, !topics.isEmpty { object["topics"] = .array(topics.map(JSONValue.string)) }
         if device.provider == "web-push", case .object(let subscription)? = try? JSONValue.parse(device.token.revealed) {
             object["token"] = subscription["endpoint"] ?? .string("")
             if includeWebPushKeys, let keys = subscription["keys"] { object["webpush_keys"] = .string(keys.jsonString()) }

@@ -17,6 +17,9 @@ public struct Device: Sendable, Hashable {
     /// The app's user id (Novu `subscriberId`, Centrifugo `user`).
     public var subscriberId: String?
     public var topics: [String]
+    /// The topics of the device's user (Centrifugo `UserTopic`, Novu topic subscriptions), attached to the device
+    /// while the user is: read with the device, never stored on it, so a user switch or detach moves them at once.
+    public var userTopics: [String] = []
     public var tags: [String: String]
     public var meta: [String: String]
     public var timezone: String?

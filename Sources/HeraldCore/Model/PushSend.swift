@@ -79,6 +79,8 @@ public struct PushSendRequest: Sendable, Equatable {
     public var analyticsUid: String?
     public var sendAt: Date?
     public var expireAt: Date?
+    /// Per-device templating and the limit strategy (empty for a plain send).
+    public var personalization = PushPersonalization()
 
     /// Most raw tokens one request may name.
     public static let maxTokens = 10_000
@@ -103,13 +105,12 @@ public struct PushSendRequest: Sendable, Equatable {
     /// accepted before).
     public init(json: JSONValue, policy: OutboundURLPolicy? = nil) throws {
         guard case .object(let root) = json else { throw Self.problem("", "the request must be a JSON object") }
-        // Personalisation needs per-device rendering that Herald does not do: refused rather than silently ignored.
-        for field in ["limit_strategy", "localizations"] where !(root[field].map(Self.isEmpty) ?? true) {
-            throw HeraldError(.invalidInput, "not available: \(field) is not supported", context: ["code": "108", "field": field])
+        // `optimize_for_reliability` is accepted and changes nothing: every send goes through the durable queue.
+        if let value = root["optimize_for_reliability"], value != .null, value.boolValue == nil {
+            throw Self.problem("optimize_for_reliability", "must be a boolean")
         }
-        for field in ["use_templating", "use_meta"] where root[field]?.boolValue == true {
-            throw HeraldError(.invalidInput, "not available: \(field) is not supported", context: ["code": "108", "field": field])
-        }
+        let personalization = try PushPersonalization(root: root)
+        self.personalization = personalization
         guard case .object(let notification)? = root["notification"] else {
             throw Self.problem("notification", "required (an object with fcm, hms, apns or webpush)")
         }
@@ -187,6 +188,23 @@ public struct PushSendRequest: Sendable, Equatable {
         default:
             throw Self.problem(path, "unknown recipient field")
         }
+        if !personalization.isEmpty {
+            guard case .devices = self.recipient else {
+                throw Self.problem(
+                    "recipient", "use_templating, localizations and limit_strategy need a filter recipient (they read each device)")
+            }
+        }
+        if personalization.templating {
+            // Every template is parsed now, so a mistake is a 107 naming its field before anything is stored.
+            for (centrifugo, herald) in Self.providers {
+                guard let payload = payloads[herald] else { continue }
+                let prefix = herald == "fcm" || herald == "hms" ? "notification.\(centrifugo).message" : "notification.\(centrifugo)"
+                try Self.forEachString(in: payload, path: prefix) { text, path in
+                    guard PushTemplate.hasActions(text) else { return }
+                    do { _ = try PushTemplate(text, allowMeta: personalization.useMeta) } catch { throw Self.problem(path, "\(error)") }
+                }
+            }
+        }
         // A native recipient belongs to one provider, which then needs its payload.
         if let provider = self.recipient.provider, payloads[provider] == nil {
             let name = Self.providers.first { $0.herald == provider }!.centrifugo
@@ -208,6 +226,16 @@ public struct PushSendRequest: Sendable, Equatable {
             payload = .object(message)
         }
         return MessageContent(channel: .push, body: "", raw: payload)
+    }
+
+    /// Calls `body` with every string value of `value` (object values and array items, not keys) and its path.
+    static func forEachString(in value: JSONValue, path: String, _ body: (String, String) throws -> Void) throws {
+        switch value {
+        case .string(let text): try body(text, path)
+        case .array(let items): for (index, item) in items.enumerated() { try forEachString(in: item, path: "\(path)[\(index)]", body) }
+        case .object(let entries): for (key, item) in entries { try forEachString(in: item, path: "\(path).\(key)", body) }
+        default: break
+        }
     }
 
     // MARK: Parsing helpers

@@ -171,9 +171,18 @@ extension Engine {
         of deliveries: [DeliveryRecord], messages: [String: MessageRecord], pushes: [String: PushSend]
     ) async throws -> [String: MessageContent] {
         var result: [String: MessageContent] = [:]
-        var requests: [String: PushSendRequest] = [:]
+        var renderers: [String: PushRenderer] = [:]
         var stopped: [DeliveryRecord] = []
         let now = store.clock.now()
+        for (pushId, push) in pushes { renderers[pushId] = PushRenderer(request: try PushSendRequest(json: push.request)) }
+        // Templated sends render per device (docs/api.md §Personalisation): their devices, in one query.
+        let templated = deliveries.filter { delivery in
+            delivery.pushId.flatMap { renderers[$0]?.request.personalization.templating } == true && delivery.deviceId != nil
+        }
+        let environmentId = deliveries.first?.environmentId ?? ""
+        let devices: [String: Device] =
+            templated.isEmpty
+            ? [:] : try await store.read { try await $0.devices(environmentId: environmentId, ids: templated.compactMap(\.deviceId)) }
         for delivery in deliveries {
             if let message = delivery.messageId.flatMap({ messages[$0] }) {
                 result[delivery.id] = message.content
@@ -184,8 +193,8 @@ extension Engine {
                 } else if let expireAt = push.expireAt, expireAt <= now {
                     (finished.status, finished.errorCode, finished.errorText) = (.failed, "expired", "expire_at passed before it was sent")
                 } else {
-                    if requests[pushId] == nil { requests[pushId] = try PushSendRequest(json: push.request) }
-                    result[delivery.id] = requests[pushId]?.content(providerId: delivery.providerId)
+                    result[delivery.id] = renderers[pushId]?.content(
+                        providerId: delivery.providerId, device: delivery.deviceId.flatMap { devices[$0] })
                     continue
                 }
                 stopped.append(finished)

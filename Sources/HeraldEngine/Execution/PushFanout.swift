@@ -30,7 +30,7 @@ extension Engine {
                 var cursor = PushCursor.decode(fresh.cursor)
                 let now = session.now
                 var deliveries: [DeliveryRecord] = []
-                func add(_ target: String, provider: String, integration: Integration?, device: Device?) {
+                func add(_ target: String, provider: String, integration: Integration?, device: Device?, at: Date? = nil) {
                     guard let integration else {
                         cursor.skipped += 1
                         return
@@ -39,7 +39,8 @@ extension Engine {
                         DeliveryRecord(
                             id: session.newId(), environmentId: environmentId, messageId: nil, deviceId: device?.id,
                             integrationId: integration.id, providerId: provider, target: Secret(target), status: .pending,
-                            pushId: push.id, platform: device?.platform ?? Self.platform(of: provider), createdAt: now, updatedAt: now))
+                            nextAttemptAt: at, pushId: push.id, platform: device?.platform ?? Self.platform(of: provider), createdAt: now,
+                            updatedAt: now))
                 }
                 var done = true
                 switch request.recipient {
@@ -50,10 +51,18 @@ extension Engine {
                         let filter = DeviceFilter(ids: ids, users: users, topics: topics, providers: wanted.sorted(), platforms: platforms)
                         let page = try await session.devicePage(
                             environmentId: environmentId, filter: filter, after: cursor.after, limit: pageSize)
+                        let schedule = try await Self.schedule(
+                            page.items, personalization: request.personalization, environmentId: environmentId, now: now, session: session)
                         for device in page.items {
+                            guard let at = schedule[device.id] else {
+                                cursor.skipped += 1  // no timezone without no_tz_send_now, or over a rate limit with drop
+                                continue
+                            }
                             let candidates = integrations[device.provider] ?? []
                             let integration = device.integrationId.map { id in candidates.first { $0.id == id } } ?? candidates.first
-                            add(device.token.revealed, provider: device.provider, integration: integration, device: device)
+                            add(
+                                device.token.revealed, provider: device.provider, integration: integration, device: device,
+                                at: at > now ? at : nil)
                         }
                         cursor.after = page.nextCursor ?? cursor.after
                         done = page.nextCursor == nil
@@ -65,16 +74,19 @@ extension Engine {
                 }
                 try await session.insertDeliveries(deliveries)
                 var jobs: [NewJob] = []
-                for (integrationId, group) in Dictionary(grouping: deliveries, by: { $0.integrationId ?? "" }).sorted(by: {
-                    $0.key < $1.key
+                // One job per integration and send time (a time-window or rate-limit bucket), in chunks.
+                let groups = Dictionary(
+                    grouping: deliveries, by: { DeliveryBucket(integration: $0.integrationId ?? "", at: $0.nextAttemptAt) })
+                for (bucket, group) in groups.sorted(by: {
+                    ($0.key.integration, $0.key.at ?? .distantPast) < ($1.key.integration, $1.key.at ?? .distantPast)
                 }) {
                     for start in stride(from: 0, to: group.count, by: jobSize) {
                         jobs.append(
                             NewJob(
                                 environmentId: environmentId, job: .deliver,
                                 payload: DeliverJob(
-                                    integration: integrationId, deliveries: group[start..<min(start + jobSize, group.count)].map(\.id)
-                                ).encoded()))
+                                    integration: bucket.integration, deliveries: group[start..<min(start + jobSize, group.count)].map(\.id)
+                                ).encoded(), runAt: bucket.at))
                     }
                 }
                 try await session.enqueue(jobs)
@@ -83,6 +95,61 @@ extension Engine {
             }
             if finished { return .done }
         }
+    }
+
+    /// When each device of a page gets its push (`limit_strategy`, docs/api.md §Personalisation): now, the next
+    /// opening of its time window — computed once per timezone, so devices of one zone share one send time and one
+    /// job — and then the first slot its rate-limit key has room in; a device missing from the result is skipped
+    /// (no timezone without `no_tz_send_now`, or rate-limited with `drop_if_rate_limited`). Counters are read and
+    /// written in the page's transaction.
+    static func schedule(
+        _ devices: [Device], personalization: PushPersonalization, environmentId: String, now: Date, session: StoreSession
+    ) async throws -> [String: Date] {
+        var times: [String: Date] = [:]
+        var openings: [String: Date] = [:]
+        for device in devices {
+            guard let window = personalization.timeLimit else {
+                times[device.id] = now
+                continue
+            }
+            guard let name = device.timezone, !name.isEmpty, let zone = TimeZone(identifier: name) else {
+                if window.noTimezoneSendNow { times[device.id] = now }
+                continue
+            }
+            if openings[name] == nil { openings[name] = window.nextOpening(after: now, in: zone) }
+            times[device.id] = openings[name]
+        }
+        guard let limit = personalization.rateLimit, !times.isEmpty else { return times }
+        let keys = Dictionary(
+            devices.map { ($0.id, PushRenderer.rateLimitKey(limit, device: $0)) }, uniquingKeysWith: { first, _ in first })
+        let intervals = limit.policies.map(\.intervalMilliseconds)
+        let longest = intervals.max() ?? 0
+        let nowMs = now.millisecondsSince1970
+        var stored = try await session.pushRateCounts(
+            environmentId: environmentId, keys: Array(Set(keys.values)), intervals: Array(Set(intervals)), since: nowMs - longest)
+        var added: [String: [Int64: [Int64: Int]]] = [:]
+        for device in devices.sorted(by: { $0.id < $1.id }) {
+            guard let at = times[device.id], let key = keys[device.id] else { continue }
+            let counts = limit.policies.map { stored[key]?[$0.intervalMilliseconds] ?? [:] }
+            guard let slot = limit.slot(now: max(nowMs, at.millisecondsSince1970), counts: counts) else {
+                times[device.id] = nil
+                continue
+            }
+            for policy in limit.policies {
+                let window = slot - slot % policy.intervalMilliseconds
+                stored[key, default: [:]][policy.intervalMilliseconds, default: [:]][window, default: 0] += 1
+                added[key, default: [:]][policy.intervalMilliseconds, default: [:]][window, default: 0] += 1
+            }
+            times[device.id] = Date(millisecondsSince1970: slot)
+        }
+        var increments: [(key: String, interval: Int64, window: Int64, count: Int)] = []
+        for (key, intervals) in added.sorted(by: { $0.key < $1.key }) {
+            for (interval, windows) in intervals.sorted(by: { $0.key < $1.key }) {
+                for (window, count) in windows.sorted(by: { $0.key < $1.key }) { increments.append((key, interval, window, count)) }
+            }
+        }
+        try await session.addPushRateCounts(environmentId: environmentId, increments)
+        return times
     }
 
     /// The active integrations that can take raw payloads, by provider: the primary first, then the oldest.
@@ -96,4 +163,10 @@ extension Engine {
 
     /// The platform a raw token implies (FCM serves every platform, so it implies none).
     static func platform(of provider: String) -> String? { ProviderCatalog.spec(provider)?.platform }
+}
+
+/// The deliveries of one raw-send page that go in the same jobs: one integration, one send time.
+struct DeliveryBucket: Hashable {
+    var integration: String
+    var at: Date?
 }

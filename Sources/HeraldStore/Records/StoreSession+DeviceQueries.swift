@@ -99,25 +99,39 @@ extension StoreSession {
         try await db.raw("DELETE FROM device_topics WHERE device_id = \(bind: deviceId) AND topic IN (\(binds: topics))").run()
     }
 
-    /// A page of direct device-topic subscriptions (Centrifugo `device_topic_list`).
+    /// A page of device-topic subscriptions (Centrifugo `device_topic_list`): a device's own topics and, attached
+    /// to it, its user's (`topic_subscriptions` of the device's subscriber), in (device, topic) order; a topic that
+    /// is both is listed once.
     public func listDeviceTopics(
         environmentId: String, deviceIds: [String], providers: [String], platforms: [String], users: [String], topics: [String],
         topicPrefix: String?, cursor: String?, limit: Int, countTotal: Bool
     ) async throws -> (entries: [DeviceTopicEntry], nextCursor: String?, total: Int?) {
-        var filter = SQLQueryString("t.environment_id = \(bind: environmentId)")
-        if !deviceIds.isEmpty { filter += " AND t.device_id IN (\(binds: deviceIds))" }
-        if !topics.isEmpty { filter += " AND t.topic IN (\(binds: topics))" }
-        if let topicPrefix, !topicPrefix.isEmpty { filter += " AND t.topic LIKE \(bind: Self.likePrefix(topicPrefix)) ESCAPE '\\'" }
-        if !providers.isEmpty { filter += " AND d.provider IN (\(binds: providers))" }
-        if !platforms.isEmpty { filter += " AND d.platform IN (\(binds: platforms))" }
-        if !users.isEmpty { filter += " AND d.subscriber_id IN (\(binds: users))" }
-        var query = SQLQueryString("SELECT t.device_id, t.topic FROM device_topics t JOIN devices d ON d.id = t.device_id WHERE ") + filter
+        func filter(topic column: String) -> SQLQueryString {
+            var filter = SQLQueryString("d.environment_id = \(bind: environmentId)")
+            if !deviceIds.isEmpty { filter += " AND d.id IN (\(binds: deviceIds))" }
+            if !topics.isEmpty { filter += " AND \(unsafeRaw: column) IN (\(binds: topics))" }
+            if let topicPrefix, !topicPrefix.isEmpty {
+                filter += " AND \(unsafeRaw: column) LIKE \(bind: Self.likePrefix(topicPrefix)) ESCAPE '\\'"
+            }
+            if !providers.isEmpty { filter += " AND d.provider IN (\(binds: providers))" }
+            if !platforms.isEmpty { filter += " AND d.platform IN (\(binds: platforms))" }
+            if !users.isEmpty { filter += " AND d.subscriber_id IN (\(binds: users))" }
+            return filter
+        }
+        let union =
+            SQLQueryString(
+                "SELECT t.device_id AS device_id, t.topic AS topic FROM device_topics t JOIN devices d ON d.id = t.device_id WHERE ")
+            + filter(topic: "t.topic")
+            + SQLQueryString(
+                " UNION SELECT d.id AS device_id, s.topic_key AS topic FROM devices d JOIN topic_subscriptions s ON s.environment_id = d.environment_id AND s.subscriber_id = d.subscriber_id WHERE "
+            ) + filter(topic: "s.topic_key")
+        var query = SQLQueryString("SELECT device_id, topic FROM (") + union + SQLQueryString(") entries")
         if let cursor, let separator = cursor.firstIndex(of: ":") {
             let device = String(cursor[..<separator])
             let topic = String(cursor[cursor.index(after: separator)...])
-            query += " AND (t.device_id > \(bind: device) OR (t.device_id = \(bind: device) AND t.topic > \(bind: topic)))"
+            query += " WHERE (device_id > \(bind: device) OR (device_id = \(bind: device) AND topic > \(bind: topic)))"
         }
-        query += " ORDER BY t.device_id, t.topic LIMIT \(bind: limit + 1)"
+        query += " ORDER BY device_id, topic LIMIT \(bind: limit + 1)"
         let rows = try await db.raw(query).all().map {
             DeviceTopicEntry(
                 deviceId: try $0.decode(column: "device_id", as: String.self), topic: try $0.decode(column: "topic", as: String.self))
@@ -125,9 +139,8 @@ extension StoreSession {
         let entries = Array(rows.prefix(limit))
         var total: Int? = nil
         if countTotal {
-            total = try await db.raw(
-                SQLQueryString("SELECT COUNT(*) AS n FROM device_topics t JOIN devices d ON d.id = t.device_id WHERE ") + filter
-            ).first()?.decode(column: "n", as: Int.self)
+            total = try await db.raw(SQLQueryString("SELECT COUNT(*) AS n FROM (") + union + SQLQueryString(") entries")).first()?
+                .decode(column: "n", as: Int.self)
         }
         return (entries, rows.count > limit ? entries.last?.id : nil, total)
     }

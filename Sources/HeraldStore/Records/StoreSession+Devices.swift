@@ -103,7 +103,11 @@ extension StoreSession {
             "SELECT \(unsafeRaw: Self.deviceColumns) FROM devices WHERE environment_id = \(bind: environmentId) AND id IN (\(binds: ids))"
         ).all().map(Self.device(from:))
         let topics = try await deviceTopics(deviceIds: devices.map(\.id))
-        for index in devices.indices { devices[index].topics = topics[devices[index].id] ?? [] }
+        let userTopics = try await userTopics(environmentId: environmentId, subscriberIds: devices.compactMap(\.subscriberId))
+        for index in devices.indices {
+            devices[index].topics = topics[devices[index].id] ?? []
+            devices[index].userTopics = devices[index].subscriberId.flatMap { userTopics[$0] } ?? []
+        }
         return Dictionary(devices.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
@@ -116,7 +120,11 @@ extension StoreSession {
         // Sorted here, not in SQL: `ORDER BY id` makes SQLite walk the environment's id index instead of the subscriber's.
         var devices = try await db.raw(query).all().map(Self.device(from:)).sorted { $0.id < $1.id }
         let topics = try await deviceTopics(deviceIds: devices.map(\.id))
-        for index in devices.indices { devices[index].topics = topics[devices[index].id] ?? [] }
+        let userTopics = try await userTopics(environmentId: environmentId, subscriberIds: [subscriberId])[subscriberId] ?? []
+        for index in devices.indices {
+            devices[index].topics = topics[devices[index].id] ?? []
+            devices[index].userTopics = userTopics
+        }
         return devices
     }
 
@@ -183,6 +191,25 @@ extension StoreSession {
         let ids = try await db.raw(query).all().map { try $0.decode(column: "device_id", as: String.self) }
         let items = Array(ids.prefix(limit))
         return Page(items: items, nextCursor: ids.count > limit ? items.last : nil)
+    }
+
+    /// The topic keys of users (subscribers), by user, sorted: one query per 500 users.
+    func userTopics(environmentId: String, subscriberIds: [String]) async throws -> [String: [String]] {
+        let users = Array(Set(subscriberIds))
+        var result: [String: [String]] = [:]
+        for start in stride(from: 0, to: users.count, by: 500) {
+            let chunk = Array(users[start..<min(start + 500, users.count)])
+            for row in try await db.raw(
+                """
+                SELECT subscriber_id, topic_key FROM topic_subscriptions
+                WHERE environment_id = \(bind: environmentId) AND subscriber_id IN (\(binds: chunk)) ORDER BY topic_key
+                """
+            ).all() {
+                result[try row.decode(column: "subscriber_id", as: String.self), default: []].append(
+                    try row.decode(column: "topic_key", as: String.self))
+            }
+        }
+        return result
     }
 
     private func deviceTopics(deviceIds: [String]) async throws -> [String: [String]] {

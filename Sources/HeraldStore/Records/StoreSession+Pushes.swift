@@ -132,3 +132,55 @@ extension StoreSession {
             createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
     }
 }
+
+/// Centrifugo's rate-limit counters (`migrations/*/0014_push_rate_limits.sql`).
+extension StoreSession {
+    /// The counts of `keys` for windows of `intervals` starting at or after `since`, by key, interval and window
+    /// start; on PostgreSQL the rows are locked until the transaction ends, so two processes fanning out at once
+    /// count each other's pushes.
+    public func pushRateCounts(
+        environmentId: String, keys: [String], intervals: [Int64], since: Int64
+    ) async throws -> [String: [Int64: [Int64: Int]]] {
+        var result: [String: [Int64: [Int64: Int]]] = [:]
+        let unique = Array(Set(keys)).sorted()
+        guard !unique.isEmpty, !intervals.isEmpty else { return result }
+        for start in stride(from: 0, to: unique.count, by: 500) {
+            let chunk = Array(unique[start..<min(start + 500, unique.count)])
+            for row in try await db.raw(
+                """
+                SELECT key, interval_ms, window_start, count FROM push_rate_counters
+                WHERE environment_id = \(bind: environmentId) AND key IN (\(binds: chunk)) AND interval_ms IN (\(binds: intervals))
+                AND window_start >= \(bind: since) ORDER BY key, interval_ms, window_start\(unsafeRaw: dialect == .postgres ? " FOR UPDATE" : "")
+                """
+            ).all() {
+                let key = try row.decode(column: "key", as: String.self)
+                let interval = try row.decode(column: "interval_ms", as: Int64.self)
+                let window = try row.decode(column: "window_start", as: Int64.self)
+                result[key, default: [:]][interval, default: [:]][window] = try row.decode(column: "count", as: Int.self)
+            }
+        }
+        return result
+    }
+
+    /// Adds to counters (key, interval, window start → count to add): one upsert per 200.
+    public func addPushRateCounts(
+        environmentId: String, _ increments: [(key: String, interval: Int64, window: Int64, count: Int)]
+    ) async throws {
+        for start in stride(from: 0, to: increments.count, by: 200) {
+            var insert = RowInsert(into: "push_rate_counters", columns: ["environment_id", "key", "interval_ms", "window_start", "count"])
+            insert.suffix =
+                "ON CONFLICT (environment_id, key, interval_ms, window_start) DO UPDATE SET count = push_rate_counters.count + excluded.count"
+            for entry in increments[start..<min(start + 200, increments.count)] {
+                insert.row(environmentId, entry.key, entry.interval, entry.window, Int64(entry.count))
+            }
+            _ = try await run(insert)
+        }
+    }
+
+    /// Deletes counters of windows that ended before `before`; returns how many.
+    public func purgePushRateCounts(before: Date) async throws -> Int {
+        try await db.raw(
+            "DELETE FROM push_rate_counters WHERE window_start + interval_ms < \(bind: before.millisecondsSince1970) RETURNING key"
+        ).all().count
+    }
+}
