@@ -20,7 +20,8 @@ from cent import (Client, CentApiResponseError, DeviceListRequest, DeviceRegiste
                   PushNotification, FcmPushNotification, HmsPushNotification, ApnsPushNotification, CancelPushRequest,
                   UpdatePushStatusRequest)
 from cent.dto import (DeviceFilter, DeviceTopicFilter, DeviceTopicsUpdate, DeviceUserUpdate, DeviceMetaUpdate, UserTopicFilter,
-                      UserTopicUpdateRequest, PushRecipient)
+                      UserTopicUpdateRequest, PushRecipient, PushLimitStrategy, PushRateLimitStrategy, PushTimeLimitStrategy,
+                      RateLimitPolicy, PushLocalization)
 
 URL = os.environ["HERALD_URL"] + "/api"
 client = Client(api_url=URL, api_key=os.environ["HERALD_KEY"])
@@ -56,8 +57,8 @@ check("device_register of a known token returns the same device", again.id == fi
 ios = client.device_register(DeviceRegisterRequest(provider="apns", token=apns, platform="ios", user=user))
 web = client.device_register(DeviceRegisterRequest(provider="webpush", token=webpush, platform="web", user=user, topics=[f"promo-{run}"]))
 client.device_register(DeviceRegisterRequest(provider="webpush", token=webpush, platform="web", user=user))
-check("device_register is full-state: omitted topics are reset", client.device_list(
-    DeviceListRequest(filter=DeviceFilter(ids=[web.id]), include_topics=True)).items[0].topics in (None, []))
+check("device_register is full-state: omitted topics are reset (the user's stay attached)", client.device_list(
+    DeviceListRequest(filter=DeviceFilter(ids=[web.id]), include_topics=True)).items[0].topics == [f"news-{run}"])
 check("device_register (apns, webpush)", ios.id and web.id and len({first.id, ios.id, web.id}) == 3)
 rotated = client.device_register(DeviceRegisterRequest(id=ios.id, provider="apns", token="cd" * 32, platform="ios", user=user))
 check("device_register with id updates the device in place (token rotation)", rotated.id == ios.id)
@@ -71,7 +72,9 @@ listed = client.device_list(DeviceListRequest(filter=DeviceFilter(users=[user]),
                                               include_topics=True))
 check("device_list by user", listed.total_count == 3 and {d.id for d in listed.items} == {first.id, ios.id, web.id})
 fcm_device = next(d for d in listed.items if d.id == first.id)
-check("device_list includes meta and topics", fcm_device.meta == {"app": "1.0"} and fcm_device.topics == [f"sports-{run}"])
+# The device's own topic and, attached to it, its user's (Centrifugo: user topics are attached to the user's devices).
+check("device_list includes meta and topics, the user's topics attached",
+      fcm_device.meta == {"app": "1.0"} and sorted(fcm_device.topics) == [f"news-{run}", f"sports-{run}"])
 web_device = next(d for d in listed.items if d.id == web.id)
 check("device_list shows a Web Push endpoint as the token", web_device.token == f"https://push.example.com/{run}" and web_device.provider == "webpush")
 page = client.device_list(DeviceListRequest(filter=DeviceFilter(users=[user]), limit=2))
@@ -84,8 +87,9 @@ check("device_list from another environment is empty", other.device_list(DeviceL
 # --- topics ------------------------------------------------------------------------------------------------
 client.device_topic_update(DeviceTopicUpdateRequest(device_id=ios.id, op="add", topics=[f"alerts-{run}", f"sports-{run}"]))
 topics = client.device_topic_list(DeviceTopicListRequest(filter=DeviceTopicFilter(device_ids=[ios.id]), include_total_count=True))
-check("device_topic_update add + device_topic_list", sorted(t.topic for t in topics.items) == [f"alerts-{run}", f"sports-{run}"]
-      and all(t.device.id == ios.id for t in topics.items))
+check("device_topic_update add + device_topic_list (with the user's topic attached)",
+      sorted(t.topic for t in topics.items) == [f"alerts-{run}", f"news-{run}", f"sports-{run}"]
+      and all(t.device.id == ios.id for t in topics.items) and topics.total_count == 3)
 client.device_topic_update(DeviceTopicUpdateRequest(device_id=ios.id, op="remove", topics=[f"alerts-{run}"]))
 prefixed = client.device_topic_list(DeviceTopicListRequest(filter=DeviceTopicFilter(topic_prefix="sports-"), include_total_count=True))
 check("device_topic_update remove + topic_prefix filter", {t.device.id for t in prefixed.items} >= {first.id, ios.id}
@@ -100,9 +104,11 @@ check("user_topic_update set + user_topic_list", sorted(t.topic for t in user_to
 client.device_update(DeviceUpdateRequest(ids=[first.id], meta_update=DeviceMetaUpdate(meta={"app": "2.0"}),
                                          topics_update=DeviceTopicsUpdate(op="set", topics=[f"tv-{run}"])))
 updated = client.device_list(DeviceListRequest(filter=DeviceFilter(ids=[first.id]), include_meta=True, include_topics=True)).items[0]
-check("device_update meta and topics", updated.meta == {"app": "2.0"} and updated.topics == [f"tv-{run}"])
+check("device_update meta and topics (the user's topics stay attached)", updated.meta == {"app": "2.0"}
+      and sorted(updated.topics) == [f"news-{run}", f"tv-{run}", f"weather-{run}"])
 client.device_update(DeviceUpdateRequest(ids=[first.id], user_update=DeviceUserUpdate(user=other_user)))
-check("device_update user", client.device_list(DeviceListRequest(filter=DeviceFilter(ids=[first.id]))).items[0].user == other_user)
+switched = client.device_list(DeviceListRequest(filter=DeviceFilter(ids=[first.id]), include_topics=True)).items[0]
+check("device_update user: the old user's topics leave with it", switched.user == other_user and switched.topics == [f"tv-{run}"])
 moved = client.device_register(DeviceRegisterRequest(provider="apns", token="cd" * 32, platform="ios", user=other_user))
 check("registering a token under another user moves the device", moved.id == ios.id
       and client.device_list(DeviceListRequest(filter=DeviceFilter(ids=[ios.id]))).items[0].user == other_user)
@@ -209,5 +215,42 @@ check("/v1/push-stats splits by provider and platform", {(p["provider"], p["plat
 expect_api_error("send_push_notification without a payload for the recipient's provider -> 107", 107,
                  lambda: client.send_push_notification(SendPushNotificationRequest(
                      recipient=PushRecipient(hms_tokens=["x"]), notification=PushNotification(fcm=FcmPushNotification(message={})))))
+
+# --- personalisation: templating, meta, localizations, limit strategy (no 108 any more) ------------------------
+reader = f"r-{run}"
+client.user_topic_update(UserTopicUpdateRequest(user=reader, op="add", topics=[f"digest-{run}"]))
+fr = client.device_register(DeviceRegisterRequest(provider="fcm", token=f"fcm-fr-{run}", platform="android", user=reader,
+                                                  locale="fr-CA", timezone="UTC", meta={"name": "Ann"}, topics=[f"own-{run}"]))
+de = client.device_register(DeviceRegisterRequest(provider="fcm", token=f"fcm-de-{run}", platform="android", user=reader,
+                                                  locale="de", timezone="Europe/Berlin", meta={"name": "Bo"}))
+entries = client.device_topic_list(DeviceTopicListRequest(filter=DeviceTopicFilter(device_users=[reader]), include_total_count=True))
+check("device_topic_list lists the user's topics on each of the user's devices",
+      sorted((e.device.id, e.topic) for e in entries.items) == sorted([(fr.id, f"digest-{run}"), (fr.id, f"own-{run}"),
+                                                                      (de.id, f"digest-{run}")]) and entries.total_count == 3)
+http("DELETE", f"{SIMULATOR}/_control/push/messages")
+templated = PushNotification(fcm=FcmPushNotification(message={"notification": {
+    "title": "{{default [[Hello]] .l10n.greeting}} {{.device.meta.name}}", "body": "for {{.device.user}}"}}))
+personal = client.send_push_notification(SendPushNotificationRequest(
+    recipient=PushRecipient(filter=DeviceFilter(users=[reader])), notification=templated, uid=f"personal-{run}",
+    use_templating=True, use_meta=True, localizations={"fr": PushLocalization(translations={"greeting": "Bonjour"})},
+    optimize_for_reliability=True,
+    limit_strategy=PushLimitStrategy(
+        time_limit=PushTimeLimitStrategy(send_after_time="00:00:00", send_before_time="23:59:59", no_tz_send_now=True),
+        rate_limit=PushRateLimitStrategy(key="{{.device.id}}", policies=[RateLimitPolicy(rate=5, interval_ms=86_400_000)]))))
+check("send_push_notification with limit_strategy, localizations, use_templating and use_meta is accepted",
+      personal.uid == f"personal-{run}")
+wait_for("the personalised send reaches each device", lambda: len(arrived("fcm")) == 2)
+titles = {m["target"]: (m["payload"]["notification"]["title"], m["payload"]["notification"]["body"]) for m in arrived("fcm")}
+check("each device got its own rendering: its locale's translation (fr-CA -> fr) or the default, its meta, its user",
+      titles == {f"fcm-fr-{run}": ("Bonjour Ann", f"for {reader}"), f"fcm-de-{run}": ("Hello Bo", f"for {reader}")}, str(titles))
+dropped = client.send_push_notification(SendPushNotificationRequest(
+    recipient=PushRecipient(filter=DeviceFilter(users=[reader])), notification=templated, use_templating=True, use_meta=True,
+    limit_strategy=PushLimitStrategy(rate_limit=PushRateLimitStrategy(
+        key="{{.device.id}}", policies=[RateLimitPolicy(rate=1, interval_ms=86_400_000)], drop_if_rate_limited=True))))
+wait_for("a send over the rate limit with drop_if_rate_limited skips every device",
+         lambda: http("GET", os.environ["HERALD_URL"] + f"/v1/push-stats?uid={dropped.uid}", headers=novu)["data"]["skipped"] == 2)
+expect_api_error("a template mistake is a 107 naming the field", 107, lambda: client.send_push_notification(
+    SendPushNotificationRequest(recipient=PushRecipient(filter=DeviceFilter(users=[reader])), use_templating=True,
+                                notification=PushNotification(fcm=FcmPushNotification(message={"notification": {"title": "{{.nope}}"}})))))
 
 summary("cent 5.2.0")

@@ -208,13 +208,11 @@ struct CentrifugoRoutes {
 
     // MARK: Sends
 
-    /// A domain error in Centrifugo's terms: invalid input is `107 bad request` (or `108 not available` for features
-    /// Herald does not offer), with the located problem in the message.
+    /// A domain error in Centrifugo's terms: invalid input is `107 bad request`, with the located problem in the
+    /// message.
     static func centrifugo(_ error: HeraldError) -> any Error {
         guard error.code == .invalidInput else { return error }
-        var apiError = APIError(.badRequest, error.message.hasPrefix("not available") ? error.message : "bad request: \(error.message)")
-        if error.context["code"] == "108" { apiError.centrifugoCode = 108 }
-        return apiError
+        return APIError(.badRequest, "bad request: \(error.message)")
     }
 
     func sendPushNotification(_ params: JSONValue, environment: HeraldCore.Environment) async throws -> JSONValue {
