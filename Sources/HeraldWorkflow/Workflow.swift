@@ -21,6 +21,10 @@ public struct Workflow: Sendable {
     public var graph: StepGraph
     /// The file it was loaded from.
     public var file: String
+    /// The send window of every channel step without its own (`window:`), in the subscriber's timezone.
+    public var window: LocalTimeWindow? = nil
+    /// The timezone of subscribers without one (`timezone:`, an IANA name); nil: UTC.
+    public var timezone: String? = nil
 
     /// The step with this id.
     public func step(_ id: String) -> Step? { steps.first { $0.id == id } }
@@ -92,6 +96,8 @@ public struct ChannelOptions: Sendable {
     public var overrides: [String: JSONValue] = [:]
     /// Restricts the fan-out to these integration identifiers; nil means every active integration of the channel.
     public var integrations: [String]? = nil
+    /// When the step may send, in the subscriber's local time (`window:`); nil: the workflow's, if any.
+    public var window: LocalTimeWindow? = nil
 }
 
 /// Push step content. Every text field is a template.

@@ -14,9 +14,11 @@ public enum WorkflowParser {
         return (loader.sink.hasErrors ? nil : workflow, diagnostics)
     }
 
-    static let workflowKeys = ["workflow", "name", "description", "tags", "active", "critical", "preferences", "payload", "steps"]
+    static let workflowKeys = [
+        "workflow", "name", "description", "tags", "active", "critical", "preferences", "payload", "window", "timezone", "steps",
+    ]
     static let commonStepKeys = ["id", "type", "name", "needs", "if"]
-    static let channelKeys = commonStepKeys + ["overrides", "integrations"]
+    static let channelKeys = commonStepKeys + ["overrides", "integrations", "window"]
     static let stepKeys: [StepType: [String]] = [
         .push: channelKeys + ["title", "body", "data", "image", "sound", "badge", "ttl", "priority", "collapseKey"],
         .chat: channelKeys + ["body"],
@@ -59,6 +61,9 @@ private struct Loader {
     var preferences = WorkflowPreferences()
     /// Where each channel of `preferences.channels` is named, for the check against the steps.
     var preferenceChannels: [(Channel, SourceLocation)] = []
+    /// The workflow's `window:` and `timezone:`.
+    var window: LocalTimeWindow?
+    var timezone: String?
 
     init(file: String) {
         self.file = file
@@ -101,6 +106,14 @@ private struct Loader {
         let active = fields["active"].flatMap { bool($0.value, field: "active") } ?? true
         let critical = fields["critical"].flatMap { bool($0.value, field: "critical") } ?? false
         if let pair = fields["preferences"] { loadPreferences(pair.value) }
+        if let pair = fields["window"] { window = sendWindow(pair.value, field: "window") }
+        if let pair = fields["timezone"], let (name, location) = string(pair.value, field: "timezone") {
+            if TimeZone(identifier: name) == nil {
+                sink.error(.invalidValue, "timezone '\(name)' is not an IANA time zone name such as Europe/Paris", at: location)
+            } else {
+                timezone = name
+            }
+        }
         if let pair = fields["payload"] {
             hasSchema = true
             schema = SchemaParser.parse(pair.value, path: "payload", sink: &sink)
@@ -244,7 +257,8 @@ private struct Loader {
         guard !sink.hasErrors else { return nil }
         return Workflow(
             id: workflow.id, name: workflow.name, description: workflow.description, tags: workflow.tags, active: workflow.active,
-            critical: workflow.critical, preferences: preferences, payloadSchema: schema, steps: steps, graph: graph, file: file
+            critical: workflow.critical, preferences: preferences, payloadSchema: schema, steps: steps, graph: graph, file: file,
+            window: window, timezone: timezone
         )
     }
 
@@ -275,6 +289,7 @@ private struct Loader {
                 }
                 options.integrations = list.map(\.0)
             }
+            if let pair = f["window"] { options.window = sendWindow(pair.value, field: "window") }
             return options
         }
         switch type {
@@ -564,6 +579,52 @@ private struct Loader {
             sink.error(.invalidDuration, "`\(field)`: \(error.message)", at: scalar.location)
             return nil
         }
+    }
+
+    /// A send window: `{ after: "08:00", before: "21:00", days: [mon, …] }` (docs/workflows.md §Send windows).
+    mutating func sendWindow(_ node: YNode, field: String) -> LocalTimeWindow? {
+        guard case .mapping(let pairs, let location) = node else {
+            sink.error(
+                .wrongType, "`\(field)` must be a mapping with `after`, `before` and optional `days`, not \(node.kindName)",
+                at: node.location)
+            return nil
+        }
+        let fields = keyed(pairs, allowed: ["after", "before", "days"], in: field)
+        func time(_ name: String) -> Int? {
+            guard let pair = fields[name] else {
+                sink.error(.missingField, "`\(field)` needs `\(name)`, a local time HH:MM", at: location)
+                return nil
+            }
+            guard let (text, textLocation) = string(pair.value, field: "\(field).\(name)") else { return nil }
+            guard let seconds = LocalTimeWindow.secondsOfDay(text) else {
+                sink.error(.invalidValue, "`\(field).\(name)` '\(text)' is not a local time HH:MM or HH:MM:SS", at: textLocation)
+                return nil
+            }
+            return seconds
+        }
+        let after = time("after")
+        let before = time("before")
+        var days: Set<Int>?
+        if let pair = fields["days"], let list = stringList(pair.value, field: "\(field).days") {
+            var set: Set<Int> = []
+            for (name, dayLocation) in list {
+                guard let day = LocalTimeWindow.weekdays[name.lowercased()] else {
+                    sink.error(.invalidValue, "unknown day '\(name)' (mon, tue, wed, thu, fri, sat, sun)", at: dayLocation)
+                    continue
+                }
+                set.insert(day)
+            }
+            if list.isEmpty {
+                sink.error(.invalidValue, "`\(field).days` is empty, so the window would never open", at: pair.value.location)
+            }
+            days = set
+        }
+        guard let after, let before else { return nil }
+        guard after != before else {
+            sink.error(.invalidValue, "`\(field)` opens and closes at the same time, so it would never open", at: location)
+            return nil
+        }
+        return LocalTimeWindow(after: after, before: before, days: days)
     }
 
     // MARK: Primitive readers

@@ -113,40 +113,16 @@ public struct PushTimeLimit: Sendable, Equatable {
     }
 
     /// `HH:MM:SS` (or `HH:MM`) as seconds after midnight.
-    public static func secondsOfDay(_ text: String) -> Int? {
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map { Int($0) }
-        guard (2...3).contains(parts.count), parts.allSatisfy({ $0 != nil }) else { return nil }
-        let (hours, minutes, seconds) = (parts[0]!, parts[1]!, parts.count == 3 ? parts[2]! : 0)
-        guard (0...23).contains(hours), (0...59).contains(minutes), (0...59).contains(seconds) else { return nil }
-        return hours * 3600 + minutes * 60 + seconds
-    }
+    public static func secondsOfDay(_ text: String) -> Int? { LocalTimeWindow.secondsOfDay(text) }
 
-    /// Whether `secondOfDay` (local) is inside the window.
-    public func contains(_ secondOfDay: Int) -> Bool {
-        after < before ? (after <= secondOfDay && secondOfDay < before) : (secondOfDay >= after || secondOfDay < before)
-    }
+    /// The window as a ``LocalTimeWindow`` (every day).
+    public var window: LocalTimeWindow { LocalTimeWindow(after: after, before: before) }
 
-    /// When the window is next open in `timeZone` at or after `now`: `now` itself when open. Walks local days with the
-    /// zone's calendar, so a DST change moves the opening with the clock; a local time skipped by a DST jump opens at
-    /// the first instant after it.
-    public func nextOpening(after now: Date, in timeZone: TimeZone) -> Date {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = timeZone
-        let parts = calendar.dateComponents([.hour, .minute, .second], from: now)
-        let second = (parts.hour ?? 0) * 3600 + (parts.minute ?? 0) * 60 + (parts.second ?? 0)
-        if contains(second) { return now }
-        let startOfToday = calendar.startOfDay(for: now)
-        for dayOffset in 0...2 {
-            guard let day = calendar.date(byAdding: .day, value: dayOffset, to: startOfToday) else { continue }
-            let components = DateComponents(hour: after / 3600, minute: (after % 3600) / 60, second: after % 60)
-            guard
-                let opening = calendar.nextDate(
-                    after: day.addingTimeInterval(-1), matching: components, matchingPolicy: .nextTime, direction: .forward)
-            else { continue }
-            if opening > now { return opening }
-        }
-        return now.addingTimeInterval(86_400)
-    }
+    /// Whether the window is open at `date` in `zone`.
+    public func isOpen(at date: Date, in zone: TimeZone) -> Bool { window.isOpen(at: date, in: zone) }
+
+    /// When the window is next open in `timeZone` at or after `now` (``LocalTimeWindow/nextOpening(after:in:)``).
+    public func nextOpening(after now: Date, in timeZone: TimeZone) -> Date { window.nextOpening(after: now, in: timeZone) }
 }
 
 /// `limit_strategy.rate_limit`: at most `rate` pushes per `interval` for each key (a template over the device,

@@ -8,6 +8,10 @@ public struct PushRenderer {
     /// The variables each provider's payload reads, parsed on first use.
     private var variables: [String: [PushTemplate.Variable]] = [:]
     private var memo: [String: MessageContent] = [:]
+    /// The plain content per provider.
+    private var bases: [String: MessageContent] = [:]
+    /// Translations by the device locale as written (`fr-CA`), resolved once per locale.
+    private var translationsByLocale: [String: [String: String]] = [:]
 
     public init(request: PushSendRequest) {
         self.request = request
@@ -15,7 +19,14 @@ public struct PushRenderer {
 
     /// The content for `providerId` as `device` gets it; the plain content when the send has no templating.
     public mutating func content(providerId: String, device: Device?) -> MessageContent? {
-        guard let base = request.content(providerId: providerId) else { return nil }
+        let base: MessageContent
+        if let known = bases[providerId] {
+            base = known
+        } else {
+            guard let content = request.content(providerId: providerId) else { return nil }
+            bases[providerId] = content
+            base = content
+        }
         guard request.personalization.templating, let device, let raw = base.raw else { return base }
         if variables[providerId] == nil {
             var used: [PushTemplate.Variable] = []
@@ -25,7 +36,14 @@ public struct PushRenderer {
             }
             variables[providerId] = Array(Set(used)).sorted { "\($0)" < "\($1)" }
         }
-        let translations = request.personalization.translations(locale: device.locale)
+        let locale = device.locale ?? ""
+        let translations: [String: String]
+        if let known = translationsByLocale[locale] {
+            translations = known
+        } else {
+            translations = request.personalization.translations(locale: device.locale)
+            translationsByLocale[locale] = translations
+        }
         let lookup = { (variable: PushTemplate.Variable) -> String? in Self.value(variable, device: device, translations: translations) }
         let key = ([providerId] + (variables[providerId] ?? []).map { lookup($0) ?? "" }).joined(separator: "\u{1}")
         if let known = memo[key] { return known }

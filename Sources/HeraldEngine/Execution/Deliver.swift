@@ -182,7 +182,10 @@ extension Engine {
         let environmentId = deliveries.first?.environmentId ?? ""
         let devices: [String: Device] =
             templated.isEmpty
-            ? [:] : try await store.read { try await $0.devices(environmentId: environmentId, ids: templated.compactMap(\.deviceId)) }
+            ? [:]
+            : try await store.read {
+                try await $0.devices(environmentId: environmentId, ids: templated.compactMap(\.deviceId), topics: false)
+            }
         for delivery in deliveries {
             if let message = delivery.messageId.flatMap({ messages[$0] }) {
                 result[delivery.id] = message.content

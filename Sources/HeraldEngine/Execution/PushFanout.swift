@@ -112,11 +112,17 @@ extension Engine {
                 times[device.id] = now
                 continue
             }
-            guard let name = device.timezone, !name.isEmpty, let zone = TimeZone(identifier: name) else {
+            // One opening per timezone (a bucket): computed for the first device of each zone, shared by the rest.
+            let name = device.timezone ?? ""
+            if let opening = openings[name] {
+                times[device.id] = opening
+                continue
+            }
+            guard !name.isEmpty, let zone = TimeZone(identifier: name) else {
                 if window.noTimezoneSendNow { times[device.id] = now }
                 continue
             }
-            if openings[name] == nil { openings[name] = window.nextOpening(after: now, in: zone) }
+            openings[name] = window.nextOpening(after: now, in: zone)
             times[device.id] = openings[name]
         }
         guard let limit = personalization.rateLimit, !times.isEmpty else { return times }

@@ -196,7 +196,13 @@ struct RunBatch: Sendable {
             let collected = try await session.closeDigest(notificationId: notificationId, stepId: stepId)
             directives = run.resume(stepId, events: collected?.events ?? [], count: collected?.count, now: now)
         } else {
+            let window = run.state.steps[stepId]?.reason == StepState.sendWindow
             directives = run.resume(stepId, now: now)
+            if window {
+                details.append(detail(notificationId, stepId: stepId, status: .success, "send_window_opened"))
+                try await perform(directives, on: &run, notificationId: notificationId)
+                return
+            }
         }
         details.append(detail(notificationId, stepId: stepId, status: .success, digest ? "digest_closed" : "delay_finished"))
         try await perform(directives, on: &run, notificationId: notificationId)
@@ -252,10 +258,12 @@ struct RunBatch: Sendable {
                 }
             case .wait(let stepId, let until):
                 jobs.append((notificationId, resumeJob(notificationId, stepId: stepId, at: until, digest: false)))
+                let window = run.state.steps[stepId]?.reason == StepState.sendWindow
                 details.append(
                     detail(
-                        notificationId, stepId: stepId, status: .pending, "delay_scheduled",
-                        raw: ["until": .string(until.iso8601Milliseconds)]))
+                        notificationId, stepId: stepId, status: .pending, window ? "send_window_wait" : "delay_scheduled",
+                        raw: ["until": .string(until.iso8601Milliseconds)]
+                            .merging(window ? ["timezone": .string(run.subscriberTimeZone.identifier)] : [:], uniquingKeysWith: { $1 })))
             case .digest(let stepId, let window, let key):
                 if planning {
                     needsTransaction = true

@@ -97,11 +97,12 @@ extension StoreSession {
     }
 
     /// Devices by id with their topics, in two queries whatever the count; unknown ids are left out.
-    public func devices(environmentId: String, ids: [String]) async throws -> [String: Device] {
+    public func devices(environmentId: String, ids: [String], topics withTopics: Bool = true) async throws -> [String: Device] {
         guard !ids.isEmpty else { return [:] }
         var devices = try await db.raw(
             "SELECT \(unsafeRaw: Self.deviceColumns) FROM devices WHERE environment_id = \(bind: environmentId) AND id IN (\(binds: ids))"
         ).all().map(Self.device(from:))
+        guard withTopics else { return Dictionary(devices.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first }) }
         let topics = try await deviceTopics(deviceIds: devices.map(\.id))
         let userTopics = try await userTopics(environmentId: environmentId, subscriberIds: devices.compactMap(\.subscriberId))
         for index in devices.indices {

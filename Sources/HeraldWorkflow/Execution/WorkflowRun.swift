@@ -38,6 +38,8 @@ public struct StepState: Sendable, Codable, Equatable {
     public static let mergedIntoDigest = "merged"
     /// The reason of a channel step the subscriber's preferences turned off (README §Preferences).
     public static let preferenceDisabled = "preference_disabled"
+    /// The reason of a channel step waiting for its send window to open (`window:`).
+    public static let sendWindow = "send_window"
     /// The reason of an email or SMS step whose address is on the suppression list (docs/webhooks.md).
     public static let suppressed = "suppressed"
     /// When a waiting step resumes.
@@ -168,9 +170,20 @@ public struct WorkflowRun: Sendable {
         return advance(now: now)
     }
 
-    /// Resumes a waiting delay or digest step. A digest passes the events it kept and how many it collected.
+    /// The subscriber's timezone (`subscriber.timezone`, IANA), else the workflow's `timezone`, else UTC.
+    public var subscriberTimeZone: TimeZone {
+        if let name = context["subscriber"]?.objectValue?["timezone"]?.stringValue, let zone = TimeZone(identifier: name) { return zone }
+        return workflow.timezone.flatMap(TimeZone.init(identifier:)) ?? TimeZone(identifier: "UTC")!
+    }
+
+    /// Resumes a waiting delay or digest step (a digest passes the events it kept and how many it collected), or a
+    /// channel step whose send window has opened: that one is sent now.
     public mutating func resume(_ stepId: String, events: [JSONValue]? = nil, count: Int? = nil, now: Date) -> [RunDirective] {
         guard let current = state.steps[stepId], current.status == .waiting else { return [] }
+        if current.reason == StepState.sendWindow {
+            state.steps[stepId] = StepState(status: .running)
+            return [.send(stepId: stepId)] + advance(now: now)
+        }
         state.steps[stepId] = StepState(status: .completed, count: count ?? events.map(\.count), events: events)
         return advance(now: now)
     }
@@ -204,6 +217,15 @@ public struct WorkflowRun: Sendable {
                 }
                 switch step.action {
                 case .push, .chat, .email, .sms:
+                    // A send window in the subscriber's timezone: outside it the step waits, durably, for the opening.
+                    if let window = step.action.channelOptions?.window ?? workflow.window {
+                        let opening = window.nextOpening(after: now, in: subscriberTimeZone)
+                        if opening > now {
+                            state.steps[step.id] = StepState(status: .waiting, reason: StepState.sendWindow, resumeAt: opening)
+                            directives.append(.wait(stepId: step.id, until: opening))
+                            continue
+                        }
+                    }
                     state.steps[step.id] = StepState(status: .running)
                     directives.append(.send(stepId: step.id))
                 case .delay(let spec):

@@ -1,0 +1,59 @@
+import Foundation
+import HeraldCore
+import HeraldTestSupport
+import Testing
+
+/// Workflow send windows end to end (docs/workflows.md §Send windows): the trigger is accepted at once, each
+/// subscriber's push waits durably for 09:00 in their own timezone, and the activity trail says why.
+@Suite("Send windows, end to end")
+struct SendWindowEngineTests {
+    @Test(
+        "subscribers in three timezones: only the one inside the window gets the push now, the others exactly at their 09:00",
+        arguments: Backend.available)
+    func windows(_ backend: Backend) async throws {
+        let workflow = """
+            workflow: morning
+            window: { after: "09:00", before: "18:00" }
+            steps:
+              - id: push
+                type: push
+                title: "Good morning"
+                body: "News"
+            """
+        // 12:00 UTC: 12:00 in London (BST: 13:00, inside), 08:00 in New York (EDT), 21:00 in Tokyo.
+        let clock = ManualWallClock(ISO8601DateFormatter().date(from: "2026-07-01T12:00:00Z")!)
+        try await withEngine(backend, workflows: [workflow], clock: clock) { herald in
+            try await herald.webhookIntegration("push-webhook", channel: "push", identifier: "hook")
+            for (subscriber, zone) in [("lon", "Europe/London"), ("nyc", "America/New_York"), ("tyo", "Asia/Tokyo")] {
+                try await herald.trigger([
+                    "name": "morning",
+                    "to": [
+                        "subscriberId": .string(subscriber), "timezone": .string(zone),
+                        "channels": [
+                            ["providerId": "push-webhook", "credentials": ["deviceTokens": .array([.string("tok-\(subscriber)")])]]
+                        ],
+                    ],
+                ])
+            }
+            try await herald.settle()
+            #expect(herald.emulator.deliveries(to: "tok-lon") == 1)
+            #expect(herald.emulator.deliveries(to: "tok-nyc") == 0 && herald.emulator.deliveries(to: "tok-tyo") == 0)
+            #expect(try await herald.scheduledJobs() == 2)
+            let activity = try await herald.call(.get, "/v1/notifications?subscriberIds=nyc").json()
+            let job = activity.objectValue?["data"]?.arrayValue?.first?.objectValue?["jobs"]?.arrayValue?.first?.objectValue
+            #expect(job?["status"] == "delayed")
+            let details = job?["executionDetails"]?.arrayValue?.compactMap { $0.objectValue?["detail"]?.stringValue } ?? []
+            #expect(details.contains("send_window_wait"), "\(details)")
+            clock.advance(by: .seconds(3600))  // 13:00 UTC = 09:00 in New York
+            herald.store.jobSignal.signal()
+            try await herald.eventually("New York's morning") { herald.emulator.deliveries(to: "tok-nyc") == 1 }
+            try await herald.settle()
+            #expect(herald.emulator.deliveries(to: "tok-tyo") == 0)
+            clock.advance(by: .seconds(11 * 3600))  // 00:00 UTC = 09:00 in Tokyo
+            herald.store.jobSignal.signal()
+            try await herald.eventually("Tokyo's morning") { herald.emulator.deliveries(to: "tok-tyo") == 1 }
+            try await herald.settle()
+            #expect(herald.emulator.deliveries(to: "tok-lon") == 1 && herald.emulator.deliveries(to: "tok-nyc") == 1)
+        }
+    }
+}
