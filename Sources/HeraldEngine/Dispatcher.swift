@@ -75,6 +75,8 @@ public struct Dispatcher: Service {
                         beats += 1
                         // Housekeeping rides on the heartbeat: expired idempotency records go about once a minute.
                         if beats % 60 == 0 { await purgeExpiredRecords() }
+                        // The console's queue charts: depth and lag, sampled about once a minute (last sample wins).
+                        if beats % 60 == 30 { await sampleQueue() }
                     }
                 }
                 var failures = 0
@@ -208,6 +210,22 @@ public struct Dispatcher: Service {
     static let webhookRetention: TimeInterval = 7 * 86400
     /// How long the console's per-minute counters are kept (its overview shows the last day; docs/console.md).
     static let consoleStatsRetention: TimeInterval = 8 * 86400
+
+    /// Records the queue's depth and lag of this minute for the console's overview (docs/console.md); any worker may,
+    /// the last write of a minute wins.
+    func sampleQueue() async {
+        do {
+            try await store.transaction(durability: .replayable) { session in
+                let counts = try await session.jobCounts()
+                let lag = try await session.queueLag()
+                try await session.recordQueueSample(
+                    ready: counts.ready, running: counts.running, scheduled: counts.scheduled,
+                    lagMilliseconds: Int(lag.components.seconds * 1000 + lag.components.attoseconds / 1_000_000_000_000_000))
+            }
+        } catch {
+            logger.debug("sampling the queue for the console failed", metadata: ["error": "\(error)"])
+        }
+    }
 
     func purgeExpiredRecords() async {
         do {

@@ -252,8 +252,12 @@ struct ConsoleTests {
                 try await session.insertDeliveries([delivery])
                 try await session.updateDeliveries([delivery])
             }
+            // The dispatcher samples the queue about once a minute; the overview charts the largest sample per bucket.
+            try await store.transaction { try await $0.recordQueueSample(ready: 7, running: 1, scheduled: 3, lagMilliseconds: 2500) }
             try await client.execute(uri: "/console", method: .get, headers: [.cookie: cookie]) { response async throws in
                 let html = String(buffer: response.body)
+                #expect(html.contains("<title>jobs ready: 7</title>") && html.contains("<title>scheduled: 3</title>"))
+                #expect(html.contains("<title>lag (s): 2</title>"))
                 #expect(html.contains("Triggers (3)"))
                 #expect(html.contains("Deliveries by outcome (1)"))
                 #expect(html.contains("<svg class=\"chart\""))

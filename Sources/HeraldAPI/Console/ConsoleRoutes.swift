@@ -171,12 +171,17 @@ struct ConsoleRoutes {
     ) -> [String: Any] {
         let start = nowMinute - Int64(buckets * bucketMinutes) + 1
         var triggers = [Int](repeating: 0, count: buckets)
+        // Gauges: the largest sample of each bucket.
+        var queue: [String: [Int]] = ["ready": .init(repeating: 0, count: buckets), "scheduled": .init(repeating: 0, count: buckets)]
+        var lag = [Int](repeating: 0, count: buckets)
         var byStatus: [DeliveryStatus: [Int]] = [:]
         var byProvider: [String: [DeliveryStatus: Int]] = [:]
         for stat in stats where stat.minute >= start && stat.minute <= nowMinute {
             let bucket = Int(stat.minute - start) / bucketMinutes
             switch stat.metric {
             case "trigger": triggers[bucket] += stat.count
+            case "queue" where stat.label == "lag_ms": lag[bucket] = max(lag[bucket], stat.count / 1000)
+            case "queue": if queue[stat.label] != nil { queue[stat.label]![bucket] = max(queue[stat.label]![bucket], stat.count) }
             case "delivery":
                 let parts = stat.label.split(separator: ":", maxSplits: 1).map(String.init)
                 guard parts.count == 2, let status = DeliveryStatus(rawValue: parts[1]), outcomes.contains(status) else { continue }
@@ -205,6 +210,14 @@ struct ConsoleRoutes {
             "deliveryChart": SVGChart.stackedBars(
                 series: series, buckets: buckets, xLabels: labels, title: "Deliveries by outcome, \(title.lowercased())"),
             "outcomes": outcomes.map(\.rawValue), "rows": rows,
+            "queueChart": SVGChart.stackedBars(
+                series: [
+                    .init(key: "pending", name: "jobs ready", values: queue["ready"]!),
+                    .init(key: "retrying", name: "scheduled", values: queue["scheduled"]!),
+                ], buckets: buckets, xLabels: labels, title: "Queue depth (largest sample), \(title.lowercased())"),
+            "lagChart": SVGChart.stackedBars(
+                series: [.init(key: "dead", name: "lag (s)", values: lag)], buckets: buckets, xLabels: labels,
+                title: "Queue lag in seconds (largest sample), \(title.lowercased())"),
         ]
     }
 

@@ -120,12 +120,27 @@ extension StoreSession {
         _ = try await run(insert)
     }
 
-    /// The counters of an environment from `since` on, summed over shards, oldest first.
+    /// The environment id under which instance-wide samples (the queue, shared by every environment) are kept.
+    public static let instanceStats = "*"
+
+    /// Records this minute's queue sample (gauges: the last write of a minute wins).
+    public func recordQueueSample(ready: Int, running: Int, scheduled: Int, lagMilliseconds: Int) async throws {
+        var insert = RowInsert(into: "console_stats", columns: ["environment_id", "minute", "metric", "label", "shard", "count"])
+        insert.suffix = "ON CONFLICT (environment_id, minute, metric, label, shard) DO UPDATE SET count = excluded.count"
+        let minute = nowMilliseconds / 60_000
+        for (label, value) in [("ready", ready), ("running", running), ("scheduled", scheduled), ("lag_ms", lagMilliseconds)] {
+            insert.row(Self.instanceStats, minute, "queue", label, Int64(0), Int64(value))
+        }
+        _ = try await run(insert)
+    }
+
+    /// The counters of an environment from `since` on, summed over shards, and the instance's queue samples, oldest
+    /// first.
     public func consoleStats(environmentId: String, since: Date) async throws -> [ConsoleStat] {
         try await db.raw(
             """
             SELECT minute, metric, label, CAST(SUM(count) AS BIGINT) AS total FROM console_stats
-            WHERE environment_id = \(bind: environmentId) AND minute >= \(bind: since.millisecondsSince1970 / 60_000)
+            WHERE environment_id IN (\(bind: environmentId), \(bind: Self.instanceStats)) AND minute >= \(bind: since.millisecondsSince1970 / 60_000)
             GROUP BY minute, metric, label ORDER BY minute
             """
         ).all().map { row in
