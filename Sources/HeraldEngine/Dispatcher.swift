@@ -238,6 +238,7 @@ public struct Dispatcher: Service {
                     try await session.purgeConsoleStats(before: now.addingTimeInterval(-Self.consoleStatsRetention))
                         + session.purgeConsoleSessions(before: now)
                         + session.purgePushRateCounts(before: now.addingTimeInterval(-86_400))
+                        + session.purgeThrottleCounters(before: now.addingTimeInterval(-86_400))
                 )
             }
             if purged.0 + purged.1 + purged.2 + purged.3 > 0 {

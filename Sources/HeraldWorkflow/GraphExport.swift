@@ -14,6 +14,7 @@ extension Workflow {
             case .delay(.duration(let duration)): text += " \(duration)"
             case .delay(.until(let template)): text += " until \(template.source)"
             case .digest(let spec): text += " \(spec.window)"
+            case .throttle(let spec): text += " \(spec.limit) per \(spec.window)"
             default: break
             }
             if let condition = step.condition { text += "\nif \(condition.source)" }

@@ -29,7 +29,7 @@ public struct Rule: Sendable, Hashable, CustomStringConvertible {
     public static let invalidValue = Rule(id: "invalid-value", severity: .error, summary: "a value outside the allowed set or range")
     // Steps and graph
     public static let unknownStepType = Rule(
-        id: "unknown-step-type", severity: .error, summary: "step types are push, chat, email, sms, delay and digest")
+        id: "unknown-step-type", severity: .error, summary: "step types are push, chat, email, sms, delay, digest and throttle")
     public static let duplicateStepId = Rule(id: "duplicate-step-id", severity: .error, summary: "step ids are unique within a workflow")
     public static let missingContent = Rule(
         id: "missing-content", severity: .error,

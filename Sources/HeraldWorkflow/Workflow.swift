@@ -47,7 +47,7 @@ public struct Step: Sendable {
 
 /// The kinds of step.
 public enum StepType: String, Sendable, CaseIterable {
-    case push, chat, email, sms, delay, digest
+    case push, chat, email, sms, delay, digest, throttle
 
     /// The delivery channel of a channel step; nil for delay and digest.
     public var channel: Channel? {
@@ -56,7 +56,7 @@ public enum StepType: String, Sendable, CaseIterable {
         case .chat: .chat
         case .email: .email
         case .sms: .sms
-        case .delay, .digest: nil
+        case .delay, .digest, .throttle: nil
         }
     }
 }
@@ -69,6 +69,7 @@ public enum StepAction: Sendable {
     case sms(SMSContent, ChannelOptions)
     case delay(DelaySpec)
     case digest(DigestSpec)
+    case throttle(ThrottleSpec)
 
     public var type: StepType {
         switch self {
@@ -78,6 +79,7 @@ public enum StepAction: Sendable {
         case .sms: .sms
         case .delay: .delay
         case .digest: .digest
+        case .throttle: .throttle
         }
     }
 
@@ -85,7 +87,7 @@ public enum StepAction: Sendable {
     public var channelOptions: ChannelOptions? {
         switch self {
         case .push(_, let options), .chat(_, let options), .email(_, let options), .sms(_, let options): options
-        case .delay, .digest: nil
+        case .delay, .digest, .throttle: nil
         }
     }
 }
@@ -143,6 +145,14 @@ public enum DelaySpec: Sendable {
 
 /// A digest collects the events of one subscriber (and rendered key) during `window`, then continues once.
 public struct DigestSpec: Sendable {
+    public var window: WorkflowDuration
+    public var key: Template?
+}
+
+/// A throttle step: at most `limit` runs pass it per `window` for each rendered `key` (default the subscriber id);
+/// counted in the store, across processes (docs/workflows.md §Throttle).
+public struct ThrottleSpec: Sendable {
+    public var limit: Int
     public var window: WorkflowDuration
     public var key: Template?
 }

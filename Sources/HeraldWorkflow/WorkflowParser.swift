@@ -26,6 +26,7 @@ public enum WorkflowParser {
         .sms: channelKeys + ["body"],
         .delay: commonStepKeys + ["for", "until"],
         .digest: commonStepKeys + ["window", "key"],
+        .throttle: commonStepKeys + ["limit", "window", "key"],
     ]
     static let subscriberFields = ["subscriberId", "firstName", "lastName", "email", "phone", "avatar", "locale", "timezone", "data"]
     static let stepResultFields: [String: StaticType?] = [
@@ -165,12 +166,13 @@ private struct Loader {
                     if type == nil {
                         let hint = suggestion(for: text, among: StepType.allCases.map(\.rawValue)).map { "; did you mean '\($0)'?" } ?? ""
                         sink.error(
-                            .unknownStepType, "unknown step type '\(text)' (push, chat, email, sms, delay or digest)\(hint)",
+                            .unknownStepType, "unknown step type '\(text)' (push, chat, email, sms, delay, digest or throttle)\(hint)",
                             at: typeLocation)
                     }
                 }
             } else {
-                sink.error(.missingField, "step \(index + 1) has no `type` (push, chat, email, sms, delay or digest)", at: location)
+                sink.error(
+                    .missingField, "step \(index + 1) has no `type` (push, chat, email, sms, delay, digest or throttle)", at: location)
             }
             let allowed = type.flatMap { WorkflowParser.stepKeys[$0] } ?? Array(Set(WorkflowParser.stepKeys.values.flatMap { $0 }))
             let fields = keyed(pairs, allowed: allowed, in: type.map { "a \($0.rawValue) step" } ?? "a step")
@@ -367,6 +369,24 @@ private struct Loader {
             let window = duration(windowPair.value, field: "window")
             let key = template(f["key"], context: &context)
             return window.map { .digest(DigestSpec(window: $0, key: key)) }
+        case .throttle:
+            guard let limitPair = f["limit"], let windowPair = f["window"] else {
+                sink.error(
+                    .missingContent, "throttle step '\(raw.id)' needs a `limit` (runs) and a `window` (e.g. 1h)", at: raw.location)
+                return nil
+            }
+            var limit: Int?
+            if case .scalar(let scalar) = limitPair.value, scalar.kind == .integer, let value = Int(scalar.text),
+                (1...1_000_000).contains(value)
+            {
+                limit = value
+            } else {
+                sink.error(.invalidValue, "`limit` must be a whole number from 1 to 1000000", at: limitPair.value.location)
+            }
+            let window = duration(windowPair.value, field: "window")
+            let key = template(f["key"], context: &context)
+            guard let limit, let window else { return nil }
+            return .throttle(ThrottleSpec(limit: limit, window: window, key: key))
         }
     }
 

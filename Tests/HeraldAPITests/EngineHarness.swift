@@ -89,6 +89,22 @@ struct EngineHarness: Sendable {
         return try response.json()
     }
 
+    /// Triggers `workflow` for one subscriber whose push-webhook device token is `tok-<subscriber>` (given just in time).
+    @discardableResult
+    func trigger(
+        _ workflow: String, toDeviceOf subscriber: String, payload: JSONValue = [:], transactionId: String? = nil,
+        profile: [String: JSONValue] = [:]
+    ) async throws -> JSONValue {
+        var to: [String: JSONValue] = [
+            "subscriberId": .string(subscriber),
+            "channels": [["providerId": "push-webhook", "credentials": ["deviceTokens": .array([.string("tok-\(subscriber)")])]]],
+        ]
+        to.merge(profile, uniquingKeysWith: { $1 })
+        var body: [String: JSONValue] = ["name": .string(workflow), "payload": payload, "to": .object(to)]
+        if let transactionId { body["transactionId"] = .string(transactionId) }
+        return try await trigger(.object(body))
+    }
+
     /// Waits until `condition` holds (polling), failing the test after `timeout`. Generous: the whole suite runs its
     /// servers, simulators and retries (jittered backoff) in parallel on the build machine's two cores.
     func eventually(

@@ -25,15 +25,7 @@ struct SendWindowEngineTests {
         try await withEngine(backend, workflows: [workflow], clock: clock) { herald in
             try await herald.webhookIntegration("push-webhook", channel: "push", identifier: "hook")
             for (subscriber, zone) in [("lon", "Europe/London"), ("nyc", "America/New_York"), ("tyo", "Asia/Tokyo")] {
-                try await herald.trigger([
-                    "name": "morning",
-                    "to": [
-                        "subscriberId": .string(subscriber), "timezone": .string(zone),
-                        "channels": [
-                            ["providerId": "push-webhook", "credentials": ["deviceTokens": .array([.string("tok-\(subscriber)")])]]
-                        ],
-                    ],
-                ])
+                try await herald.trigger("morning", toDeviceOf: subscriber, profile: ["timezone": .string(zone)])
             }
             try await herald.settle()
             #expect(herald.emulator.deliveries(to: "tok-lon") == 1)

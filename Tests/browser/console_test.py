@@ -15,10 +15,9 @@ import urllib.request
 import uuid
 
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 URL = os.environ["HERALD_URL"]
@@ -73,7 +72,17 @@ def click(driver, element):
     """Clicks a link or submit button and waits for the next page to load."""
     page = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
+
+    def replaced(_):
+        # The old document is gone once its node is stale; chromedriver sometimes says so with a generic "does not
+        # belong to the document" error instead of StaleElementReferenceException (which staleness_of alone expects).
+        try:
+            page.is_enabled()
+            return False
+        except WebDriverException:
+            return True
+
+    WebDriverWait(driver, 15).until(replaced)
     WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 

@@ -26,10 +26,11 @@ enum SVGChart {
         var out =
             "<svg class=\"chart\" viewBox=\"0 0 \(width) \(height)\" role=\"img\" aria-label=\"\(escape(title))\" xmlns=\"http://www.w3.org/2000/svg\">"
         out += "<title>\(escape(title))</title>"
-        for fraction in [0.0, 0.5, 1.0] {
+        // Grid lines at 0, half and the maximum (only 0 when there is nothing to draw).
+        for fraction in maximum > 0 ? [0.0, 0.5, 1.0] : [0.0] {
             let y = Double(top) + Double(plotHeight) * (1 - fraction)
             out += "<line class=\"grid\" x1=\"\(left)\" y1=\"\(format(y))\" x2=\"\(width - right)\" y2=\"\(format(y))\"/>"
-            out += "<text x=\"\(left - 4)\" y=\"\(format(y + 3))\" text-anchor=\"end\">\(Int(Double(maximum) * fraction))</text>"
+            out += "<text x=\"\(left - 4)\" y=\"\(format(y + 3))\" text-anchor=\"end\">\(format(Double(maximum) * fraction))</text>"
         }
         out += "<line class=\"axis\" x1=\"\(left)\" y1=\"\(top + plotHeight)\" x2=\"\(width - right)\" y2=\"\(top + plotHeight)\"/>"
         if maximum > 0 {

@@ -89,6 +89,7 @@ enum StepGraphSVG {
         case .delay(.duration(let duration)): return "wait \(duration)"
         case .delay(.until(let template)): return "until \(template.source)"
         case .digest(let spec): return "digest \(spec.window)"
+        case .throttle(let spec): return "at most \(spec.limit) per \(spec.window)"
         default: return nil
         }
     }

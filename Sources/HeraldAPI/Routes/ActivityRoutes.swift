@@ -216,6 +216,8 @@ struct ActivityRoutes {
         case .failed: return "failed"
         case .skipped: return "skipped"
         case .canceled: return state.reason == StepState.mergedIntoDigest ? "merged" : "canceled"
+        // Novu's job statuses have no "throttled": the SDK's enum is strict. `result.status` says throttled.
+        case .throttled: return "skipped"
         }
     }
 

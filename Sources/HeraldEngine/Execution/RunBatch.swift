@@ -264,6 +264,33 @@ struct RunBatch: Sendable {
                         notificationId, stepId: stepId, status: .pending, window ? "send_window_wait" : "delay_scheduled",
                         raw: ["until": .string(until.iso8601Milliseconds)]
                             .merging(window ? ["timezone": .string(run.subscriberTimeZone.identifier)] : [:], uniquingKeysWith: { $1 })))
+            case .throttle(let stepId, let key, let limit, let window):
+                // Counting writes: a planned batch stops here and runs again in a transaction, as a digest does.
+                if planning {
+                    needsTransaction = true
+                    return
+                }
+                let windowMs = max(Int64(window.components.seconds) * 1000, 1)
+                let nowMs = now.millisecondsSince1970
+                let count = try await session.countThrottle(
+                    environmentId: environmentId, workflowId: run.workflow.id, stepId: stepId, key: key,
+                    windowStart: nowMs - nowMs % windowMs, windowMilliseconds: windowMs)
+                let allowed = count <= limit
+                let raw: [String: JSONValue] = [
+                    "key": .string(key), "count": .number(Double(count)), "limit": .number(Double(limit)),
+                    "windowSeconds": .number(Double(windowMs / 1000)),
+                ]
+                details.append(
+                    detail(
+                        notificationId, stepId: stepId, status: allowed ? .success : .warning, allowed ? "throttle_passed" : "throttled",
+                        raw: raw))
+                if !allowed {
+                    events.append(
+                        DomainEvent(
+                            .stepSkipped, notificationId: notificationId, workflowId: run.workflow.id, stepId: stepId, channel: nil,
+                            reason: StepState.throttled))
+                }
+                queue += run.finishThrottle(stepId, allowed: allowed, now: now)
             case .digest(let stepId, let window, let key):
                 if planning {
                     needsTransaction = true

@@ -22,7 +22,7 @@ enum StepRenderer {
                 from: email.from?.render(context).nonEmpty, senderName: email.senderName?.render(context).nonEmpty)
         case .sms(let sms, _):
             return MessageContent(channel: .sms, body: sms.body.render(context))
-        case .delay, .digest:
+        case .delay, .digest, .throttle:
             return MessageContent(channel: .push, body: "")
         }
     }

@@ -240,3 +240,28 @@ extension StoreSession {
         }
     }
 }
+
+/// Workflow throttle counters (`migrations/*/0015_throttle_counters.sql`).
+extension StoreSession {
+    /// Counts one run against a throttle key in its window and returns the window's count including it: one upsert,
+    /// atomic across processes (the row is locked until the transaction ends on PostgreSQL).
+    public func countThrottle(
+        environmentId: String, workflowId: String, stepId: String, key: String, windowStart: Int64, windowMilliseconds: Int64
+    ) async throws -> Int {
+        try await db.raw(
+            """
+            INSERT INTO throttle_counters (environment_id, workflow_id, step_id, key, window_start, window_ms, count)
+            VALUES (\(bind: environmentId), \(bind: workflowId), \(bind: stepId), \(bind: key), \(bind: windowStart), \(bind: windowMilliseconds), 1)
+            ON CONFLICT (environment_id, workflow_id, step_id, key, window_start) DO UPDATE SET count = throttle_counters.count + 1
+            RETURNING count
+            """
+        ).first()?.decode(column: "count", as: Int.self) ?? 1
+    }
+
+    /// Deletes throttle counters of windows that ended before `before`; returns how many.
+    public func purgeThrottleCounters(before: Date) async throws -> Int {
+        try await db.raw(
+            "DELETE FROM throttle_counters WHERE window_start + window_ms < \(bind: before.millisecondsSince1970) RETURNING key"
+        ).all().count
+    }
+}

@@ -17,11 +17,13 @@ public enum StepStatus: String, Sendable, Codable, Equatable {
     case skipped
     /// Not run because the run was cancelled or merged into a digest.
     case canceled
+    /// A throttle step over its limit: the steps after it are skipped (unless their `if:` says otherwise).
+    case throttled
 
     /// Whether the step will not change any more.
     public var isTerminal: Bool {
         switch self {
-        case .completed, .failed, .skipped, .canceled: true
+        case .completed, .failed, .skipped, .canceled, .throttled: true
         case .pending, .running, .waiting: false
         }
     }
@@ -38,6 +40,8 @@ public struct StepState: Sendable, Codable, Equatable {
     public static let mergedIntoDigest = "merged"
     /// The reason of a channel step the subscriber's preferences turned off (README §Preferences).
     public static let preferenceDisabled = "preference_disabled"
+    /// The reason of a throttle step over its limit, and of the steps skipped behind it.
+    public static let throttled = "throttled"
     /// The reason of a channel step waiting for its send window to open (`window:`).
     public static let sendWindow = "send_window"
     /// The reason of an email or SMS step whose address is on the suppression list (docs/webhooks.md).
@@ -128,6 +132,9 @@ public enum RunDirective: Sendable, Equatable {
     case digest(stepId: String, window: Duration, key: String)
     /// A step was skipped (condition false); the engine records the reason.
     case skipped(stepId: String, reason: String)
+    /// A throttle step: count this run against `key` (at most `limit` per `window`), then report with
+    /// ``WorkflowRun/finishThrottle(_:allowed:now:)``.
+    case throttle(stepId: String, key: String, limit: Int, window: Duration)
     /// Every step is terminal.
     case finished
 }
@@ -188,6 +195,13 @@ public struct WorkflowRun: Sendable {
         return advance(now: now)
     }
 
+    /// Records a throttle step's decision: passed (completed) or over the limit (throttled), then advances.
+    public mutating func finishThrottle(_ stepId: String, allowed: Bool, now: Date) -> [RunDirective] {
+        guard state.steps[stepId]?.status == .running else { return [] }
+        state.steps[stepId] = allowed ? StepState(status: .completed) : StepState(status: .throttled, reason: StepState.throttled)
+        return advance(now: now)
+    }
+
     /// Cancels every step that has not finished (a cancelled transaction, or a run merged into another run's digest).
     public mutating func cancel(reason: String) {
         for step in workflow.steps where !(state.steps[step.id]?.status.isTerminal ?? false) {
@@ -208,6 +222,12 @@ public struct WorkflowRun: Sendable {
                 progressed = true
                 if needs.contains(where: { $0.status == .canceled }) {
                     state.steps[step.id] = StepState(status: .canceled, reason: "execution_stopped")
+                    continue
+                }
+                // Behind a throttled step the path stops, unless the step asks (`if:`) — a fallback for throttled runs.
+                if step.condition == nil, needs.contains(where: { $0.status == .throttled }) {
+                    state.steps[step.id] = StepState(status: .skipped, reason: StepState.throttled)
+                    directives.append(.skipped(stepId: step.id, reason: StepState.throttled))
                     continue
                 }
                 if let condition = step.condition, !condition.expression.isSatisfied(in: evaluationContext) {
@@ -239,6 +259,11 @@ public struct WorkflowRun: Sendable {
                     }
                     state.steps[step.id] = StepState(status: .waiting, resumeAt: until)
                     directives.append(.wait(stepId: step.id, until: until))
+                case .throttle(let spec):
+                    let subscriber = context["subscriber"]?.objectValue?["subscriberId"]?.stringValue ?? ""
+                    let key = spec.key?.render(evaluationContext) ?? subscriber
+                    state.steps[step.id] = StepState(status: .running)
+                    directives.append(.throttle(stepId: step.id, key: key, limit: spec.limit, window: spec.window.duration))
                 case .digest(let spec):
                     let key = spec.key?.render(evaluationContext) ?? ""
                     state.steps[step.id] = StepState(status: .waiting, resumeAt: now.addingTimeInterval(TimeInterval(spec.window.seconds)))
