@@ -70,6 +70,12 @@ public struct Rule: Sendable, Hashable, CustomStringConvertible {
     // Preferences
     public static let unusedPreference = Rule(
         id: "unused-preference", severity: .warning, summary: "a preference for a channel the workflow has no step for")
+    // Translations
+    public static let missingTranslation = Rule(
+        id: "missing-translation", severity: .error, summary: "a `{{t.<key>}}` the default locale's translations do not define")
+    public static let untranslatedKey = Rule(
+        id: "untranslated-key", severity: .warning,
+        summary: "a `{{t.<key>}}` another locale does not translate (its subscribers get the default locale's text)")
     // Catalog
     public static let duplicateWorkflow = Rule(id: "duplicate-workflow", severity: .error, summary: "two files define the same workflow id")
 
@@ -79,6 +85,6 @@ public struct Rule: Sendable, Hashable, CustomStringConvertible {
         invalidIdentifier, identifierMismatch, emptySteps, invalidValue, unknownStepType, duplicateStepId, missingContent, unknownStep,
         graphCycle, unreachableStep, selfDependency, expressionSyntax, expressionType, unknownFunction, unknownRoot, stepReference,
         unknownStepField, unknownSubscriberField, undeclaredPayload, templateSyntax, unknownVariable, invalidSchema, unknownProvider,
-        invalidDuration, unusedPreference, duplicateWorkflow,
+        invalidDuration, unusedPreference, missingTranslation, untranslatedKey, duplicateWorkflow,
     ]
 }

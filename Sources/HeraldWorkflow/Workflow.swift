@@ -25,6 +25,44 @@ public struct Workflow: Sendable {
     public var window: LocalTimeWindow? = nil
     /// The timezone of subscribers without one (`timezone:`, an IANA name); nil: UTC.
     public var timezone: String? = nil
+    /// The default locale (`locale:`, normalised: `en`, `pt-br`): its translations are the fallback of every key.
+    public var locale: String = "en"
+    /// `translations:` by normalised locale tag, each a flat map of dotted keys (`order.shipped`) to text.
+    public var translations: [String: [String: String]] = [:]
+
+    /// The `t` object templates read (`{{t.order.shipped}}`) for a subscriber's locale: the default locale's
+    /// translations, overlaid by the language's (`fr`), overlaid by the exact tag's (`fr-ca`); nested by the dots of
+    /// the keys.
+    public func translationContext(locale subscriberLocale: String?) -> JSONValue {
+        guard !translations.isEmpty else { return .object([:]) }
+        var merged = translations[locale] ?? [:]
+        if let subscriberLocale, !subscriberLocale.isEmpty {
+            let tag = Self.normalisedLocale(subscriberLocale)
+            if let language = tag.split(separator: "-").first.map(String.init), language != tag, let entries = translations[language] {
+                merged.merge(entries, uniquingKeysWith: { $1 })
+            }
+            if let entries = translations[tag] { merged.merge(entries, uniquingKeysWith: { $1 }) }
+        }
+        var root: [String: JSONValue] = [:]
+        for (key, text) in merged.sorted(by: { $0.key < $1.key }) {
+            Self.insert(text, at: key.split(separator: ".").map(String.init)[...], into: &root)
+        }
+        return .object(root)
+    }
+
+    static func insert(_ text: String, at path: ArraySlice<String>, into object: inout [String: JSONValue]) {
+        guard let head = path.first else { return }
+        if path.count == 1 {
+            object[head] = .string(text)
+            return
+        }
+        var child = object[head]?.objectValue ?? [:]
+        insert(text, at: path.dropFirst(), into: &child)
+        object[head] = .object(child)
+    }
+
+    /// `fr_CA` and `FR-ca` are `fr-ca`.
+    public static func normalisedLocale(_ tag: String) -> String { tag.replacingOccurrences(of: "_", with: "-").lowercased() }
 
     /// The step with this id.
     public func step(_ id: String) -> Step? { steps.first { $0.id == id } }

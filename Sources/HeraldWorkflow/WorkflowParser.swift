@@ -15,7 +15,8 @@ public enum WorkflowParser {
     }
 
     static let workflowKeys = [
-        "workflow", "name", "description", "tags", "active", "critical", "preferences", "payload", "window", "timezone", "steps",
+        "workflow", "name", "description", "tags", "active", "critical", "preferences", "payload", "window", "timezone", "locale",
+        "translations", "steps",
     ]
     static let commonStepKeys = ["id", "type", "name", "needs", "if"]
     static let channelKeys = commonStepKeys + ["overrides", "integrations", "window"]
@@ -65,6 +66,9 @@ private struct Loader {
     /// The workflow's `window:` and `timezone:`.
     var window: LocalTimeWindow?
     var timezone: String?
+    /// The workflow's `locale:` (normalised) and `translations:` (flattened), read before the steps' templates.
+    var locale = "en"
+    var translations: [String: [String: String]] = [:]
 
     init(file: String) {
         self.file = file
@@ -108,6 +112,8 @@ private struct Loader {
         let critical = fields["critical"].flatMap { bool($0.value, field: "critical") } ?? false
         if let pair = fields["preferences"] { loadPreferences(pair.value) }
         if let pair = fields["window"] { window = sendWindow(pair.value, field: "window") }
+        if let pair = fields["locale"], let (tag, _) = string(pair.value, field: "locale") { locale = Workflow.normalisedLocale(tag) }
+        if let pair = fields["translations"] { loadTranslations(pair.value) }
         if let pair = fields["timezone"], let (name, location) = string(pair.value, field: "timezone") {
             if TimeZone(identifier: name) == nil {
                 sink.error(.invalidValue, "timezone '\(name)' is not an IANA time zone name such as Europe/Paris", at: location)
@@ -260,7 +266,7 @@ private struct Loader {
         return Workflow(
             id: workflow.id, name: workflow.name, description: workflow.description, tags: workflow.tags, active: workflow.active,
             critical: workflow.critical, preferences: preferences, payloadSchema: schema, steps: steps, graph: graph, file: file,
-            window: window, timezone: timezone
+            window: window, timezone: timezone, locale: locale, translations: translations
         )
     }
 
@@ -496,6 +502,26 @@ private struct Loader {
             return .valid(path.count == 3 ? type : nil)
         case "tenant":
             return .valid(nil)
+        case "t" where inTemplate:
+            // Translations (docs/workflows.md §Translations): the default locale must define every key used.
+            guard path.count > 1 else { return .valid(.object) }
+            let key = path.dropFirst().joined(separator: ".")
+            guard let defaults = translations[locale] else {
+                return .finding(
+                    .missingTranslation, "\(dotted) is used but the workflow has no translations for its default locale '\(locale)'")
+            }
+            guard defaults[key] != nil || defaults.keys.contains(where: { $0.hasPrefix(key + ".") }) else {
+                return .finding(.missingTranslation, "\(dotted) is not translated in the default locale '\(locale)'")
+            }
+            let missing = translations.filter { tag, entries in
+                tag != locale && entries[key] == nil && !entries.keys.contains(where: { $0.hasPrefix(key + ".") })
+            }.keys.sorted()
+            if !missing.isEmpty {
+                return .finding(
+                    .untranslatedKey,
+                    "\(dotted) has no translation in \(missing.joined(separator: ", ")): those subscribers get the '\(locale)' text")
+            }
+            return .valid(.string)
         case "unsubscribeUrl" where inTemplate && path.count == 1:
             // The one-click unsubscribe link (README §Preferences): set in email steps of workflows subscribers may
             // change, and only when Herald knows its public URL; empty otherwise.
@@ -512,6 +538,49 @@ private struct Loader {
                     "unknown variable '\(dotted)'; template variables start with payload, subscriber, steps, tenant or workflow")
             }
             return .finding(.unknownRoot, "unknown path '\(dotted)'; paths start with payload, subscriber, steps, tenant or workflow")
+        }
+    }
+
+    // MARK: Translations
+
+    /// `translations: { <locale>: { key: text, group: { key: text } } }`: nested keys are joined with dots.
+    mutating func loadTranslations(_ node: YNode) {
+        guard case .mapping(let locales, _) = node else {
+            sink.error(.wrongType, "`translations` maps locales (en, fr, pt-BR) to their texts, not \(node.kindName)", at: node.location)
+            return
+        }
+        for pair in locales {
+            let tag = Workflow.normalisedLocale(pair.key)
+            guard !tag.isEmpty, tag.count <= 35, tag.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }) else {
+                sink.error(.invalidValue, "'\(pair.key)' is not a locale tag (en, fr, pt-BR)", at: pair.keyLocation)
+                continue
+            }
+            var entries: [String: String] = [:]
+            flattenTranslations(pair.value, prefix: "", field: "translations.\(pair.key)", into: &entries)
+            translations[tag] = entries
+        }
+        if !translations.isEmpty, translations[locale] == nil {
+            sink.error(
+                .missingTranslation, "`translations` has no entry for the default locale '\(locale)' (set `locale:` or add it)",
+                at: node.location)
+        }
+    }
+
+    mutating func flattenTranslations(_ node: YNode, prefix: String, field: String, into entries: inout [String: String]) {
+        guard case .mapping(let pairs, _) = node else {
+            sink.error(.wrongType, "`\(field)` maps keys to texts, not \(node.kindName)", at: node.location)
+            return
+        }
+        for pair in pairs {
+            let key = prefix.isEmpty ? pair.key : "\(prefix).\(pair.key)"
+            switch pair.value {
+            case .mapping: flattenTranslations(pair.value, prefix: key, field: "\(field).\(pair.key)", into: &entries)
+            case .scalar(let scalar) where scalar.kind != .null: entries[key] = scalar.text
+            default:
+                sink.error(
+                    .wrongType, "`\(field).\(pair.key)` must be a text or a mapping of texts, not \(pair.value.kindName)",
+                    at: pair.value.location)
+            }
         }
     }
 

@@ -48,4 +48,40 @@ struct SendWindowEngineTests {
             #expect(herald.emulator.deliveries(to: "tok-lon") == 1 && herald.emulator.deliveries(to: "tok-nyc") == 1)
         }
     }
+
+    @Test(
+        "translations: each subscriber gets the texts of its locale, falling back to the language and the default",
+        arguments: Backend.available)
+    func translations(_ backend: Backend) async throws {
+        let workflow = """
+            workflow: hello
+            locale: en
+            translations:
+              en: { greeting: "Hello", body: "Welcome" }
+              fr: { greeting: "Bonjour", body: "Bienvenue" }
+              fr-CA: { greeting: "Allô" }
+            steps:
+              - id: push
+                type: push
+                title: "{{t.greeting}}"
+                body: "{{t.body}}"
+            """
+        try await withEngine(backend, workflows: [workflow]) { herald in
+            try await herald.webhookIntegration("push-webhook", channel: "push", identifier: "hook")
+            for (subscriber, locale) in [("qc", "fr-CA"), ("paris", "fr"), ("berlin", "de-DE"), ("plain", "")] {
+                try await herald.trigger("hello", toDeviceOf: subscriber, profile: locale.isEmpty ? [:] : ["locale": .string(locale)])
+            }
+            try await herald.settle()
+            let received = Dictionary(
+                uniqueKeysWithValues: herald.emulator.requests().compactMap { request -> (String, String)? in
+                    guard let target = request.target, let body = request.body.objectValue else { return nil }
+                    return (target, "\(body["title"]?.stringValue ?? "") / \(body["content"]?.stringValue ?? "")")
+                })
+            #expect(
+                received == [
+                    "tok-qc": "Allô / Bienvenue", "tok-paris": "Bonjour / Bienvenue", "tok-berlin": "Hello / Welcome",
+                    "tok-plain": "Hello / Welcome",
+                ])
+        }
+    }
 }

@@ -18,8 +18,12 @@ extension RunBatch {
         let profile = subscribers[notification.subscriberId]?.profile
         var evaluationContext = run.evaluationContext
         let unsubscribeURL = channel == .email ? try await unsubscribeURL(run.workflow, subscriberId: notification.subscriberId) : nil
-        if let unsubscribeURL, case .object(var object) = evaluationContext {
-            object["unsubscribeUrl"] = .string(unsubscribeURL)
+        if case .object(var object) = evaluationContext {
+            if let unsubscribeURL { object["unsubscribeUrl"] = .string(unsubscribeURL) }
+            // `{{t.<key>}}`: the workflow's translations for the subscriber's locale (docs/workflows.md §Translations).
+            if !run.workflow.translations.isEmpty {
+                object["t"] = run.workflow.translationContext(locale: profile?.locale)
+            }
             evaluationContext = .object(object)
         }
         var base = StepRenderer.render(step, context: evaluationContext)

@@ -1,0 +1,80 @@
+import Foundation
+import HeraldCore
+import HeraldWorkflow
+import Testing
+
+/// Workflow translations (docs/workflows.md §Translations): the `t` object for a subscriber's locale, key by key
+/// with fallback, rendered by the step templates.
+@Suite("Translations")
+struct TranslationTests {
+    static let workflow = """
+        workflow: shipped
+        locale: en
+        translations:
+          en:
+            greeting: "Hello"
+            order: { shipped: "Your order has shipped" }
+          fr:
+            greeting: "Bonjour"
+            order: { shipped: "Votre commande est partie" }
+          fr-CA:
+            greeting: "Allô"
+        steps:
+          - id: push
+            type: push
+            title: "{{t.greeting}} {{subscriber.firstName}}"
+            body: "{{t.order.shipped}}"
+        """
+
+    @Test(
+        "the subscriber's locale picks the translations: exact tag, else language, else the default; key by key",
+        arguments: [
+            ("fr-CA", "Allô Ann", "Votre commande est partie"),
+            ("fr_ca", "Allô Ann", "Votre commande est partie"),
+            ("fr", "Bonjour Ann", "Votre commande est partie"),
+            ("fr-BE", "Bonjour Ann", "Votre commande est partie"),
+            ("de", "Hello Ann", "Your order has shipped"),
+            ("", "Hello Ann", "Your order has shipped"),
+        ])
+    func renders(locale: String, title: String, body: String) throws {
+        let (parsed, diagnostics) = WorkflowParser.parse(Self.workflow, file: "shipped.yaml")
+        #expect(diagnostics.filter { $0.severity == .error } == [], "\(diagnostics)")
+        let workflow = try #require(parsed)
+        let context: JSONValue = [
+            "subscriber": ["firstName": "Ann", "locale": .string(locale)], "t": workflow.translationContext(locale: locale),
+        ]
+        guard case .push(let content, _)? = workflow.step("push")?.action else { Issue.record("not a push step"); return }
+        #expect(content.title?.render(context) == title)
+        #expect(content.body?.render(context) == body)
+    }
+
+    @Test("a key missing in the default locale is an error, in another locale a warning; the default locale must exist")
+    func findings() {
+        let missingDefault = """
+            workflow: a
+            locale: de
+            translations:
+              en: { greeting: "Hello" }
+            steps:
+              - id: push
+                type: push
+                body: "{{t.greeting}}"
+            """
+        let rules = WorkflowParser.parse(missingDefault, file: "a.yaml").diagnostics.map(\.rule.id)
+        #expect(rules.contains("missing-translation"), "\(rules)")
+        let untranslated = """
+            workflow: b
+            translations:
+              en: { greeting: "Hello", farewell: "Bye" }
+              fr: { greeting: "Bonjour" }
+            steps:
+              - id: push
+                type: push
+                body: "{{t.greeting}} {{t.farewell}}"
+            """
+        let (workflow, diagnostics) = WorkflowParser.parse(untranslated, file: "b.yaml")
+        #expect(workflow != nil, "a warning does not stop the workflow from loading")
+        #expect(diagnostics.map(\.rule.id) == ["untranslated-key"], "\(diagnostics)")
+        #expect(diagnostics.first?.message.contains("fr") == true)
+    }
+}
