@@ -15,6 +15,9 @@ public struct WorkflowCatalog: Sendable {
     }
 
     private var files: [String: FileState] = [:]
+    /// Shared translation files (`translations/<locale>.yaml`) by path, and their texts merged by locale.
+    private var translationFiles: [String: (contents: String, locale: String, texts: [String: String], diagnostics: [Diagnostic])] = [:]
+    private var sharedTranslations: [String: [String: String]] = [:]
     /// Active workflows by trigger identifier.
     public private(set) var workflows: [String: Workflow] = [:]
     private var duplicateFindings: [Diagnostic] = []
@@ -32,18 +35,41 @@ public struct WorkflowCatalog: Sendable {
 
     /// Every current finding, sorted by file and position.
     public var diagnostics: [Diagnostic] {
-        (files.values.flatMap(\.diagnostics) + duplicateFindings).sorted()
+        (files.values.flatMap(\.diagnostics) + translationFiles.values.flatMap(\.diagnostics) + duplicateFindings).sorted()
     }
 
     /// Replaces the catalog's files with `sources` (path → contents): new and changed files are parsed, missing
     /// ones removed. Returns the findings of the files that changed.
     @discardableResult
-    public mutating func update(_ sources: [(path: String, contents: String)]) -> [Diagnostic] {
+    public mutating func update(_ all: [(path: String, contents: String)]) -> [Diagnostic] {
         var changed: [Diagnostic] = []
+        // Shared translation files first: when they change, every workflow is checked (and rendered) against them again.
+        let translationSources = all.filter { TranslationFile.isTranslationFile($0.path) }
+        let sources = all.filter { !TranslationFile.isTranslationFile($0.path) }
+        let translationPaths = Set(translationSources.map(\.path))
+        var translationsChanged = false
+        for path in translationFiles.keys where !translationPaths.contains(path) {
+            translationFiles[path] = nil
+            translationsChanged = true
+        }
+        for (path, contents) in translationSources where translationFiles[path]?.contents != contents {
+            let (locale, texts, diagnostics) = TranslationFile.parse(contents, file: path)
+            translationFiles[path] = (contents, locale, texts, diagnostics)
+            changed += diagnostics
+            translationsChanged = true
+        }
+        if translationsChanged {
+            var merged: [String: [String: String]] = [:]
+            for path in translationFiles.keys.sorted() {
+                guard let file = translationFiles[path], !file.locale.isEmpty else { continue }
+                merged[file.locale, default: [:]].merge(file.texts, uniquingKeysWith: { $1 })
+            }
+            sharedTranslations = merged
+        }
         let paths = Set(sources.map(\.path))
         for path in files.keys where !paths.contains(path) { files[path] = nil }
-        let pending = sources.filter { files[$0.path]?.contents != $0.contents }
-        for ((path, contents), (workflow, diagnostics)) in zip(pending, Self.parseConcurrently(pending)) {
+        let pending = sources.filter { translationsChanged || files[$0.path]?.contents != $0.contents }
+        for ((path, contents), (workflow, diagnostics)) in zip(pending, Self.parseConcurrently(pending, translations: sharedTranslations)) {
             files[path] = FileState(contents: contents, lastGood: workflow ?? files[path]?.lastGood, diagnostics: diagnostics)
             changed += diagnostics
         }
@@ -52,11 +78,15 @@ public struct WorkflowCatalog: Sendable {
     }
 
     /// Parses files on every core: parsing is pure, and a directory of workflows is embarrassingly parallel.
-    static func parseConcurrently(_ sources: [(path: String, contents: String)]) -> [(workflow: Workflow?, diagnostics: [Diagnostic])] {
-        guard sources.count > 1 else { return sources.map { WorkflowParser.parse($0.contents, file: $0.path) } }
+    static func parseConcurrently(
+        _ sources: [(path: String, contents: String)], translations: [String: [String: String]] = [:]
+    ) -> [(workflow: Workflow?, diagnostics: [Diagnostic])] {
+        guard sources.count > 1 else {
+            return sources.map { WorkflowParser.parse($0.contents, file: $0.path, sharedTranslations: translations) }
+        }
         let results = Mutex([(workflow: Workflow?, diagnostics: [Diagnostic])?](repeating: nil, count: sources.count))
         DispatchQueue.concurrentPerform(iterations: sources.count) { index in
-            let result = WorkflowParser.parse(sources[index].contents, file: sources[index].path)
+            let result = WorkflowParser.parse(sources[index].contents, file: sources[index].path, sharedTranslations: translations)
             results.withLock { $0[index] = result }
         }
         return results.withLock { $0.map { $0! } }
@@ -85,13 +115,21 @@ public struct WorkflowCatalog: Sendable {
 
 /// Finds workflow files on disk: the only place the workflow module reads files.
 public enum WorkflowFiles {
-    /// Every `*.yaml` / `*.yml` under `path` (recursively) or `path` itself if it is a file, sorted.
+    /// Every `*.yaml` / `*.yml` under `path` (recursively) or `path` itself if it is a file — with the shared
+    /// translation files of its directory (`translations/*.yaml`), which it may use — sorted.
     public static func find(at path: String) throws -> [String] {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw WorkflowFileError(message: "\(path): no such file or directory")
         }
-        guard isDirectory.boolValue else { return [path] }
+        guard isDirectory.boolValue else {
+            let beside = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("translations")
+            var isFolder: ObjCBool = false
+            guard !TranslationFile.isTranslationFile(path), FileManager.default.fileExists(atPath: beside, isDirectory: &isFolder),
+                isFolder.boolValue
+            else { return [path] }
+            return [path] + (try find(at: beside))
+        }
         guard let enumerator = FileManager.default.enumerator(atPath: path) else {
             throw WorkflowFileError(message: "\(path): cannot list the directory")
         }
@@ -108,8 +146,9 @@ public enum WorkflowFiles {
     /// read only up to it plus one byte, so the parser reports them without loading a huge file.
     public static func read(_ paths: [String]) throws -> [(path: String, contents: String)] {
         var sources: [(path: String, contents: String)] = []
+        var seen: Set<String> = []
         for path in paths {
-            for file in try find(at: path) {
+            for file in try find(at: path) where seen.insert(file).inserted {
                 guard let handle = FileHandle(forReadingAtPath: file) else {
                     throw WorkflowFileError(message: "\(file): cannot read the file")
                 }

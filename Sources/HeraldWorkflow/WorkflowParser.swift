@@ -7,8 +7,11 @@ import HeraldCore
 /// rule id and a position. A workflow is returned only when there is no error (warnings are allowed).
 public enum WorkflowParser {
     /// Parses and validates one file. `file` is used in diagnostics and for the id/file-name check.
-    public static func parse(_ text: String, file: String) -> (workflow: Workflow?, diagnostics: [Diagnostic]) {
+    public static func parse(
+        _ text: String, file: String, sharedTranslations: [String: [String: String]] = [:]
+    ) -> (workflow: Workflow?, diagnostics: [Diagnostic]) {
         var loader = Loader(file: file)
+        loader.translations = sharedTranslations
         let workflow = loader.load(text)
         let diagnostics = loader.sink.diagnostics.sorted()
         return (loader.sink.hasErrors ? nil : workflow, diagnostics)
@@ -33,6 +36,33 @@ public enum WorkflowParser {
     static let stepResultFields: [String: StaticType?] = [
         "status": .string, "reason": .string, "delivered": .number, "failed": .number, "count": .number, "events": .array,
     ]
+}
+
+/// A shared translation file, `translations/<locale>.yaml` beside the workflows (docs/workflows.md §Translations): a
+/// mapping of keys to texts (nested mappings make dotted keys). Returns the locale (from the file name, normalised),
+/// the flattened texts, and every finding.
+public enum TranslationFile {
+    /// Whether `path` is a translation file: `<locale>.yaml` (or `.yml`) in a directory named `translations`.
+    public static func isTranslationFile(_ path: String) -> Bool {
+        let components = path.split(separator: "/")
+        return components.count >= 2 && components[components.count - 2] == "translations"
+    }
+
+    public static func parse(_ text: String, file: String) -> (locale: String, texts: [String: String], diagnostics: [Diagnostic]) {
+        var sink = DiagnosticSink(file: file)
+        let name = (file as NSString).lastPathComponent
+        let locale = Workflow.normalisedLocale(String(name.split(separator: ".").first ?? ""))
+        guard let root = YAMLTree.parse(text, sink: &sink) else { return (locale, [:], sink.diagnostics.sorted()) }
+        var loader = Loader(file: file)
+        loader.sink = sink
+        var texts: [String: String] = [:]
+        if !locale.isEmpty, locale.count <= 35, locale.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }) {
+            loader.flattenTranslations(root, prefix: "", field: name, into: &texts)
+        } else {
+            loader.sink.error(.invalidValue, "'\(name)' is not named after a locale (en.yaml, pt-BR.yaml)", at: .start)
+        }
+        return (locale, texts, loader.sink.diagnostics.sorted())
+    }
 }
 
 /// The closest candidate to `word` if it is plausibly a typo of it.
@@ -543,7 +573,8 @@ private struct Loader {
 
     // MARK: Translations
 
-    /// `translations: { <locale>: { key: text, group: { key: text } } }`: nested keys are joined with dots.
+    /// `translations: { <locale>: { key: text, group: { key: text } } }`: nested keys are joined with dots. A
+    /// workflow's own texts override the shared files' (`translations/<locale>.yaml`) key by key.
     mutating func loadTranslations(_ node: YNode) {
         guard case .mapping(let locales, _) = node else {
             sink.error(.wrongType, "`translations` maps locales (en, fr, pt-BR) to their texts, not \(node.kindName)", at: node.location)
@@ -555,7 +586,7 @@ private struct Loader {
                 sink.error(.invalidValue, "'\(pair.key)' is not a locale tag (en, fr, pt-BR)", at: pair.keyLocation)
                 continue
             }
-            var entries: [String: String] = [:]
+            var entries = translations[tag] ?? [:]
             flattenTranslations(pair.value, prefix: "", field: "translations.\(pair.key)", into: &entries)
             translations[tag] = entries
         }

@@ -28,6 +28,26 @@ public let testLogger: Logger = {
     return logger
 }()
 
+/// Bounds how many PostgreSQL test databases are created (and dropped) at once: the suite starts well over a hundred
+/// PostgreSQL test cases together on two cores, and unbounded `CREATE DATABASE`s made connections wait past the
+/// store's 5 s acquire timeout.
+actor DatabaseCreationGate {
+    static let shared = DatabaseCreationGate(limit: 4)
+    let limit: Int
+    private var running = 0
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(limit: Int) { self.limit = limit }
+
+    func run<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        if running >= limit { await withCheckedContinuation { waiting.append($0) } } else { running += 1 }
+        defer {
+            if waiting.isEmpty { running -= 1 } else { waiting.removeFirst().resume() }
+        }
+        return try await body()
+    }
+}
+
 /// A fresh empty database of `backend`: its URL, and a clean-up to call afterwards.
 public func makeTestDatabase(_ backend: Backend) async throws -> (url: DatabaseURL, cleanUp: @Sendable () async throws -> Void) {
     let name = "herald_test_\(UInt64.random(in: 0...UInt64.max))"
@@ -44,18 +64,23 @@ public func makeTestDatabase(_ backend: Backend) async throws -> (url: DatabaseU
         guard let postgresURL = Backend.postgresURL else { throw HeraldError(.configuration, "HERALD_TEST_POSTGRES_URL is not set") }
         let adminURL = try DatabaseURL(parsing: postgresURL)
         guard case .postgres(var location) = adminURL else { throw HeraldError(.configuration, "not a PostgreSQL URL") }
-        let admin = try await SQLStore.open(adminURL, cipher: CredentialCipher(current: .random()), logger: testLogger, maxConnections: 1)
-        try await admin.withRunning { admin in
-            try await admin.read { try await $0.db.raw("CREATE DATABASE \(unsafeRaw: name)").run() }
+        try await DatabaseCreationGate.shared.run {
+            let admin = try await SQLStore.open(
+                adminURL, cipher: CredentialCipher(current: .random()), logger: testLogger, maxConnections: 1)
+            try await admin.withRunning { admin in
+                try await admin.read { try await $0.db.raw("CREATE DATABASE \(unsafeRaw: name)").run() }
+            }
         }
         location.database = name
         return (
             .postgres(location),
             {
-                let admin = try await SQLStore.open(
-                    adminURL, cipher: CredentialCipher(current: .random()), logger: testLogger, maxConnections: 1)
-                try await admin.withRunning { admin in
-                    try await admin.read { try await $0.db.raw("DROP DATABASE IF EXISTS \(unsafeRaw: name) WITH (FORCE)").run() }
+                try await DatabaseCreationGate.shared.run {
+                    let admin = try await SQLStore.open(
+                        adminURL, cipher: CredentialCipher(current: .random()), logger: testLogger, maxConnections: 1)
+                    try await admin.withRunning { admin in
+                        try await admin.read { try await $0.db.raw("DROP DATABASE IF EXISTS \(unsafeRaw: name) WITH (FORCE)").run() }
+                    }
                 }
             }
         )

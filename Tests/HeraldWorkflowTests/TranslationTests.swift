@@ -77,4 +77,59 @@ struct TranslationTests {
         #expect(diagnostics.map(\.rule.id) == ["untranslated-key"], "\(diagnostics)")
         #expect(diagnostics.first?.message.contains("fr") == true)
     }
+
+    @Test(
+        "shared translation files beside the workflows serve every workflow; a workflow's own texts override them; a change re-checks the workflows"
+    )
+    func sharedFiles() throws {
+        let workflow = """
+            workflow: shared
+            translations:
+              fr: { farewell: "Au revoir" }
+            steps:
+              - id: push
+                type: push
+                title: "{{t.greeting}}"
+                body: "{{t.farewell}}"
+            """
+        var catalog = WorkflowCatalog()
+        let findings = catalog.update([
+            ("flows/shared.yaml", workflow),
+            ("flows/translations/en.yaml", "greeting: Hello\nfarewell: Goodbye\n"),
+            ("flows/translations/fr.yaml", "greeting: Bonjour\n"),
+        ])
+        #expect(findings.isEmpty, "\(findings)")
+        let loaded = try #require(catalog.workflow("shared"))
+        #expect(loaded.translationContext(locale: "fr") == ["greeting": "Bonjour", "farewell": "Au revoir"])
+        #expect(loaded.translationContext(locale: "en") == ["greeting": "Hello", "farewell": "Goodbye"])
+        #expect(catalog.paths == ["flows/shared.yaml"], "translation files are not workflows")
+        // The default locale's file loses a key: the workflow is checked again and reported (its last good version stays).
+        let after = catalog.update([
+            ("flows/shared.yaml", workflow),
+            ("flows/translations/en.yaml", "greeting: Hello\n"),
+            ("flows/translations/fr.yaml", "greeting: Bonjour\n"),
+        ])
+        #expect(after.map(\.rule.id) == ["missing-translation"], "\(after)")
+        #expect(catalog.workflow("shared") != nil)
+        // A file that is not named after a locale, or holds no mapping, is reported at its own path.
+        let bad = catalog.update([
+            ("flows/shared.yaml", workflow), ("flows/translations/en.yaml", "- a list\n"),
+            ("flows/translations/fr.yaml", "greeting: Bonjour\n"),
+        ])
+        #expect(bad.contains { $0.file == "flows/translations/en.yaml" && $0.rule.id == "wrong-type" }, "\(bad)")
+    }
+
+    @Test("validating one workflow file reads the translations beside it")
+    func findsFilesBeside() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("herald-translations-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("translations"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try "workflow: a\nsteps:\n  - id: p\n    type: push\n    body: \"{{t.greeting}}\"\n".write(
+            to: directory.appendingPathComponent("a.yaml"), atomically: true, encoding: .utf8)
+        try "greeting: Hello\n".write(to: directory.appendingPathComponent("translations/en.yaml"), atomically: true, encoding: .utf8)
+        let files = try WorkflowFiles.find(at: directory.appendingPathComponent("a.yaml").path)
+        #expect(files.map { ($0 as NSString).lastPathComponent } == ["a.yaml", "en.yaml"])
+        var catalog = WorkflowCatalog()
+        #expect(catalog.update(try WorkflowFiles.read([directory.appendingPathComponent("a.yaml").path])).isEmpty)
+    }
 }
