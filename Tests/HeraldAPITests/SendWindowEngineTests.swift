@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import HeraldStore
 import HeraldTestSupport
 import Testing
 
@@ -82,6 +83,51 @@ struct SendWindowEngineTests {
                     "tok-qc": "Allô / Bienvenue", "tok-paris": "Bonjour / Bienvenue", "tok-berlin": "Hello / Welcome",
                     "tok-plain": "Hello / Welcome",
                 ])
+        }
+    }
+
+    @Test("a topic trigger to subscribers in three timezones wakes up once per timezone, not once per subscriber", arguments: Backend.available)
+    func topicBuckets(_ backend: Backend) async throws {
+        let workflow = """
+            workflow: morning
+            window: { after: "09:00", before: "18:00" }
+            steps:
+              - id: push
+                type: push
+                title: "Good morning"
+                body: "News"
+            """
+        let clock = ManualWallClock(ISO8601DateFormatter().date(from: "2026-07-01T12:00:00Z")!)
+        try await withEngine(backend, workflows: [workflow], clock: clock) { herald in
+            try await herald.webhookIntegration("push-webhook", channel: "push", identifier: "hook")
+            let zones = ["Europe/London", "America/New_York", "Asia/Tokyo"]
+            let members = (0..<30).map { "m\($0)" }
+            try await herald.store.transaction { session in
+                let env = herald.environment.id
+                _ = try await session.upsertTopic(environmentId: env, key: "all", name: "All")
+                for (index, member) in members.enumerated() {
+                    var profile = SubscriberProfile()
+                    profile.timezone = zones[index % 3]
+                    _ = try await session.upsertSubscriber(
+                        environmentId: env, subscriberId: member, patch: SubscriberProfilePatch(setting: profile))
+                    _ = try await session.registerDevice(
+                        environmentId: env, DeviceRegistration(provider: "push-webhook", token: Secret("tok-\(member)"), subscriberId: member))
+                }
+                _ = try await session.subscribe(environmentId: env, topicKey: "all", subscriberIds: members)
+            }
+            try await herald.trigger(["name": "morning", "to": [["type": "Topic", "topicKey": "all"]]])
+            try await herald.settle()
+            #expect(herald.emulator.stats().total == 10, "London's ten now")
+            #expect(try await herald.scheduledJobs() == 2, "one wake-up for New York's ten, one for Tokyo's ten")
+            clock.advance(by: .seconds(3600))
+            herald.store.jobSignal.signal()
+            try await herald.eventually("New York's ten") { herald.emulator.stats().total == 20 }
+            try await herald.settle()
+            clock.advance(by: .seconds(11 * 3600))
+            herald.store.jobSignal.signal()
+            try await herald.eventually("Tokyo's ten") { herald.emulator.stats().total == 30 }
+            try await herald.settle()
+            #expect(herald.emulator.stats().duplicates == 0)
         }
     }
 }

@@ -339,8 +339,8 @@ public struct Engine: Sendable {
         let context = self.context
         let events = try await store.transaction(durability: .replayable) { session in
             var batch = RunBatch(session: session, engine: context, environmentId: environmentId)
-            try await batch.load(notificationIds: [job.notification])
-            try await batch.resume(job.notification, stepId: job.step, digest: job.digest)
+            try await batch.load(notificationIds: job.all)
+            for notification in job.all { try await batch.resume(notification, stepId: job.step, digest: job.digest) }
             try await batch.flush()
             try await webhooks.stage(batch.events, environmentId: environmentId, session: session, known: batch.notifications)
             return batch.events

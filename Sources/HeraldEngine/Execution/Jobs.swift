@@ -57,6 +57,12 @@ struct ResumeJob: JobPayload {
     var notification: String
     var step: String
     var digest: Bool
+    /// Several runs waiting for the same step until the same instant (a topic trigger's delay, or a send window's
+    /// opening in one timezone): resumed together by one job. Nil in jobs queued before buckets existed.
+    var notifications: [String]? = nil
+
+    /// Every run the job resumes.
+    var all: [String] { notifications ?? [notification] }
 }
 
 struct DeliverJob: JobPayload {

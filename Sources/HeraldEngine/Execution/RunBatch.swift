@@ -45,6 +45,9 @@ struct RunBatch: Sendable {
     var deliveries: [DeliveryRecord] = []
     var details: [ExecutionDetail] = []
     var jobs: [(notificationId: String?, job: NewJob)] = []
+    /// Runs waiting for a delay or a send window, queued by ``flush()`` as one resume job per (transaction, step,
+    /// instant) bucket: a topic trigger to subscribers in 24 timezones makes 24 wake-ups, not one per subscriber.
+    var waits: [(notificationId: String, stepId: String, at: Date)] = []
     var dirty: Set<String> = []
     /// Positions of the batch's own (unwritten) messages and deliveries, by id.
     var messageIndex: [String: Int] = [:]
@@ -257,7 +260,7 @@ struct RunBatch: Sendable {
                     queue += run.finish(stepId, with: StepState(status: .skipped, reason: skip), now: now)
                 }
             case .wait(let stepId, let until):
-                jobs.append((notificationId, resumeJob(notificationId, stepId: stepId, at: until, digest: false)))
+                waits.append((notificationId, stepId, until))
                 let window = run.state.steps[stepId]?.reason == StepState.sendWindow
                 details.append(
                     detail(
@@ -344,7 +347,7 @@ struct RunBatch: Sendable {
             let state = runs[id]?.state.stored ?? notification.state
             updates.append((id, notification.status, state, notification.channels))
         }
-        let queued = jobs.map(\.job) + deliveryJobs()
+        let queued = jobs.map(\.job) + resumeJobs() + deliveryJobs()
         try await session.insertMessages(messages)
         try await session.insertDeliveries(deliveries)
         try await session.appendDetails(details)
@@ -356,7 +359,34 @@ struct RunBatch: Sendable {
         deliveryIndex.removeAll()
         details.removeAll()
         jobs.removeAll()
+        waits.removeAll()
         dirty.removeAll()
+    }
+
+    /// The resume jobs of ``waits``, one per (transaction, step, instant), at most 500 runs each.
+    func resumeJobs() -> [NewJob] {
+        struct Bucket: Hashable {
+            var transactionId: String?
+            var stepId: String
+            var at: Date
+        }
+        let buckets = Dictionary(grouping: waits) { wait in
+            Bucket(transactionId: notifications[wait.notificationId]?.transactionId, stepId: wait.stepId, at: wait.at)
+        }
+        var jobs: [NewJob] = []
+        for (bucket, group) in buckets.sorted(by: { ($0.key.at, $0.key.stepId) < ($1.key.at, $1.key.stepId) }) {
+            let ids = group.map(\.notificationId)
+            for start in stride(from: 0, to: ids.count, by: 500) {
+                let chunk = Array(ids[start..<min(start + 500, ids.count)])
+                jobs.append(
+                    NewJob(
+                        environmentId: environmentId, job: .resume,
+                        payload: ResumeJob(notification: chunk[0], step: bucket.stepId, digest: false, notifications: chunk.count > 1 ? chunk : nil)
+                            .encoded(),
+                        transactionId: bucket.transactionId, runAt: bucket.at))
+            }
+        }
+        return jobs
     }
 
     /// Takes the deliveries planned so far out of the `deliver` jobs ``flush()`` would queue, with the batch's
@@ -386,6 +416,7 @@ struct RunBatch: Sendable {
         deliveries.removeAll { $0.messageId.map(dropped.contains) ?? false }
         details.removeAll { $0.notificationId.map(startedElsewhere.contains) ?? false }
         jobs.removeAll { $0.notificationId.map(progress.contains) ?? false }
+        waits.removeAll { progress.contains($0.notificationId) }
         let kept = Set(deliveries.map(\.id))
         outbound = outbound.mapValues { $0.filter(kept.contains) }.filter { !$0.value.isEmpty }
         for id in progress {
