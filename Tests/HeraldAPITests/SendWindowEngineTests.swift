@@ -86,7 +86,9 @@ struct SendWindowEngineTests {
         }
     }
 
-    @Test("a topic trigger to subscribers in three timezones wakes up once per timezone, not once per subscriber", arguments: Backend.available)
+    @Test(
+        "a topic trigger to subscribers in three timezones wakes up once per timezone, not once per subscriber",
+        arguments: Backend.available)
     func topicBuckets(_ backend: Backend) async throws {
         let workflow = """
             workflow: morning
@@ -111,7 +113,8 @@ struct SendWindowEngineTests {
                     _ = try await session.upsertSubscriber(
                         environmentId: env, subscriberId: member, patch: SubscriberProfilePatch(setting: profile))
                     _ = try await session.registerDevice(
-                        environmentId: env, DeviceRegistration(provider: "push-webhook", token: Secret("tok-\(member)"), subscriberId: member))
+                        environmentId: env,
+                        DeviceRegistration(provider: "push-webhook", token: Secret("tok-\(member)"), subscriberId: member))
                 }
                 _ = try await session.subscribe(environmentId: env, topicKey: "all", subscriberIds: members)
             }

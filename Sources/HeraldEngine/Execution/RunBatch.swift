@@ -381,8 +381,10 @@ struct RunBatch: Sendable {
                 jobs.append(
                     NewJob(
                         environmentId: environmentId, job: .resume,
-                        payload: ResumeJob(notification: chunk[0], step: bucket.stepId, digest: false, notifications: chunk.count > 1 ? chunk : nil)
-                            .encoded(),
+                        payload: ResumeJob(
+                            notification: chunk[0], step: bucket.stepId, digest: false, notifications: chunk.count > 1 ? chunk : nil
+                        )
+                        .encoded(),
                         transactionId: bucket.transactionId, runAt: bucket.at))
             }
         }
