@@ -284,6 +284,63 @@ struct EmailProviderTests {
         }
     }
 
+    @Test(
+        "Resend receipts: Svix-signed events find their delivery through the herald_delivery tag and its email id; a bounce suppresses; a bad or stale signature changes nothing",
+        arguments: Backend.available)
+    func resendReceipts(_ backend: Backend) async throws {
+        try await withEngine(backend, workflows: [Self.workflow]) { herald in
+            let secret = "whsec_" + Data((0..<24).map { UInt8($0) }).base64EncodedString()
+            let integrationId = try await herald.integration(
+                "resend", channel: "email", identifier: "mail-resend",
+                credentials: [
+                    "apiKey": .string(DevAccounts.emailKeys["resend"]!), "from": "hello@herald.local",
+                    "baseUrl": .string("\(herald.simulatorURL)/resend"), "inboundWebhookSigningKey": .string(secret),
+                ], primary: true)
+            try await herald.trigger(["name": "welcome", "to": [["subscriberId": "rae", "email": "rae@example.com"]]])
+            try await herald.eventually("at Resend") { herald.simulatorEmail.messages(provider: "resend").count == 1 }
+            try await herald.settle()
+            let request = try #require(herald.simulatorEmail.messages(provider: "resend").first?.request)
+            let tag = request.objectValue?["tags"]?.arrayItems.first?.objectValue
+            #expect(tag?["name"] == "herald_delivery")
+            let deliveryId = try #require(tag?["value"]?.stringValue)
+            let emailId = try #require(try await herald.store.read { try await $0.deliveries(ids: [deliveryId]) }.first?.providerMessageId)
+            func post(_ event: JSONValue, secret: String, age: TimeInterval = 0) async throws -> TestResponse {
+                let body = Array(event.jsonString().utf8)
+                let timestamp = Int64(Date().timeIntervalSince1970 - age)
+                let id = "msg_\(UUID().uuidString)"
+                let headers: HTTPFields = [
+                    .contentType: "application/json", HTTPField.Name("svix-id")!: id, HTTPField.Name("svix-timestamp")!: "\(timestamp)",
+                    HTTPField.Name("svix-signature")!: "v1,bogus "
+                        + WebhookSigner.signature(secret: secret, id: id, timestamp: timestamp, body: body),
+                ]
+                return try await herald.client.execute(
+                    uri: "/v2/inbound-webhooks/delivery-providers/\(herald.environment.id)/\(integrationId)", method: .post,
+                    headers: headers, body: ByteBuffer(bytes: body))
+            }
+            func event(_ type: String, emailId: String, extra: [String: JSONValue] = [:]) -> JSONValue {
+                var data: [String: JSONValue] = [
+                    "email_id": .string(emailId), "to": ["rae@example.com"], "tags": ["herald_delivery": .string(deliveryId)],
+                ]
+                data.merge(extra, uniquingKeysWith: { $1 })
+                return ["type": .string(type), "created_at": "2026-12-05T00:00:00Z", "data": .object(data)]
+            }
+            let bounce = event(
+                "email.bounced", emailId: emailId,
+                extra: ["bounce": ["type": "Permanent", "subType": "General", "message": "mailbox does not exist"]])
+            let other = "whsec_" + Data((0..<24).map { UInt8(255 - $0) }).base64EncodedString()
+            #expect(try await post(bounce, secret: other).status == .unauthorized)
+            #expect(try await post(bounce, secret: secret, age: 600).status == .unauthorized)
+            // A receipt naming another email id cannot move to this delivery.
+            #expect(try await post(event("email.bounced", emailId: "someone-else"), secret: secret).status == .ok)
+            #expect(try await herald.store.read { try await $0.deliveries(ids: [deliveryId]) }.first?.status == .delivered)
+            #expect(try await post(bounce, secret: secret).status == .ok)
+            #expect(try await herald.store.read { try await $0.deliveries(ids: [deliveryId]) }.first?.status == .failed)
+            let suppressed = try await herald.call(.get, "/v1/suppressions?channel=email").json()
+            #expect(
+                suppressed.objectValue?["data"]?.arrayItems.compactMap { $0.objectValue?["address"]?.stringValue } == ["rae@example.com"])
+        }
+    }
+
     @Test("a rejected API key fails over to the next email integration", arguments: Backend.available)
     func failover(_ backend: Backend) async throws {
         try await withEngine(backend, workflows: [Self.workflow]) { herald in

@@ -11,7 +11,7 @@ import Hummingbird
 /// {integrationId}` — Novu's route — takes a provider's own status callbacks. It needs no API key (providers do not
 /// have one): the provider's signature is the authorisation, checked with the integration's credentials before
 /// anything is read. A bad signature is a 401 that changes nothing; a receipt for a message Herald does not know is
-/// accepted and ignored (providers retry anything else). Today: Twilio's message status callbacks.
+/// accepted and ignored (providers retry anything else). Twilio, SendGrid, Mailgun, Postmark and Resend.
 struct ReceiptRoutes {
     let store: SQLStore
     let engine: Engine
@@ -39,6 +39,8 @@ struct ReceiptRoutes {
                 return try await mailgun(body: String(buffer: buffer), integration: integration, context: context)
             case "postmark":
                 return try await postmark(request, body: String(buffer: buffer), integration: integration, context: context)
+            case "resend":
+                return try await resend(request, body: Array(buffer.readableBytesView), integration: integration, context: context)
             default:
                 throw APIError(
                     .unprocessableContent, "receipts from \(integration.providerId) are not supported yet (docs/webhooks.md)")
@@ -214,6 +216,73 @@ struct ReceiptRoutes {
         }
         let receipt = Receipt(deliveryId: deliveryId, providerMessageId: nil, effect: effect, providerStatus: type, raw: raw)
         return Self.accepted(try await apply([receipt], integration: integration))
+    }
+
+    /// A Resend webhook (Svix, the Standard Webhooks scheme): `svix-id`, `svix-timestamp` and `svix-signature`
+    /// (`v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, space-separated) with the webhook's `whsec_` secret kept as
+    /// the integration's `inboundWebhookSigningKey`; at most 5 minutes old. The event names its delivery in
+    /// `data.tags.herald_delivery` (Herald sends the tag).
+    func resend(_ request: Request, body: [UInt8], integration: Integration, context: HeraldRequestContext) async throws -> Response {
+        let header = { (name: String) in
+            request.headers[HTTPField.Name(name)!] ?? request.headers[HTTPField.Name("webhook-" + name.dropFirst(5))!] ?? ""
+        }
+        let id = header("svix-id")
+        let timestamp = header("svix-timestamp")
+        let presented = header("svix-signature").split(separator: " ").map(String.init)
+        guard let secret = integration.credentials.string("inboundWebhookSigningKey"), let seconds = Int64(timestamp), !id.isEmpty
+        else {
+            context.logger.warning(
+                "a Resend receipt without its signature headers was refused", metadata: ["integration": "\(integration.id)"])
+            throw APIError(.unauthorized, "the Resend webhook signature does not match")
+        }
+        let expected = WebhookSigner.signature(secret: secret, id: id, timestamp: seconds, body: body)
+        // Digests compare in constant time (swift-crypto), whatever the lengths of the strings.
+        let matches = presented.contains { SHA256.hash(data: Array($0.utf8)) == SHA256.hash(data: Array(expected.utf8)) }
+        guard matches else {
+            context.logger.warning("a Resend receipt with a wrong signature was refused", metadata: ["integration": "\(integration.id)"])
+            throw APIError(.unauthorized, "the Resend webhook signature does not match")
+        }
+        guard abs(store.clock.now().timeIntervalSince1970 - Double(seconds)) <= 300 else {
+            throw APIError(.unauthorized, "the Resend webhook timestamp is stale")
+        }
+        guard let event = (try? JSONValue.parse(bytes: body))?.objectValue, let type = event["type"]?.stringValue,
+            let data = event["data"]?.objectValue, let deliveryId = Self.resendTag(data["tags"], "herald_delivery")
+        else { return Self.accepted([]) }
+        var raw: [String: JSONValue] = ["type": .string(type)]
+        for field in ["email_id", "bounce", "click", "failed", "suppressed"] { if let value = data[field] { raw[field] = value } }
+        let bounce = data["bounce"]?.objectValue
+        let detail = [
+            bounce?["type"]?.stringValue, bounce?["subType"]?.stringValue, bounce?["message"]?.stringValue,
+            data["failed"]?.objectValue?["reason"]?.stringValue, data["suppressed"]?.objectValue?["message"]?.stringValue,
+        ]
+        .compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ": ")
+        let effect: Receipt.Effect
+        switch type {
+        case "email.delivered": effect = .delivered
+        case "email.bounced": effect = .failed(reason: "Resend bounce: \(detail)", suppress: true, kind: .messageBounced)
+        case "email.suppressed": effect = .failed(reason: "Resend suppressed: \(detail)", suppress: true, kind: .messageBounced)
+        case "email.failed": effect = .failed(reason: "Resend failed: \(detail)", suppress: false, kind: .messageFailed)
+        case "email.complained": effect = .note(kind: .messageComplained, suppress: true, attributes: [:])
+        case "email.opened": effect = .note(kind: .messageOpened, suppress: false, attributes: [:])
+        case "email.clicked":
+            effect = .note(
+                kind: .messageClicked, suppress: false,
+                attributes: data["click"]?.objectValue?["link"]?.stringValue.map { ["url": $0] } ?? [:])
+        default: return Self.accepted([])  // sent, scheduled, delivery_delayed (Resend retries), inbound, contacts…
+        }
+        let receipt = Receipt(
+            deliveryId: deliveryId, providerMessageId: data["email_id"]?.stringValue, effect: effect, providerStatus: type, raw: raw)
+        return Self.accepted(try await apply([receipt], integration: integration))
+    }
+
+    /// A tag of a Resend event: `tags` as an object (`{"name": "value"}`) or as Resend's send form (`[{name, value}]`).
+    static func resendTag(_ tags: JSONValue?, _ name: String) -> String? {
+        switch tags {
+        case .object(let entries)?: return entries[name]?.stringValue
+        case .array(let items)?:
+            return items.lazy.compactMap { $0.objectValue }.first { $0["name"]?.stringValue == name }?["value"]?.stringValue
+        default: return nil
+        }
     }
 
     /// What a receipt does to its delivery.

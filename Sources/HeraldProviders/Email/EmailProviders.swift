@@ -111,6 +111,8 @@ public struct EmailAPIProvider: PerMessageProvider {
             var request: [String: JSONValue] = [
                 "from": .string(Self.mailbox(sender, name: name)), "to": [.string(to)], "subject": .string(subject),
                 "html": .string(content.body),
+                // Echoed in every webhook event's `data.tags`: how a receipt finds its delivery (docs/webhooks.md).
+                "tags": [["name": "herald_delivery", "value": .string(message.deliveryId)]],
             ]
             if let text = content.text { request["text"] = .string(text) }
             if !extra.isEmpty { request["headers"] = extraObject }
