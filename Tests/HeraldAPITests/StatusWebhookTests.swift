@@ -85,6 +85,27 @@ struct StatusWebhookTests {
         }
     }
 
+    @Test("an endpoint that opts in gets the message content; the others get ids only", arguments: Backend.available)
+    func contentOptIn(_ backend: Backend) async throws {
+        try await withEngine(backend, workflows: [EngineTests.pushWorkflow]) { herald in
+            try await herald.webhookIntegration("push-webhook", channel: "push", identifier: "hook")
+            let withContent = try await herald.call(
+                .post, "/v1/webhooks", #"{"url":"\#(herald.simulatorURL)/hooks/full","eventTypes":["message.sent"],"includeContent":true}"#)
+            #expect(try withContent.json().objectValue?["data"]?.objectValue?["includeContent"] == true)
+            _ = try await herald.call(.post, "/v1/webhooks", #"{"url":"\#(herald.simulatorURL)/hooks/ids","eventTypes":["message.sent"]}"#)
+            try await herald.trigger(
+                "order-shipped", toDeviceOf: "cy", payload: ["orderId": "C-9"], transactionId: "tx-content")
+            try await herald.eventually("both endpoints got the event") {
+                herald.emulator.requests(hook: "full").count == 1 && herald.emulator.requests(hook: "ids").count == 1
+            }
+            let full = herald.emulator.requests(hook: "full")[0].body.objectValue?["data"]?.objectValue
+            let content = full?["content"]?.objectValue
+            #expect(content?["title"]?.stringValue?.contains("C-9") == true, "\(String(describing: full))")
+            #expect(content?["body"] != nil)
+            #expect(herald.emulator.requests(hook: "ids")[0].body.objectValue?["data"]?.objectValue?["content"] == nil)
+        }
+    }
+
     @Test("an endpoint failing past the limit is disabled; its events stay pending", arguments: Backend.available)
     func disabling(_ backend: Backend) async throws {
         try await withEngine(

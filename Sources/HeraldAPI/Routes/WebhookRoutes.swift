@@ -25,6 +25,7 @@ struct WebhookRoutes {
         var eventTypes: [String]?
         var workflowIds: [String]?
         var disabled: Bool?
+        var includeContent: Bool?
     }
 
     struct ReplayBody: Decodable {
@@ -154,6 +155,7 @@ struct WebhookRoutes {
 
     /// Applies a create or update body, checking each field.
     func apply(_ body: Body, to endpoint: inout WebhookEndpoint) throws {
+        if let includeContent = body.includeContent { endpoint.includeContent = includeContent }
         if let url = body.url {
             do { _ = try policy.check(url) } catch let refusal as OutboundURLRefusal {
                 throw APIError.invalidField("url", "url is refused: \(refusal.reason)", value: .string(url))
@@ -215,6 +217,7 @@ struct WebhookRoutes {
             "failingSince": endpoint.failingSince.map { .string($0.iso8601Milliseconds) } ?? .null,
             "previousSecretExpiresAt": endpoint.previousSecretExpiresAt.map { .string($0.iso8601Milliseconds) } ?? .null,
             "createdAt": .string(endpoint.createdAt.iso8601Milliseconds), "updatedAt": .string(endpoint.updatedAt.iso8601Milliseconds),
+            "includeContent": .bool(endpoint.includeContent),
         ]
         if secret { object["secret"] = .string(endpoint.secret.revealed) }
         return .object(object)

@@ -25,6 +25,8 @@ public struct WebhookEndpoint: Sendable, Equatable {
     public var failingSince: Date?
     public var createdAt: Date
     public var updatedAt: Date
+    /// Whether message events carry the message's content (`includeContent`, opt-in: bodies may hold personal data).
+    public var includeContent = false
 
     public init(
         id: String, environmentId: String, url: String, description: String? = nil, eventTypes: [String], workflowIds: [String]? = nil,

@@ -5,7 +5,7 @@ import SQLKit
 /// Status webhooks: endpoints and the events produced for them (`migrations/*/0009_webhooks.sql`, `docs/webhooks.md`).
 extension StoreSession {
     private static let endpointColumns =
-        "id, environment_id, url, description, event_types, workflow_ids, secret, previous_secret, previous_secret_expires_at, disabled, disabled_reason, failing_since, created_at, updated_at"
+        "id, environment_id, url, description, event_types, workflow_ids, secret, previous_secret, previous_secret_expires_at, disabled, disabled_reason, failing_since, created_at, updated_at, include_content"
     private static let messageColumns =
         "id, environment_id, endpoint_id, event_type, payload, status, attempts, last_status, last_error, next_attempt_at, window_started_at, created_at, updated_at"
     /// The field name an endpoint's secret is sealed under (bound into the ciphertext with the endpoint id).
@@ -23,7 +23,7 @@ extension StoreSession {
                     \(bind: try sealSecret(endpoint)), \(bind: try sealPreviousSecret(endpoint)),
                     \(bind: endpoint.previousSecretExpiresAt?.millisecondsSince1970), \(bind: endpoint.disabled), \(bind: endpoint.disabledReason),
                     \(bind: endpoint.failingSince?.millisecondsSince1970), \(bind: endpoint.createdAt.millisecondsSince1970),
-                    \(bind: endpoint.updatedAt.millisecondsSince1970))
+                    \(bind: endpoint.updatedAt.millisecondsSince1970), \(bind: endpoint.includeContent))
             """
         ).run()
     }
@@ -39,7 +39,7 @@ extension StoreSession {
                 previous_secret_expires_at = \(bind: endpoint.previousSecretExpiresAt?.millisecondsSince1970),
                 disabled = \(bind: endpoint.disabled),
                 disabled_reason = \(bind: endpoint.disabledReason), failing_since = \(bind: endpoint.failingSince?.millisecondsSince1970),
-                updated_at = \(bind: endpoint.updatedAt.millisecondsSince1970)
+                updated_at = \(bind: endpoint.updatedAt.millisecondsSince1970), include_content = \(bind: endpoint.includeContent)
             WHERE id = \(bind: endpoint.id) AND environment_id = \(bind: endpoint.environmentId) RETURNING id
             """
         ).all().isEmpty
@@ -121,7 +121,7 @@ extension StoreSession {
         let previous = try row.optional("previous_secret", as: String.self).map {
             Secret(try cipher.open($0, environmentId: environmentId, integrationId: id, field: Self.previousSecretField))
         }
-        return WebhookEndpoint(
+        var endpoint = WebhookEndpoint(
             id: id, environmentId: environmentId, url: try row.decode(column: "url", as: String.self),
             description: try row.optional("description"), eventTypes: Self.list(try row.decode(column: "event_types", as: String.self)),
             workflowIds: try row.optional("workflow_ids", as: String.self).map(Self.list), secret: Secret(secret),
@@ -129,6 +129,8 @@ extension StoreSession {
             disabled: try row.decode(column: "disabled", as: Bool.self), disabledReason: try row.optional("disabled_reason"),
             failingSince: try row.optionalDate("failing_since"), createdAt: try row.date("created_at"),
             updatedAt: try row.date("updated_at"))
+        endpoint.includeContent = try row.decode(column: "include_content", as: Bool.self)
+        return endpoint
     }
 
     private static func jsonList(_ items: [String]) -> String { JSONValue.array(items.map(JSONValue.string)).jsonString() }

@@ -45,11 +45,19 @@ final class WebhookOutbox: Sendable {
         let missing = Set(events.compactMap(\.notificationId)).filter { notifications[$0] == nil }
         for notification in try await session.notifications(ids: Array(missing)) { notifications[notification.id] = notification }
         let now = session.now
+        // Endpoints that opted in to message content get it: the messages of their events, read once.
+        var contents: [String: MessageRecord] = [:]
+        let wanted = zip(events, matches).filter { $0.1.contains(where: \.includeContent) }.compactMap(\.0.messageId)
+        if !wanted.isEmpty { contents = try await session.messages(ids: Array(Set(wanted))) }
         var messages: [WebhookMessage] = []
         var byEndpoint: [String: [String]] = [:]
         for (event, endpoints) in zip(events, matches) where !endpoints.isEmpty {
-            let payload = Self.payload(event, notification: event.notificationId.flatMap { notifications[$0] }, at: now).jsonString()
+            let notification = event.notificationId.flatMap { notifications[$0] }
+            let plain = Self.payload(event, notification: notification, at: now)
+            let payloadText = plain.jsonString()
+            let withContent = event.messageId.flatMap { contents[$0] }.map { Self.withContent(plain, $0).jsonString() }
             for endpoint in endpoints {
+                let payload = endpoint.includeContent ? withContent ?? payloadText : payloadText
                 let id = "msg_" + session.newId()
                 messages.append(
                     WebhookMessage(
@@ -63,6 +71,19 @@ final class WebhookOutbox: Sendable {
         let existing = try await session.existingWebhookEndpointIds(Array(Set(messages.map(\.endpointId))))
         try await session.insertWebhookMessages(messages.filter { existing.contains($0.endpointId) })
         try await session.enqueue(Self.jobs(byEndpoint.filter { existing.contains($0.key) }, environmentId: environmentId))
+    }
+
+    /// An event payload with its message's content under `data.content` (`includeContent` endpoints): the rendered
+    /// title or subject, body and text as the provider got them.
+    static func withContent(_ payload: JSONValue, _ message: MessageRecord) -> JSONValue {
+        guard case .object(var root) = payload, case .object(var data)? = root["data"] else { return payload }
+        var content: [String: JSONValue] = ["body": .string(message.content.body)]
+        if let title = message.content.title { content[message.channel == .email ? "subject" : "title"] = .string(title) }
+        if let text = message.content.text { content["text"] = .string(text) }
+        if !message.content.data.isEmpty { content["data"] = .object(message.content.data.mapValues(JSONValue.string)) }
+        data["content"] = .object(content)
+        root["data"] = .object(data)
+        return .object(root)
     }
 
     /// `webhook` jobs for event ids by endpoint, ``jobSize`` each.
