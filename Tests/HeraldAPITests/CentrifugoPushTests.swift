@@ -141,6 +141,9 @@ struct CentrifugoPushTests {
                 herald, "update_push_status", ["analytics_uid": "goal-1", "status": "delivered", "device_id": .string(fcmId)])
             try await Self.api(
                 herald, "update_push_status", ["analytics_uid": "goal-1", "status": "interacted", "device_id": .string(fcmId)])
+            // An app retrying its report: accepted, and no second event.
+            try await Self.api(
+                herald, "update_push_status", ["analytics_uid": "goal-1", "status": "interacted", "device_id": .string(fcmId)])
             try await Self.api(
                 herald, "update_push_status", ["analytics_uid": "goal-1", "status": "delivered", "device_id": .string(fcmId)])
             stats = try await Self.stats(herald, "goal-1")

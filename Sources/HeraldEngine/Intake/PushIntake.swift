@@ -72,14 +72,15 @@ public struct PushIntake: Sendable {
         let events =
             report == .interacted
             ? [DomainEvent(.pushInteracted, deviceId: deviceId, attributes: ["analyticsUid": analyticsUid, "status": status])] : []
-        let matched = try await store.transaction { session in
-            let matched = try await session.reportPushStatus(
+        let (matched, changed) = try await store.transaction { session in
+            let result = try await session.reportPushStatus(
                 environmentId: environmentId, analyticsUid: analyticsUid, deviceId: deviceId, status: report)
-            if matched > 0, let engine { try await engine.stageEvents(events, environmentId: environmentId, session: session) }
-            return matched
+            // A repeated report (an app retrying its call) changes nothing and reports nothing again.
+            if result.changed > 0, let engine { try await engine.stageEvents(events, environmentId: environmentId, session: session) }
+            return result
         }
         guard matched > 0 else { throw HeraldError(.notFound, "no push \(analyticsUid) was sent to device \(deviceId)") }
-        metrics.record(events)
+        if changed > 0 { metrics.record(events) }
     }
 
     /// A send's counts per provider and platform: `sent` (accepted by the provider), `failed`, `pending`, `canceled`,

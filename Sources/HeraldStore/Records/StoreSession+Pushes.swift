@@ -80,22 +80,29 @@ extension StoreSession {
     }
 
     /// Records what the app reported for the deliveries of sends with this analytics uid to a device
-    /// (`update_push_status`); `interacted` is never downgraded to `delivered`. Returns how many deliveries matched.
-    public func reportPushStatus(environmentId: String, analyticsUid: String, deviceId: String, status: PushReport) async throws -> Int {
+    /// (`update_push_status`); `interacted` is never downgraded to `delivered`, and a repeated report changes nothing.
+    /// Returns how many deliveries matched and how many changed (a repeated `interacted` report changes none: its status
+    /// event is not sent twice).
+    public func reportPushStatus(
+        environmentId: String, analyticsUid: String, deviceId: String, status: PushReport
+    ) async throws -> (matched: Int, changed: Int) {
         let pushIds = try await db.raw(
             "SELECT id FROM pushes WHERE environment_id = \(bind: environmentId) AND analytics_uid = \(bind: analyticsUid)"
         ).all().map { try $0.decode(column: "id", as: String.self) }
-        guard !pushIds.isEmpty else { return 0 }
-        var query = SQLQueryString(
+        guard !pushIds.isEmpty else { return (0, 0) }
+        let query = SQLQueryString(
             "UPDATE deliveries SET push_status = \(bind: status.rawValue), push_status_at = \(bind: nowMilliseconds) WHERE push_id IN (\(binds: pushIds)) AND device_id = \(bind: deviceId)"
         )
-        if status == .delivered { query += " AND (push_status IS NULL OR push_status <> 'interacted')" }
-        let updated = try await db.raw(query + " RETURNING id").all().count
-        if updated > 0 { return updated }
-        // Already reported as interacted: still a known delivery.
-        return try await db.raw(
-            "SELECT COUNT(*) AS n FROM deliveries WHERE push_id IN (\(binds: pushIds)) AND device_id = \(bind: deviceId)"
-        ).first()?.decode(column: "n", as: Int.self) ?? 0
+        let guardClause =
+            status == .delivered ? " AND push_status IS NULL" : " AND (push_status IS NULL OR push_status <> 'interacted')"
+        let updated = try await db.raw(query + SQLQueryString(guardClause) + " RETURNING id").all().count
+        if updated > 0 { return (updated, updated) }
+        // Already reported (as this status or beyond): still a known delivery.
+        let known =
+            try await db.raw(
+                "SELECT COUNT(*) AS n FROM deliveries WHERE push_id IN (\(binds: pushIds)) AND device_id = \(bind: deviceId)"
+            ).first()?.decode(column: "n", as: Int.self) ?? 0
+        return (known, 0)
     }
 
     /// A send's delivery counts per provider and platform.
