@@ -18,6 +18,13 @@ public enum DevAccounts {
     public static let twilioToken = "herald-dev-twilio-token"
     public static let vonageKey = "heralddev"
     public static let vonageSecret = "herald-dev-vonage-secret"
+    /// The webhook secrets of the email emulators' receipts (herald dev puts each in its integration's
+    /// `inboundWebhookSigningKey`): Resend's `whsec_` secret, Mailgun's signing key, Postmark's basic-auth pair.
+    public static let receiptSecrets = [
+        "resend": "whsec_" + Data("herald-dev-resend-webhook-key!!!".utf8).base64EncodedString(),
+        "mailgun": "herald-dev-mailgun-signing-key", "postmark": "herald:dev-webhook-pass",
+    ]
+
     public static let emailKeys = [
         "sendgrid": "SG.herald-dev-key", "mailgun": "key-herald-dev", "postmark": "herald-dev-postmark-token", "resend": "re_herald_dev",
     ]

@@ -47,8 +47,12 @@ public final class EmailEmulator: Sendable {
         var idempotent: [String: String] = [:]
     }
     private let state = Mutex(State())
+    /// The webhook events this emulator posts back (herald dev's loop; configured through `POST /_control/receipts`).
+    public let receipts: ReceiptPoster
 
-    public init() {}
+    public init(receipts: ReceiptPoster = ReceiptPoster()) {
+        self.receipts = receipts
+    }
 
     public func registerKey(provider: String, key: String) { state.withLock { $0.keys[provider] = key } }
     public func registerMailgunDomain(_ domain: String) { _ = state.withLock { $0.mailgunDomains.insert(domain) } }
@@ -144,8 +148,9 @@ public final class EmailEmulator: Sendable {
             {
                 return failure
             }
-            return PushEmulator.json(
-                200, ["id": .string("<\(UUID().uuidString.lowercased())@\(domain)>"), "message": "Queued. Thank you."])
+            let id = "<\(UUID().uuidString.lowercased())@\(domain)>"
+            self.receipts.email(provider: "mailgun", to: to, deliveryId: fields["v:herald_delivery"], messageId: id)
+            return PushEmulator.json(200, ["id": .string(id), "message": "Queued. Thank you."])
         }
         router.post("/postmark/email") { request, _ -> Response in
             guard let key = self.key("postmark"), request.headers[HTTPField.Name("x-postmark-server-token")!] == key else {
@@ -166,11 +171,15 @@ public final class EmailEmulator: Sendable {
             {
                 return failure
             }
+            let messageId = UUID().uuidString.lowercased()
+            self.receipts.email(
+                provider: "postmark", to: to, deliveryId: body["Metadata"]?.objectValue?["herald_delivery"]?.stringValue,
+                messageId: messageId)
             return PushEmulator.json(
                 200,
                 [
-                    "To": .string(to), "SubmittedAt": .string(Date().iso8601Milliseconds),
-                    "MessageID": .string(UUID().uuidString.lowercased()), "ErrorCode": 0, "Message": "OK",
+                    "To": .string(to), "SubmittedAt": .string(Date().iso8601Milliseconds), "MessageID": .string(messageId), "ErrorCode": 0,
+                    "Message": "OK",
                 ])
         }
         router.post("/resend/emails") { request, _ -> Response in
@@ -203,6 +212,8 @@ public final class EmailEmulator: Sendable {
             if let idempotency = request.headers[HTTPField.Name("idempotency-key")!] {
                 self.state.withLock { $0.idempotent[idempotency] = id }
             }
+            let tag = body["tags"]?.arrayValue?.compactMap(\.objectValue).first { $0["name"]?.stringValue == "herald_delivery" }
+            self.receipts.email(provider: "resend", to: to, deliveryId: tag?["value"]?.stringValue, messageId: id)
             return PushEmulator.json(200, ["id": .string(id)])
         }
     }

@@ -43,8 +43,12 @@ public final class SMSEmulator: Sendable {
         var vonage: [String: String] = [:]
     }
     private let state = Mutex(State())
+    /// Twilio's status callbacks, posted back to each message's `StatusCallback` (herald dev's loop).
+    public let receipts: ReceiptPoster
 
-    public init() {}
+    public init(receipts: ReceiptPoster = ReceiptPoster()) {
+        self.receipts = receipts
+    }
 
     public func registerTwilioAccount(sid: String, token: String) { state.withLock { $0.twilio[sid] = token } }
     public func registerVonageAccount(key: String, secret: String) { state.withLock { $0.vonage[key] = secret } }
@@ -95,6 +99,9 @@ public final class SMSEmulator: Sendable {
             }
             self.record(SMSRecord(provider: "twilio", to: to, from: sender, body: body, status: 201))
             let id = "SM" + (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+            if let callback = fields["StatusCallback"], let token = self.state.withLock({ $0.twilio[sid] }) {
+                self.receipts.twilio(callback: callback, token: token, accountSid: sid, messageSid: id, to: to, from: sender)
+            }
             return PushEmulator.json(
                 201,
                 [

@@ -65,6 +65,14 @@ public struct Simulator: Sendable {
         email.register(on: router)
         smtp.register(on: router)
         router.get("/_control/health") { _, _ in "ok" }
+        // Where an email provider's webhook events go, and their secret (herald dev's loop; ReceiptPoster).
+        router.post("/_control/receipts") { request, _ -> HTTPResponse.Status in
+            guard case .object(let body)? = try? JSONValue.parse(bytes: try await PushEmulator.body(request)),
+                let provider = body["provider"]?.stringValue, let url = body["url"]?.stringValue, let secret = body["secret"]?.stringValue
+            else { return .badRequest }
+            self.email.receipts.configure(provider: provider, url: url, secret: secret)
+            return .noContent
+        }
         // A hostile endpoint for the SSRF tests: answers every call with a redirect to `?to=`.
         router.post("/redirect") { request, _ -> Response in
             let target: String = request.uri.queryParameters.get("to").map { String($0) } ?? "http://169.254.169.254/"

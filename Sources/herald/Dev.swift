@@ -50,6 +50,10 @@ struct Dev: AsyncParsableCommand {
             simulator.chat.observe { Dev.arrival("chat", $0.provider, $0.target, $0.text) }
             simulator.sms.observe { Dev.arrival("sms", $0.provider, $0.to, $0.body) }
             simulator.email.observe { Dev.arrival("email", $0.provider, $0.to, $0.subject) }
+            // The receipts the emulators post back (delivered, opened, a bounce for bounce@… or a number ending 0000).
+            for receipts in [simulator.email.receipts, simulator.sms.receipts] {
+                receipts.observe { provider, to, event, status in Dev.arrival("rcpt", provider, to, "\(event) → HTTP \(status)") }
+            }
             simulator.smtp.observe { record in
                 Dev.arrival("email", "smtp", record.recipients.joined(separator: ","), record.mail.header("Subject") ?? "")
             }
@@ -178,6 +182,7 @@ struct Dev: AsyncParsableCommand {
                 "baseUrl": .string("\(plain)/\(provider)"),
             ]
             if provider == "mailgun" { credentials["domain"] = .string(DevAccounts.mailgunDomain) }
+            if let secret = DevAccounts.receiptSecrets[provider] { credentials["inboundWebhookSigningKey"] = .string(secret) }
             others.append((provider, "email", "dev-\(provider)", .object(credentials)))
         }
         others.append(
@@ -203,6 +208,16 @@ struct Dev: AsyncParsableCommand {
                     try await call(.POST, "/v1/integrations/\(id)/set-primary")
                 }
             }
+        }
+        // Each email emulator posts its signed webhook events to Herald's receipt route of its integration.
+        let (_, listed) = try await call(.GET, "/v1/integrations")
+        for item in listed.objectValue?["data"]?.arrayValue ?? [] {
+            guard let object = item.objectValue, let provider = object["providerId"]?.stringValue,
+                let secret = DevAccounts.receiptSecrets[provider], object["identifier"]?.stringValue == "dev-\(provider)",
+                let id = object["_id"]?.stringValue, let environmentId = object["_environmentId"]?.stringValue
+            else { continue }
+            simulator.email.receipts.configure(
+                provider: provider, url: "\(herald)/v2/inbound-webhooks/delivery-providers/\(environmentId)/\(id)", secret: secret)
         }
         try await call(
             .POST, "/v1/subscribers", ["subscriberId": "demo", "firstName": "Demo", "email": "demo@herald.local", "phone": "+15555550100"])
