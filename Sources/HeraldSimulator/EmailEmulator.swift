@@ -124,7 +124,11 @@ public final class EmailEmulator: Sendable {
                 return failure
             }
             var headers: HTTPFields = [:]
-            headers[HTTPField.Name("x-message-id")!] = UUID().uuidString.lowercased()
+            let messageId = UUID().uuidString.lowercased()
+            headers[HTTPField.Name("x-message-id")!] = messageId
+            self.receipts.email(
+                provider: "sendgrid", to: to, deliveryId: body["custom_args"]?.objectValue?["herald_delivery"]?.stringValue,
+                messageId: messageId)
             return Response(status: .accepted, headers: headers)
         }
         router.post("/mailgun/v3/:domain/messages") { request, context -> Response in

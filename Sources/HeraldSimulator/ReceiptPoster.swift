@@ -10,7 +10,7 @@ import FoundationNetworking
 
 /// The receipts real providers post back after accepting a message, posted by the email and SMS emulators so that
 /// `herald dev` shows the whole loop (docs/webhooks.md §Provider receipts): Twilio's signed status callback to the
-/// message's `StatusCallback`; Resend's (Svix), Mailgun's and Postmark's webhook events to the URL configured for the
+/// message's `StatusCallback`; SendGrid's (ECDSA), Resend's (Svix), Mailgun's and Postmark's webhook events to the URL configured for the
 /// provider (`POST /_control/receipts`), signed with the secret configured beside it. A message to an address or
 /// number that says so bounces (`bounce@…`, a number ending in `0000`); any other is delivered, and an email is then
 /// opened. Posted a second after the message, so Herald has recorded it.
@@ -37,6 +37,13 @@ public final class ReceiptPoster: Sendable {
     /// Called for every receipt posted: provider, recipient, event, HTTP status of Herald's answer.
     public func observe(_ observer: @escaping @Sendable (String, String, String, Int) -> Void) {
         observers.withLock { $0.append(observer) }
+    }
+
+    /// A SendGrid signing key pair: the private key (what ``configure(provider:url:secret:)`` takes for `sendgrid`) and
+    /// the verification key Herald checks with (base64 DER, the integration's `inboundWebhookSigningKey`).
+    public static func sendGridKeyPair() -> (secret: String, verificationKey: String) {
+        let key = P256.Signing.PrivateKey()
+        return (key.rawRepresentation.base64EncodedString(), key.publicKey.derRepresentation.base64EncodedString())
     }
 
     static func bounces(_ address: String) -> Bool {
@@ -81,6 +88,29 @@ public final class ReceiptPoster: Sendable {
             let signature = "v1," + Data(hmac.finalize()).base64EncodedString()
             return (
                 [("content-type", "application/json"), ("svix-id", id), ("svix-timestamp", "\(now)"), ("svix-signature", signature)], body
+            )
+        case "sendgrid":
+            guard let keyBytes = Data(base64Encoded: secret), let key = try? P256.Signing.PrivateKey(rawRepresentation: keyBytes) else {
+                return nil
+            }
+            var record: [String: JSONValue] = [
+                "email": .string(to), "event": .string(event == "opened" ? "open" : event), "herald_delivery": .string(deliveryId),
+                "sg_message_id": .string(messageId), "sg_event_id": .string(UUID().uuidString.lowercased()),
+                "timestamp": .number(Double(now)),
+            ]
+            if event == "bounce" {
+                record["type"] = "bounce"
+                record["reason"] = "550 5.1.1 the mailbox does not exist"
+            }
+            let body = Array(JSONValue.array([.object(record)]).jsonString().utf8)
+            let timestamp = "\(now)"
+            guard let signature = try? key.signature(for: Array(timestamp.utf8) + body) else { return nil }
+            return (
+                [
+                    ("content-type", "application/json"),
+                    ("x-twilio-email-event-webhook-signature", signature.derRepresentation.base64EncodedString()),
+                    ("x-twilio-email-event-webhook-timestamp", timestamp),
+                ], body
             )
         case "mailgun":
             let token = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")

@@ -176,6 +176,10 @@ struct Dev: AsyncParsableCommand {
                 ]
             ),
         ]
+        // SendGrid signs its events with the account's ECDSA key: a fresh pair each start, the public half for Herald.
+        let sendGridKey = ReceiptPoster.sendGridKeyPair()
+        var receiptSecrets = DevAccounts.receiptSecrets
+        receiptSecrets["sendgrid"] = sendGridKey.secret
         for provider in ["sendgrid", "mailgun", "postmark", "resend"] {
             var credentials: [String: JSONValue] = [
                 "apiKey": .string(DevAccounts.emailKeys[provider]!), "from": "hello@herald.local", "senderName": "Herald Dev",
@@ -183,6 +187,9 @@ struct Dev: AsyncParsableCommand {
             ]
             if provider == "mailgun" { credentials["domain"] = .string(DevAccounts.mailgunDomain) }
             if let secret = DevAccounts.receiptSecrets[provider] { credentials["inboundWebhookSigningKey"] = .string(secret) }
+            if provider == "sendgrid" {
+                credentials["inboundWebhookSigningKey"] = .string(sendGridKey.verificationKey)
+            }
             others.append((provider, "email", "dev-\(provider)", .object(credentials)))
         }
         others.append(
@@ -213,7 +220,7 @@ struct Dev: AsyncParsableCommand {
         let (_, listed) = try await call(.GET, "/v1/integrations")
         for item in listed.objectValue?["data"]?.arrayValue ?? [] {
             guard let object = item.objectValue, let provider = object["providerId"]?.stringValue,
-                let secret = DevAccounts.receiptSecrets[provider], object["identifier"]?.stringValue == "dev-\(provider)",
+                let secret = receiptSecrets[provider], object["identifier"]?.stringValue == "dev-\(provider)",
                 let id = object["_id"]?.stringValue, let environmentId = object["_environmentId"]?.stringValue
             else { continue }
             simulator.email.receipts.configure(
