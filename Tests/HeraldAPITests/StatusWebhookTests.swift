@@ -85,6 +85,25 @@ struct StatusWebhookTests {
         }
     }
 
+    @Test("a 429 with Retry-After is retried no sooner than it asks, under the same webhook-id", arguments: Backend.available)
+    func retryAfter(_ backend: Backend) async throws {
+        try await withEngine(backend, workflows: [EngineTests.pushWorkflow], configure: { $0.webhookRetry.delays = [0.1] }) { herald in
+            try await herald.webhookIntegration("push-webhook", channel: "push", identifier: "hook")
+            _ = try await herald.call(.post, "/v1/webhooks", #"{"url":"\#(herald.simulatorURL)/hooks/slow","eventTypes":["message.sent"]}"#)
+            herald.emulator.addFault(Fault(path: "/hooks/slow", status: 429, retryAfter: "2", times: 1))
+            try await herald.trigger("order-shipped", toDeviceOf: "ra", payload: ["orderId": "R-1"])
+            try await herald.eventually("the retried event delivered", timeout: .seconds(30)) {
+                herald.emulator.requests(hook: "slow").contains { (200..<300).contains($0.status) }
+            }
+            let attempts = herald.emulator.requests(hook: "slow")
+            try #require(attempts.count == 2, "one 429, then the delivery: \(attempts.map(\.status))")
+            #expect(attempts[0].status == 429 && (200..<300).contains(attempts[1].status))
+            #expect(attempts[0].headers["webhook-id"] == attempts[1].headers["webhook-id"])
+            let waited = attempts[1].receivedAt.timeIntervalSince(attempts[0].receivedAt)
+            #expect(waited >= 1.9, "Retry-After: 2 was honoured (the backoff alone would have been 0.1 s); waited \(waited) s")
+        }
+    }
+
     @Test("an endpoint that opts in gets the message content; the others get ids only", arguments: Backend.available)
     func contentOptIn(_ backend: Backend) async throws {
         try await withEngine(backend, workflows: [EngineTests.pushWorkflow]) { herald in
