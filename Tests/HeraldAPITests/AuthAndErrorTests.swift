@@ -64,6 +64,22 @@ struct AuthAndErrorTests {
         }
     }
 
+    @Test("a key revoked while in use stops working within a second (accepted keys are remembered that long)", arguments: Backend.available)
+    func revokedWhileInUse(backend: Backend) async throws {
+        try await withAPI(backend) { client, store, tenants in
+            let (key, secret) = try await store.transaction { try await $0.createAPIKey(environmentId: tenants.development.id) }
+            let headers: HTTPFields = [.authorization: "ApiKey \(secret.revealed)"]
+            try await client.execute(uri: "/v1/topics", method: .get, headers: headers) { response async throws in
+                #expect(response.status == .ok)
+            }
+            _ = try await store.transaction { try await $0.revokeAPIKey(environmentId: tenants.development.id, reference: key.id) }
+            try await Task.sleep(for: .milliseconds(1_100))
+            try await client.execute(uri: "/v1/topics", method: .get, headers: headers) { response async throws in
+                #expect(response.status == .unauthorized)
+            }
+        }
+    }
+
     @Test("a missing, unknown or revoked key gets 401 with Novu's error body", arguments: Backend.available)
     func unauthorized(backend: Backend) async throws {
         try await withAPI(backend) { client, store, tenants in

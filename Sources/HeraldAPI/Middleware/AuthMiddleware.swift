@@ -12,12 +12,14 @@ import Hummingbird
 /// Every path needs a key except the public ones (health and metrics, the OpenAPI document, one-click unsubscribe links, which RFC 8058
 /// requires to work with no credentials: the URL's sealed token is the authorisation, and provider receipts, which
 /// the provider's own signature authorises), so an unauthenticated caller learns nothing,
-/// not even which routes exist. A missing, unknown or revoked key is a 401 in the called API's error format. The key
-/// never reaches a log.
+/// not even which routes exist. A missing, unknown or revoked key is a 401 in the called API's error format (a key
+/// revoked by another process within the last second may still be accepted: ``APIKeyCache``). The key never reaches a log.
 public struct AuthMiddleware: RouterMiddleware {
     public typealias Context = HeraldRequestContext
     let store: SQLStore
     let publicPaths: Set<String>
+    /// Accepted keys for a second (``APIKeyCache``): a revocation reaches every process within that time.
+    let cache = APIKeyCache()
 
     /// Whether `/console` is served: its pages authenticate with their own session cookie (``ConsoleMiddleware``).
     let console: Bool
@@ -40,8 +42,16 @@ public struct AuthMiddleware: RouterMiddleware {
         guard let key = Self.presentedKey(request.headers) else {
             throw APIError(.unauthorized, "API Key not found in the Authorization header (expected: Authorization: ApiKey <key>)")
         }
-        guard let environment = try await store.read({ try await $0.authenticate(apiKey: key) }) else {
-            throw APIError(.unauthorized, "API Key is invalid or revoked")
+        let keyHash = APIKeyFormat.hash(key)
+        let environment: HeraldCore.Environment
+        if let known = cache.environment(forKeyHash: keyHash) {
+            environment = known
+        } else {
+            guard let found = try await store.read({ try await $0.authenticate(apiKey: key) }) else {
+                throw APIError(.unauthorized, "API Key is invalid or revoked")
+            }
+            cache.remember(found, forKeyHash: keyHash)
+            environment = found
         }
         var context = context
         context.environment = environment

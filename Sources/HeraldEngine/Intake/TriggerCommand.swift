@@ -13,10 +13,16 @@ public struct TriggerCommand: Sendable {
     public var payload: JSONValue
     public var overrides: JSONValue
     public var transactionId: String
+    /// Whether Herald made the transaction id up (the request had none): a fresh UUID cannot name a committed event,
+    /// so intake does not look it up.
+    public var transactionIdGenerated = false
     public var actor: JSONValue?
     public var tenant: JSONValue?
     /// SHA-256 of the canonical request body: a repeat with the same transaction id must match it.
     public var requestHash: String
+
+    /// The keys of the topics among the recipients.
+    var topicKeys: [String] { recipients.compactMap { $0.objectValue?["topicKey"]?.stringValue } }
 }
 
 /// Why a trigger is refused before anything is committed.
@@ -94,9 +100,12 @@ public struct TriggerValidator: Sendable {
         if case .object = overrides {} else { fail("overrides", "overrides must be an object", overrides) }
 
         var transactionId = UUID().uuidString.lowercased()
+        var transactionIdGenerated = true
         switch object["transactionId"] {
         case nil, .null?: break
-        case .string(let text)? where !text.isEmpty && text.utf8.count <= Self.maxTransactionIdLength: transactionId = text
+        case .string(let text)? where !text.isEmpty && text.utf8.count <= Self.maxTransactionIdLength:
+            transactionId = text
+            transactionIdGenerated = false
         case let other?: fail("transactionId", "transactionId must be a string of 1–\(Self.maxTransactionIdLength) characters", other)
         }
 
@@ -135,7 +144,7 @@ public struct TriggerValidator: Sendable {
         let digest = SHA256.hash(data: Data(body.jsonString().utf8))
         return TriggerCommand(
             workflowId: workflow.id, recipients: recipients, payload: payload, overrides: overrides, transactionId: transactionId,
-            actor: actor, tenant: tenant, requestHash: Hex.encode(Array(digest)))
+            transactionIdGenerated: transactionIdGenerated, actor: actor, tenant: tenant, requestHash: Hex.encode(Array(digest)))
     }
 
     /// Whether the workflow can run: active and with steps (Novu answers 201 with these statuses, not an error).

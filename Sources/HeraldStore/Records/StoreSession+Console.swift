@@ -104,7 +104,14 @@ extension StoreSession {
     /// Adds to per-minute counters (`environmentId`, metric, label → count) at the current minute: one upsert. The
     /// shard spreads concurrent writers over rows (PostgreSQL row locks); readers sum over shards.
     func countConsoleStats(_ counts: [String: [String: [String: Int]]]) async throws {
-        guard !counts.isEmpty else { return }
+        guard let insert = consoleStatsUpsert(counts) else { return }
+        _ = try await run(insert)
+    }
+
+    /// The upsert behind ``countConsoleStats(_:)`` (nil when there is nothing to count), for statements that fold it
+    /// in with other writes.
+    func consoleStatsUpsert(_ counts: [String: [String: [String: Int]]]) -> RowInsert? {
+        guard !counts.isEmpty else { return nil }
         let minute = nowMilliseconds / 60_000
         let shard = Int64.random(in: 0..<8)
         var insert = RowInsert(into: "console_stats", columns: ["environment_id", "minute", "metric", "label", "shard", "count"])
@@ -117,7 +124,7 @@ extension StoreSession {
                 }
             }
         }
-        _ = try await run(insert)
+        return insert
     }
 
     /// The environment id under which instance-wide samples (the queue, shared by every environment) are kept.
