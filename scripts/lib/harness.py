@@ -225,6 +225,11 @@ def postgres_seed_topic(database_url, topic, count, integration_id, prefix="m", 
     COMMIT;
     """
     subprocess.run(["psql", url, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True, stdout=subprocess.DEVNULL)
+    # As after any bulk load: without statistics the planner takes `environment_id = $1` for selective and walks the
+    # environment's whole (environment_id, id) index for each batch lookup, until autovacuum analyzes the tables
+    # (up to a minute later; docs/operations.md).
+    subprocess.run(["psql", url, "-q", "-v", "ON_ERROR_STOP=1", "-c", "ANALYZE subscribers, devices, topic_subscriptions, topics"],
+                   check=True, stdout=subprocess.DEVNULL)
 
 
 def sqlite_seed_preferences(database_path, subscriber_ids, channels, workflow_id=""):
