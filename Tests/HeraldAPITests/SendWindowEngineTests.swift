@@ -8,22 +8,26 @@ import Testing
 /// subscriber's push waits durably for 09:00 in their own timezone, and the activity trail says why.
 @Suite("Send windows, end to end")
 struct SendWindowEngineTests {
+    /// A push only between 09:00 and 18:00 in the subscriber's timezone.
+    static let morning = """
+        workflow: morning
+        window: { after: "09:00", before: "18:00" }
+        steps:
+          - id: push
+            type: push
+            title: "Good morning"
+            body: "News"
+        """
+
+    /// 12:00 UTC on 1 July: 13:00 in London (BST, inside the window), 08:00 in New York (EDT), 21:00 in Tokyo.
+    static func noonUTC() -> ManualWallClock { ManualWallClock(ISO8601DateFormatter().date(from: "2026-07-01T12:00:00Z")!) }
+
     @Test(
         "subscribers in three timezones: only the one inside the window gets the push now, the others exactly at their 09:00",
         arguments: Backend.available)
     func windows(_ backend: Backend) async throws {
-        let workflow = """
-            workflow: morning
-            window: { after: "09:00", before: "18:00" }
-            steps:
-              - id: push
-                type: push
-                title: "Good morning"
-                body: "News"
-            """
-        // 12:00 UTC: 12:00 in London (BST: 13:00, inside), 08:00 in New York (EDT), 21:00 in Tokyo.
-        let clock = ManualWallClock(ISO8601DateFormatter().date(from: "2026-07-01T12:00:00Z")!)
-        try await withEngine(backend, workflows: [workflow], clock: clock) { herald in
+        let clock = Self.noonUTC()
+        try await withEngine(backend, workflows: [Self.morning], clock: clock) { herald in
             try await herald.webhookIntegration("push-webhook", channel: "push", identifier: "hook")
             for (subscriber, zone) in [("lon", "Europe/London"), ("nyc", "America/New_York"), ("tyo", "Asia/Tokyo")] {
                 try await herald.trigger("morning", toDeviceOf: subscriber, profile: ["timezone": .string(zone)])
@@ -90,17 +94,8 @@ struct SendWindowEngineTests {
         "a topic trigger to subscribers in three timezones wakes up once per timezone, not once per subscriber",
         arguments: Backend.available)
     func topicBuckets(_ backend: Backend) async throws {
-        let workflow = """
-            workflow: morning
-            window: { after: "09:00", before: "18:00" }
-            steps:
-              - id: push
-                type: push
-                title: "Good morning"
-                body: "News"
-            """
-        let clock = ManualWallClock(ISO8601DateFormatter().date(from: "2026-07-01T12:00:00Z")!)
-        try await withEngine(backend, workflows: [workflow], clock: clock) { herald in
+        let clock = Self.noonUTC()
+        try await withEngine(backend, workflows: [Self.morning], clock: clock) { herald in
             try await herald.webhookIntegration("push-webhook", channel: "push", identifier: "hook")
             let zones = ["Europe/London", "America/New_York", "Asia/Tokyo"]
             let members = (0..<30).map { "m\($0)" }

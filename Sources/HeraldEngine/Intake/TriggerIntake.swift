@@ -116,9 +116,7 @@ public actor TriggerIntake {
             return try await store.transaction { session in
                 let facts = try await Facts.load(for: requests, session: session)
                 let group = Self.plan(requests, facts: facts, validator: validator, now: session.now, ids: session.idGenerator)
-                let taken = try await session.insertEvents(group.events)
-                if let conflict = taken.first { throw Self.taken(conflict) }
-                try await session.enqueue(group.jobs)
+                try await Self.write(group, in: session)
                 return group.results
             }
         }
@@ -127,11 +125,7 @@ public actor TriggerIntake {
             ? try await store.read { session in try await Facts.load(for: requests, session: session) } : Facts()
         let group = Self.plan(requests, facts: facts, validator: validator, now: store.clock.now(), ids: store.ids)
         if group.events.count > StoreSession.maxEventsAtOnce {
-            try await store.transaction { session in
-                let taken = try await session.insertEvents(group.events)
-                if let conflict = taken.first { throw Self.taken(conflict) }
-                try await session.enqueue(group.jobs)
-            }
+            try await store.transaction { session in try await Self.write(group, in: session) }
             return group.results
         }
         do {
@@ -141,6 +135,12 @@ public actor TriggerIntake {
         }
         if !group.jobs.isEmpty { store.jobSignal.signal() }
         return group.results
+    }
+
+    /// Writes a planned group's events and jobs in `session`'s transaction; throws if a transaction id was taken.
+    private static func write(_ group: PlannedGroup, in session: StoreSession) async throws {
+        if let conflict = try await session.insertEvents(group.events).first { throw Self.taken(conflict) }
+        try await session.enqueue(group.jobs)
     }
 
     /// Another process committed one of the group's transaction ids a moment ago: the caller retries and gets a replay
@@ -188,7 +188,7 @@ public actor TriggerIntake {
     /// The group's receipts, and the events and first jobs to write, decided in memory from ``Facts``.
     private static func plan(
         _ requests: [(String, [TriggerCommand])], facts: Facts, validator: TriggerValidator, now: Date, ids: any IDGenerator
-    ) -> (results: [Result<[TriggerReceipt], any Error>], events: [EventRecord], jobs: [NewJob]) {
+    ) -> PlannedGroup {
         var existing = facts.existing
         var results: [Result<[TriggerReceipt], any Error>] = []
         var events: [EventRecord] = []
@@ -209,7 +209,14 @@ public actor TriggerIntake {
                 results.append(.failure(error))
             }
         }
-        return (results, events, jobs)
+        return PlannedGroup(results: results, events: events, jobs: jobs)
+    }
+
+    /// A group's receipts (or per-request failures), and the events and first jobs to write for it.
+    private struct PlannedGroup {
+        var results: [Result<[TriggerReceipt], any Error>]
+        var events: [EventRecord]
+        var jobs: [NewJob]
     }
 
     /// One request's receipts, and the events and first jobs to write for it, given the events already committed (or

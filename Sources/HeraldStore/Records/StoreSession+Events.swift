@@ -14,22 +14,36 @@ extension StoreSession {
         let now = nowMilliseconds
         var inserted: Set<String> = []
         for start in stride(from: 0, to: events.count, by: 100) {
-            let chunk = events[start..<min(start + 100, events.count)]
-            var insert = db.insert(into: "events")
-                .columns(
-                    "id", "environment_id", "transaction_id", "workflow_id", "request_hash", "response", "payload", "recipients", "actor",
-                    "tenant", "overrides", "status", "cursor", "created_at", "updated_at"
-                )
-            for event in chunk { insert = insert.values(Self.eventValues(event, now: now)) }
-            let rows = try await insert.ignoringConflicts(with: ["environment_id", "transaction_id"]).returning("id").all()
-            for row in rows { inserted.insert(try row.decode(column: "id", as: String.self)) }
+            var insert = Self.eventRows(events[start..<min(start + 100, events.count)], now: now)
+            insert.suffix = "ON CONFLICT (environment_id, transaction_id) DO NOTHING RETURNING id"
+            for row in try await run(insert) { inserted.insert(try row.decode(column: "id", as: String.self)) }
         }
-        var counts: [String: [String: [String: Int]]] = [:]
-        for event in events where inserted.contains(event.id) {
-            counts[event.environmentId, default: [:]]["trigger", default: [:]][event.workflowId, default: 0] += 1
-        }
-        try await countConsoleStats(counts)
+        try await countConsoleStats(Self.triggerCounts(events.filter { inserted.contains($0.id) }))
         return Set(events.filter { !inserted.contains($0.id) }.map(\.transactionId))
+    }
+
+    /// The rows of accepted triggers, for ``insertEvents(_:)`` and ``insertTriggersAtOnce(_:jobs:)``.
+    private static func eventRows(_ events: some Collection<EventRecord>, now: Int64) -> RowInsert {
+        var insert = RowInsert(
+            into: "events",
+            columns: [
+                "id", "environment_id", "transaction_id", "workflow_id", "request_hash", "response", "payload", "recipients", "actor",
+                "tenant", "overrides", "status", "cursor", "created_at", "updated_at",
+            ])
+        for event in events {
+            insert.row(
+                event.id, event.environmentId, event.transactionId, event.workflowId, event.requestHash, event.response,
+                event.payload.jsonString(), event.recipients.jsonString(), event.actor?.jsonString(), event.tenant?.jsonString(),
+                event.overrides.jsonString(), event.status.rawValue, event.cursor, event.createdAt.millisecondsSince1970, now)
+        }
+        return insert
+    }
+
+    /// The console's trigger counters for `events`: environment → `trigger` → workflow → count.
+    private static func triggerCounts(_ events: [EventRecord]) -> [String: [String: [String: Int]]] {
+        var counts: [String: [String: [String: Int]]] = [:]
+        for event in events { counts[event.environmentId, default: [:]]["trigger", default: [:]][event.workflowId, default: 0] += 1 }
+        return counts
     }
 
     /// The most events ``insertTriggersAtOnce(_:jobs:)`` takes: with their jobs that is about 25,000 bound values,
@@ -46,31 +60,11 @@ extension StoreSession {
         precondition(dialect == .postgres && events.count <= Self.maxEventsAtOnce)
         guard !events.isEmpty || !jobs.isEmpty else { return }
         let now = nowMilliseconds
-        var eventRows = RowInsert(
-            into: "events",
-            columns: [
-                "id", "environment_id", "transaction_id", "workflow_id", "request_hash", "response", "payload", "recipients", "actor",
-                "tenant", "overrides", "status", "cursor", "created_at", "updated_at",
-            ])
-        var counts: [String: [String: [String: Int]]] = [:]
-        for event in events {
-            eventRows.row(
-                event.id, event.environmentId, event.transactionId, event.workflowId, event.requestHash, event.response,
-                event.payload.jsonString(), event.recipients.jsonString(), event.actor?.jsonString(), event.tenant?.jsonString(),
-                event.overrides.jsonString(), event.status.rawValue, event.cursor, event.createdAt.millisecondsSince1970, now)
-            counts[event.environmentId, default: [:]]["trigger", default: [:]][event.workflowId, default: 0] += 1
-        }
-        var jobRows = RowInsert(
-            into: "jobs",
-            columns: ["environment_id", "kind", "payload", "transaction_id", "run_at", "priority", "attempts", "created_at", "updated_at"])
-        for job in jobs {
-            jobRows.row(
-                job.environmentId, job.kind, job.payload, job.transactionId, job.runAt?.millisecondsSince1970 ?? now,
-                Int64(job.priority.rawValue), Int64(0), now, now)
-        }
+        let eventRows = Self.eventRows(events, now: now)
+        let jobRows = Self.jobRows(jobs, now: now)
         var parts: [SQLQueryString] = []
         if !eventRows.isEmpty { parts.append("e AS (\(eventRows))") }
-        if let stats = consoleStatsUpsert(counts) { parts.append("s AS (\(stats))") }
+        if let stats = consoleStatsUpsert(Self.triggerCounts(events)) { parts.append("s AS (\(stats))") }
         if !jobRows.isEmpty { parts.append("j AS (\(jobRows))") }
         let notify: SQLQueryString = jobs.isEmpty ? "SELECT 1" : "SELECT pg_notify(\(bind: PostgresDriver.jobsChannel), '')"
         do {
@@ -78,14 +72,6 @@ extension StoreSession {
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
             throw TransactionIdTaken()
         }
-    }
-
-    private static func eventValues(_ event: EventRecord, now: Int64) -> [any Encodable & Sendable] {
-        [
-            event.id, event.environmentId, event.transactionId, event.workflowId, event.requestHash, event.response,
-            event.payload.jsonString(), event.recipients.jsonString(), event.actor?.jsonString(), event.tenant?.jsonString(),
-            event.overrides.jsonString(), event.status.rawValue, event.cursor, event.createdAt.millisecondsSince1970, now,
-        ]
     }
 
     /// An event by id.

@@ -16,17 +16,10 @@ extension StoreSession {
         var ids: [Int64] = []
         ids.reserveCapacity(jobs.count)
         // Multi-row INSERTs in chunks keep the statement count (and round trips) low for large fan-outs.
-        for chunk in stride(from: 0, to: jobs.count, by: 200).map({ jobs[$0..<min($0 + 200, jobs.count)] }) {
-            let values = chunk.map { job -> SQLQueryString in
-                "(\(bind: job.environmentId), \(bind: job.kind), \(bind: job.payload), \(bind: job.transactionId), \(bind: job.runAt?.millisecondsSince1970 ?? now), \(bind: job.priority.rawValue), 0, \(bind: now), \(bind: now))"
-            }
-            let rows = try await db.raw(
-                """
-                INSERT INTO jobs (environment_id, kind, payload, transaction_id, run_at, priority, attempts, created_at, updated_at)
-                VALUES \(values.joined(separator: ", ")) RETURNING id
-                """
-            ).all()
-            ids.append(contentsOf: try rows.map { try $0.decode(column: "id", as: Int64.self) })
+        for start in stride(from: 0, to: jobs.count, by: 200) {
+            var insert = Self.jobRows(jobs[start..<min(start + 200, jobs.count)], now: now)
+            insert.suffix = "RETURNING id"
+            ids.append(contentsOf: try await run(insert).map { try $0.decode(column: "id", as: Int64.self) })
         }
         // PostgreSQL's NOTIFY is sent once per transaction, when it commits (``SQLStore/transaction(durability:_:)``);
         // outside a transaction, here.
@@ -36,6 +29,20 @@ extension StoreSession {
             try await notifyWorkers()
         }
         return ids.sorted()
+    }
+
+    /// The rows of new jobs, due at their `runAt` or now (for ``enqueue(_:)`` and statements that fold the insert in
+    /// with other writes).
+    static func jobRows(_ jobs: some Collection<NewJob>, now: Int64) -> RowInsert {
+        var insert = RowInsert(
+            into: "jobs",
+            columns: ["environment_id", "kind", "payload", "transaction_id", "run_at", "priority", "attempts", "created_at", "updated_at"])
+        for job in jobs {
+            insert.row(
+                job.environmentId, job.kind, job.payload, job.transactionId, job.runAt?.millisecondsSince1970 ?? now,
+                Int64(job.priority.rawValue), Int64(0), now, now)
+        }
+        return insert
     }
 
     /// Claims up to `limit` due jobs, the most urgent class first (``JobPriority``) and oldest due first within a
