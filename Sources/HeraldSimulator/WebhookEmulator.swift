@@ -53,6 +53,9 @@ public final class WebhookEmulator: Sendable {
         /// A ring: keeping the newest requests must not shift the whole window on every request.
         var recent = CircularBuffer<ReceivedRequest>(initialCapacity: 1024)
         var counts: [String: Int] = [:]
+        /// The `X-Herald-Delivery` id of the first 2xx request per target, and every later 2xx request's (a repeat).
+        var firstDelivery: [String: (id: String, at: Date)] = [:]
+        var repeats: [Repeat] = []
         var total = 0
         /// Requests received and not answered yet (held by a latency fault).
         var inFlight = 0
@@ -84,6 +87,8 @@ public final class WebhookEmulator: Sendable {
         state.withLock {
             $0.recent.removeAll()
             $0.counts.removeAll()
+            $0.firstDelivery.removeAll()
+            $0.repeats.removeAll()
             $0.total = 0
             $0.firstAt = nil
             $0.lastAt = nil
@@ -97,6 +102,19 @@ public final class WebhookEmulator: Sendable {
 
     /// How many requests are being held by a latency fault right now (received, not yet answered or recorded).
     public func inFlight() -> Int { state.withLock { $0.inFlight } }
+
+    /// A target reached with 2xx again: the `X-Herald-Delivery` ids of the first request and of this one (equal when
+    /// the same delivery was sent again, as after a crash; different when a second delivery was planned).
+    public struct Repeat: Sendable {
+        public var target: String
+        public var first: String
+        public var repeated: String
+        public var firstAt: Date
+        public var at: Date
+    }
+
+    /// Every repeat so far, oldest first.
+    public func repeats() -> [Repeat] { state.withLock { $0.repeats } }
 
     /// How many requests answered 2xx for `target`.
     public func deliveries(to target: String) -> Int { state.withLock { $0.counts[target] ?? 0 } }
@@ -153,7 +171,16 @@ public final class WebhookEmulator: Sendable {
             state.total += 1
             if state.firstAt == nil { state.firstAt = received.receivedAt }
             state.lastAt = received.receivedAt
-            if (200..<300).contains(status), let target { state.counts[target, default: 0] += 1 }
+            if (200..<300).contains(status), let target {
+                state.counts[target, default: 0] += 1
+                let delivery = headerMap["x-herald-delivery"] ?? ""
+                if let first = state.firstDelivery[target] {
+                    state.repeats.append(
+                        Repeat(target: target, first: first.id, repeated: delivery, firstAt: first.at, at: received.receivedAt))
+                } else {
+                    state.firstDelivery[target] = (delivery, received.receivedAt)
+                }
+            }
             state.recent.append(received)
             while state.recent.count > keepRecent { state.recent.removeFirst() }
         }
@@ -202,6 +229,17 @@ public final class WebhookEmulator: Sendable {
             ]
             return Response(
                 status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: json.jsonString())))
+        }
+        router.get("/_control/repeats") { _, _ -> Response in
+            let repeats: [JSONValue] = self.repeats().map { item in
+                [
+                    "target": .string(item.target), "first": .string(item.first), "repeated": .string(item.repeated),
+                    "firstAt": .number(item.firstAt.timeIntervalSince1970), "at": .number(item.at.timeIntervalSince1970),
+                ]
+            }
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: JSONValue.array(repeats).jsonString())))
         }
         router.get("/_control/targets/:target") { _, context -> Response in
             let count = self.deliveries(to: context.parameters.get("target") ?? "")

@@ -79,6 +79,15 @@ public struct SQLStore: Sendable, Service {
         return try await driver.withConnection { db in try await body(session(db)) }
     }
 
+    /// Runs `body` on one connection outside a transaction, each statement committing alone: one round trip for a
+    /// one-statement write instead of four (`BEGIN`, `SET LOCAL`, the statement, `COMMIT`). Meant for PostgreSQL's
+    /// unlogged tables, whose commits never wait for a WAL flush (the sent journal, migration 0018); on SQLite a
+    /// statement outside a transaction commits with the connection's own `synchronous` setting.
+    public func autocommit<T: Sendable>(_ body: @escaping @Sendable (StoreSession) async throws -> T) async throws -> T {
+        let session = makeSession
+        return try await driver.withConnection { db in try await body(session(db)) }
+    }
+
     /// Runs `body` in a transaction: everything it writes commits together when it returns, or not at all when it
     /// throws. Workers are woken after the commit if `body` enqueued jobs (on PostgreSQL by one `NOTIFY` in the
     /// transaction, delivered at commit). Commits are ``Durability/acknowledged``

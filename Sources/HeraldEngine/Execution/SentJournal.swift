@@ -210,7 +210,12 @@ final class SentJournalWriter: Sendable {
     private func write(_ entries: [Entry]) async {
         let rows = entries.map { (deliveryId: $0.deliveryId, providerMessageId: $0.providerMessageId) }
         do {
-            try await store.transaction(durability: .replayable) { try await $0.journalSent(rows) }
+            if store.dialect == .postgres {
+                // An unlogged table (migration 0018): one statement, committed without a WAL flush.
+                try await store.autocommit { try await $0.journalSent(rows) }
+            } else {
+                try await store.transaction(durability: .replayable) { try await $0.journalSent(rows) }
+            }
             for group in Dictionary(grouping: entries, by: { ObjectIdentifier($0.journal) }).values {
                 group[0].journal.markWritten(group.map(\.deliveryId))
             }
