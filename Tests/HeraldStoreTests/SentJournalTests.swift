@@ -36,6 +36,26 @@ struct SentJournalTests {
     }
 }
 
+/// Batch inserts carry any text unchanged: on PostgreSQL a batch of rows is one JSON parameter
+/// (`RowInsert`, `json_populate_recordset`), so escaping must be exact.
+@Suite("Batch inserts")
+struct BatchInsertTests {
+    @Test("quotes, backslashes, control characters, JSON and SQL in values come back as they went in", arguments: Backend.available)
+    func hostileText(backend: Backend) async throws {
+        let texts = [
+            "plain", "quote \" inside", "back\\slash \\\"", "new\nline\r\ttab", "bell\u{07} escape\u{1B} unit\u{1F} del\u{7F}",
+            "{\"a\": [1, \"b\"]}", "'); DROP TABLE sent_journal; --", "ünïcödé 🙂 \u{2028}\u{2029}", "", "$1::json",
+        ]
+        try await withStore(backend) { store, _ in
+            let rows = texts.enumerated().map { (deliveryId: "d\($0.offset)", providerMessageId: Optional($0.element)) }
+            try await store.transaction { try await $0.journalSent(rows + [("null-id", nil)]) }
+            let found = try await store.read { try await $0.journaledSends(rows.map(\.deliveryId) + ["null-id"]) }
+            for (index, text) in texts.enumerated() { #expect(found["d\(index)"] == .some(text)) }
+            #expect(found["null-id"] == .some(nil))
+        }
+    }
+}
+
 /// The journal beside a SQLite file: appended per send, read back across one rotation, dropped after two.
 @Suite("Sent journal file")
 struct SentJournalFileTests {
