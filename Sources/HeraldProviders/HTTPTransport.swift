@@ -89,6 +89,9 @@ public final class HTTPTransport: Sendable {
         timeout: TimeAmount? = nil
     ) async throws -> Response {
         let (client, origin) = try await guardedClient(for: url)
+        if let problem = headers.lazy.compactMap({ HTTPFieldSyntax.problem(name: $0.0, value: $0.1) }).first {
+            throw OutboundURLRefusal(problem)
+        }
         var request = HTTPClientRequest(url: url)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -120,10 +123,13 @@ public final class HTTPTransport: Sendable {
         var results = [Result<Response, any Error>?](repeating: nil, count: requests.count)
         var valid: [Int] = []
         for (index, request) in requests.enumerated() {
-            if request.path.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") }) {
-                valid.append(index)
-            } else {
+            if !request.path.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") }) {
                 results[index] = .failure(OutboundURLRefusal("the URL contains spaces, control, non-ASCII characters or backslashes"))
+            } else if let problem = request.headers.lazy.compactMap({ HTTPFieldSyntax.problem(name: $0.0, value: $0.1) }).first {
+                // Supplied headers (a raw payload's) are checked at the API; this is the last line before the encoders.
+                results[index] = .failure(OutboundURLRefusal(problem))
+            } else {
+                valid.append(index)
             }
         }
         if checked.scheme == "https", !valid.isEmpty {

@@ -263,6 +263,21 @@ struct CentrifugoPushTests {
                 (["recipient": ["apns_tokens": ["zz"]], "notification": Self.notification], 107, "recipient.apns_tokens[0]"),
                 (["recipient": ["hms_tokens": ["h"]], "notification": ["fcm": ["message": [:]]]], 107, "notification.hms"),
                 (["recipient": ["fcm_tokens": ["a"]], "notification": ["apns": ["headers": [:]]]], 107, "notification.apns.payload"),
+                // A header an encoder cannot carry (found by the schema fuzzer: a non-ASCII name stopped the process).
+                (
+                    [
+                        "recipient": ["apns_tokens": [.string(String(repeating: "ab", count: 32))]],
+                        "notification": ["apns": ["headers": ["apns-ì": "1"], "payload": [:]]],
+                    ],
+                    107, "notification.apns.headers"
+                ),
+                (
+                    [
+                        "recipient": ["apns_tokens": [.string(String(repeating: "ab", count: 32))]],
+                        "notification": ["apns": ["headers": ["x": "a\r\nInjected: 1"], "payload": [:]]],
+                    ],
+                    107, "notification.apns.headers"
+                ),
                 (["recipient": ["fcm_tokens": ["a"]], "notification": Self.notification, "send_at": "soon"], 107, "send_at"),
                 // Personalisation: every mistake is a 107 naming its field, before anything is stored (no 108 any more).
                 (

@@ -131,6 +131,11 @@ public struct PushSendRequest: Sendable, Equatable {
                     guard case .object(let entries) = value, entries.values.allSatisfy({ $0.stringValue != nil }) else {
                         throw Self.problem("\(path).headers", "must be an object of strings")
                     }
+                    for (name, value) in entries.sorted(by: { $0.key < $1.key }) {
+                        if let problem = HTTPFieldSyntax.problem(name: name, value: value.stringValue ?? "") {
+                            throw Self.problem("\(path).headers", problem)
+                        }
+                    }
                     headers = entries
                 }
                 payloads[herald] = ["headers": .object(headers), "payload": payload]
