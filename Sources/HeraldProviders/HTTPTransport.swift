@@ -88,10 +88,8 @@ public final class HTTPTransport: Sendable {
         _ method: HTTPMethod, _ url: String, headers: [(String, String)], body: ByteBuffer?, tls: TLSConfiguration? = nil,
         timeout: TimeAmount? = nil
     ) async throws -> Response {
+        if let problem = Self.headerProblem(headers) { throw OutboundURLRefusal(problem) }
         let (client, origin) = try await guardedClient(for: url)
-        if let problem = headers.lazy.compactMap({ HTTPFieldSyntax.problem(name: $0.0, value: $0.1) }).first {
-            throw OutboundURLRefusal(problem)
-        }
         var request = HTTPClientRequest(url: url)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -102,6 +100,13 @@ public final class HTTPTransport: Sendable {
             let collected = try await response.body.collect(upTo: maxResponseBytes)
             return Response(status: Int(response.status.code), headers: response.headers, body: collected)
         }
+    }
+
+    /// Why a request's headers cannot be sent (``HTTPFieldSyntax``), or nil. Supplied headers (a raw payload's) are
+    /// checked at the API; this is the last line before the encoders — NIO's HPACK encoder stops the process on a
+    /// non-ASCII name.
+    static func headerProblem(_ headers: [(String, String)]) -> String? {
+        headers.lazy.compactMap { HTTPFieldSyntax.problem(name: $0.0, value: $0.1) }.first
     }
 
     /// Sends requests to one HTTPS API (`base` plus each request's path) and reads every answer: over pooled HTTP/2
@@ -125,8 +130,7 @@ public final class HTTPTransport: Sendable {
         for (index, request) in requests.enumerated() {
             if !request.path.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") }) {
                 results[index] = .failure(OutboundURLRefusal("the URL contains spaces, control, non-ASCII characters or backslashes"))
-            } else if let problem = request.headers.lazy.compactMap({ HTTPFieldSyntax.problem(name: $0.0, value: $0.1) }).first {
-                // Supplied headers (a raw payload's) are checked at the API; this is the last line before the encoders.
+            } else if let problem = Self.headerProblem(request.headers) {
                 results[index] = .failure(OutboundURLRefusal(problem))
             } else {
                 valid.append(index)

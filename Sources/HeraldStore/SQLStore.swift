@@ -75,8 +75,7 @@ public struct SQLStore: Sendable, Service {
 
     /// Runs `body` on one connection, outside a transaction.
     public func read<T: Sendable>(_ body: @escaping @Sendable (StoreSession) async throws -> T) async throws -> T {
-        let session = makeSession
-        return try await driver.withConnection { db in try await body(session(db)) }
+        try await autocommit(body)
     }
 
     /// Runs `body` on one connection outside a transaction, each statement committing alone: one round trip for a

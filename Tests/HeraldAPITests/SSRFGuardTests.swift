@@ -12,6 +12,24 @@ import Testing
 /// never follows a redirect, and the API refuses hostile URLs when they are stored.
 @Suite("SSRF guard in the transport and the API")
 struct SSRFGuardTests {
+    @Test("the transport refuses headers no encoder can carry, on the single and the batch path, before connecting")
+    func unsendableHeaders() async throws {
+        // Port 9 (discard) on loopback: nothing listens, so a request that got past the check would fail differently.
+        let single = { (headers: [(String, String)]) in
+            try await testTransport.post("http://127.0.0.1:9/hook", headers: headers, body: ByteBuffer(string: "{}"))
+        }
+        await #expect(throws: OutboundURLRefusal.self) { _ = try await single([("x-ünïcode", "1")]) }
+        await #expect(throws: OutboundURLRefusal.self) { _ = try await single([("x-injected", "a\r\nSet-Cookie: 1")]) }
+        // The batch path (APNs, FCM) would hand a non-ASCII name to NIO's HPACK encoder, which stops the process.
+        let results = await testTransport.send(
+            base: "https://127.0.0.1:9", [HTTPBatchRequest(path: "/3/device/ab", headers: [("apns-ì", "1")], body: nil)])
+        guard case .failure(let error) = results[0] else {
+            Issue.record("a header with a non-ASCII name was sent")
+            return
+        }
+        #expect(error is OutboundURLRefusal)
+    }
+
     @Test("the transport refuses private targets before connecting, pins vetted addresses and does not follow redirects")
     func transport() async throws {
         let simulator = try Simulator()

@@ -89,6 +89,10 @@ public enum JSONValue: Sendable, Hashable, Codable {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Appends `text` as a JSON string literal (quotes, backslashes and control characters escaped), for writers that
+    /// build JSON without a ``JSONValue`` tree.
+    public static func appendString(_ text: String, to out: inout [UInt8]) { JSONCoding.writeString(text, into: &out) }
+
     /// Parses JSON text.
     public static func parse(_ text: String) throws -> JSONValue {
         var text = text

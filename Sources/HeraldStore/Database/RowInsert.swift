@@ -1,3 +1,4 @@
+import HeraldCore
 import SQLKit
 import SQLiteNIO
 import Synchronization
@@ -30,14 +31,14 @@ struct RowInsert: SQLExpression {
     var isEmpty: Bool { values.isEmpty }
 
     func serialize(to serializer: inout SQLSerializer) {
+        serializer.write("INSERT INTO ")
+        SQLIdentifier(table).serialize(to: &serializer)
+        serializer.write(" (")
+        writeColumns(to: &serializer)
         if serializer.dialect.name == "postgresql", let rows = jsonRows {
             // One parameter for the whole batch: PostgreSQL parses and plans a `VALUES` list of thousands of
             // parameters for every statement (and Herald encodes each of them), which cost more than the rows' own
             // writes; `json_populate_recordset` reads the rows with the table's own column types.
-            serializer.write("INSERT INTO ")
-            SQLIdentifier(table).serialize(to: &serializer)
-            serializer.write(" (")
-            writeColumns(to: &serializer)
             serializer.write(") SELECT ")
             writeColumns(to: &serializer)
             serializer.write(" FROM json_populate_recordset(NULL::")
@@ -47,13 +48,6 @@ struct RowInsert: SQLExpression {
             serializer.write("::json)")
             if !suffix.isEmpty { serializer.write(" " + suffix) }
             return
-        }
-        serializer.write("INSERT INTO ")
-        SQLIdentifier(table).serialize(to: &serializer)
-        serializer.write(" (")
-        for (index, column) in columns.enumerated() {
-            if index > 0 { serializer.write(", ") }
-            SQLIdentifier(column).serialize(to: &serializer)
         }
         serializer.write(") VALUES ")
         for (index, value) in values.enumerated() {
@@ -85,7 +79,7 @@ struct RowInsert: SQLExpression {
         guard rowCount > 1 else { return nil }
         let keys = columns.map { column -> [UInt8] in
             var key: [UInt8] = []
-            Self.appendJSONString(column, to: &key)
+            JSONValue.appendString(column, to: &key)
             key.append(UInt8(ascii: ":"))
             return key
         }
@@ -103,7 +97,7 @@ struct RowInsert: SQLExpression {
             json.append(contentsOf: keys[column])
             switch value {
             case .null: json.append(contentsOf: "null".utf8)
-            case .text(let text): Self.appendJSONString(text, to: &json)
+            case .text(let text): JSONValue.appendString(text, to: &json)
             case .integer(let integer): json.append(contentsOf: String(integer).utf8)
             case .real(let real):
                 guard real.isFinite else { return nil }
@@ -113,28 +107,6 @@ struct RowInsert: SQLExpression {
         }
         json.append(contentsOf: "}]".utf8)
         return String(decoding: json, as: UTF8.self)
-    }
-
-    private static let hexDigits = Array("0123456789abcdef".utf8)
-
-    /// Appends `text` as a JSON string (RFC 8259: quote, backslash and control characters escaped).
-    static func appendJSONString(_ text: String, to json: inout [UInt8]) {
-        json.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): json.append(contentsOf: "\\\"".utf8)
-            case UInt8(ascii: "\\"): json.append(contentsOf: "\\\\".utf8)
-            case 0x0A: json.append(contentsOf: "\\n".utf8)
-            case 0x0D: json.append(contentsOf: "\\r".utf8)
-            case 0x09: json.append(contentsOf: "\\t".utf8)
-            case 0..<0x20:
-                json.append(contentsOf: "\\u00".utf8)
-                json.append(hexDigits[Int(byte >> 4)])
-                json.append(hexDigits[Int(byte & 0x0F)])
-            default: json.append(byte)
-            }
-        }
-        json.append(UInt8(ascii: "\""))
     }
 
     /// The statement with SQLite's `?` placeholders, and its values.
